@@ -1,1 +1,106 @@
-fn main() {}
+//! hezi: an OCI container runtime with runc's command line.
+
+mod cli;
+mod commands;
+mod logging;
+
+use std::path::PathBuf;
+
+use cli::{flag, opt, Flag};
+
+const GLOBAL_FLAGS: &[Flag] = &[
+    opt(&["root"]),
+    opt(&["log"]),
+    opt(&["log-format"]),
+    flag(&["debug"]),
+    flag(&["systemd-cgroup"]),
+    // Accepted for compatibility with callers that pass them to runc; hezi needs neither.
+    opt(&["rootless"]),
+    opt(&["criu"]),
+    flag(&["v", "version"]),
+    flag(&["h", "help"]),
+];
+
+const DEFAULT_ROOT: &str = "/run/hezi";
+
+/// Options shared by every command.
+pub struct Global {
+    pub root: PathBuf,
+    pub systemd_cgroup: bool,
+}
+
+/// How a command ends when it does not succeed.
+pub enum Failure {
+    /// Wrong command line: message, exit 1 (as runc).
+    Usage(String),
+    /// An operation failed: message, exit 1.
+    Error(String),
+    /// Exit with this code and no message (`run` passing on the container's exit code).
+    Exit(i32),
+}
+
+impl From<libcontainer::Error> for Failure {
+    fn from(e: libcontainer::Error) -> Self {
+        Failure::Error(e.to_string())
+    }
+}
+
+impl From<cli::UsageError> for Failure {
+    fn from(e: cli::UsageError) -> Self {
+        Failure::Usage(e.0)
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let global = match cli::parse(&args, GLOBAL_FLAGS, true) {
+        Ok(g) => g,
+        Err(e) => fail(None, &format!("{e}")),
+    };
+    if global.is_set("v") {
+        println!("hezi version {}\nspec: 1.2.0", env!("CARGO_PKG_VERSION"));
+        return;
+    }
+    let format = match global.value("log-format").unwrap_or("text") {
+        "text" => logging::Format::Text,
+        "json" => logging::Format::Json,
+        other => fail(None, &format!("invalid log-format {other:?} (text or json)")),
+    };
+    let logger: &'static logging::Logger =
+        match logging::Logger::new(global.value("log"), format, global.is_set("debug")) {
+            Ok(l) => Box::leak(Box::new(l)),
+            Err(e) => fail(
+                None,
+                &format!("open log file {}: {e}", global.value("log").unwrap_or("")),
+            ),
+        };
+    logging::install(logger);
+    let Some((command, rest)) = global.positional.split_first() else {
+        print!("{}", commands::USAGE);
+        return;
+    };
+    if global.is_set("h") {
+        print!("{}", commands::USAGE);
+        return;
+    }
+    let g = Global {
+        root: PathBuf::from(global.value("root").unwrap_or(DEFAULT_ROOT)),
+        systemd_cgroup: global.is_set("systemd-cgroup"),
+    };
+    match commands::dispatch(&g, command, rest) {
+        Ok(()) => {}
+        Err(Failure::Exit(code)) => std::process::exit(code),
+        Err(Failure::Usage(m)) | Err(Failure::Error(m)) => fail(Some(logger), &m),
+    }
+}
+
+/// Report an error the way runc does (to the log, and to stderr) and exit 1.
+fn fail(logger: Option<&logging::Logger>, msg: &str) -> ! {
+    if let Some(l) = logger {
+        if l.has_file() {
+            l.write(tracing_core::Level::ERROR, msg);
+        }
+    }
+    eprintln!("hezi: {msg}");
+    std::process::exit(1);
+}

@@ -1,0 +1,265 @@
+//! `create`: the parent side. Claims the id, prepares state and cgroups, clone3s the init with
+//! its namespaces, writes id maps, places it in its cgroups, and waits for it to report ready.
+//! Anything that fails leaves nothing behind: the guard kills the init, removes the cgroups and
+//! the state directory.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::Mode;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+
+use super::{cgroup_err, Runtime};
+use crate::cgroups::{self, CgroupConfig, Manager};
+use crate::error::{Error, Result, SysContext};
+use crate::namespaces::{self, Plan};
+use crate::process::channel::{self, Msg};
+use crate::process::init::{self, InitArgs};
+use crate::spec::Bundle;
+use crate::state::{ContainerState, EXEC_FIFO};
+use crate::sys::{self, Forked};
+
+#[derive(Default, Debug, Clone)]
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// Undoes a partial create unless disarmed.
+struct Guard<'a> {
+    rt: &'a Runtime,
+    id: &'a str,
+    init: Option<Pid>,
+    cgroup: Option<Box<dyn Manager>>,
+    armed: bool,
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.init {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        if let Some(m) = &self.cgroup {
+            if let Err(e) = m.destroy() {
+                tracing::warn!("cleanup after failed create: {e}");
+            }
+        }
+        if let Err(e) = self.rt.store().remove(self.id) {
+            tracing::warn!("cleanup after failed create: {e}");
+        }
+    }
+}
+
+impl Runtime {
+    /// Create container `id` from `opts.bundle`. Returns the init's pid; the caller is its parent
+    /// (so `run` can wait for it).
+    pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<Pid> {
+        crate::id::validate(id)?;
+        let bundle = Bundle::load(&opts.bundle)?;
+        let spec = &bundle.spec;
+        check_supported(spec, opts)?;
+        let cgroup_cfg = CgroupConfig::resolve(spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref()), id)
+            .map_err(cgroup_err)?;
+
+        let (dir, lock) = self.store().claim(id)?;
+        let mut guard = Guard {
+            rt: self,
+            id,
+            init: None,
+            cgroup: None,
+            armed: true,
+        };
+        let mut state = ContainerState {
+            oci_version: spec.version().clone(),
+            id: id.to_string(),
+            pid: 0,
+            init_start_time: 0,
+            bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: crate::time::rfc3339_now(),
+            owner: owner(),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+            pid_file: opts.pid_file.as_ref().map(|p| absolute(p)),
+            cgroup: Some(cgroup_cfg.clone()),
+        };
+        // Saved before anything else is made, so `delete --force` finds what to clean up even if
+        // this process is killed half-way.
+        self.store().save(&state)?;
+        make_fifo(&dir.join(EXEC_FIFO))?;
+
+        let mgr = cgroups::manager(&cgroup_cfg).map_err(cgroup_err)?;
+        mgr.create().map_err(cgroup_err)?;
+        let cgroup_fd = mgr.v2_dir_fd().map_err(cgroup_err)?;
+        guard.cgroup = Some(mgr);
+        let plan = Plan::new(spec, cgroup_fd.is_some())?;
+        if let Some(pid_ns) = plan.joined_pid() {
+            namespaces::join(oci_spec::runtime::LinuxNamespaceType::Pid, pid_ns)?;
+        }
+        let (parent_end, child_end) = channel::pair()?;
+        let state_dir = nix::fcntl::open(
+            &dir,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open {}", dir.display()))?;
+
+        let pid = match sys::clone3(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_fd()))
+            .ctx(|| "clone3 the container init".into())?
+        {
+            Forked::Child => {
+                lock.close_in_child();
+                drop(parent_end);
+                init::run(InitArgs {
+                    spec,
+                    rootfs: &bundle.rootfs,
+                    bundle: &bundle.dir,
+                    plan: &plan,
+                    channel: child_end,
+                    state_dir,
+                    no_pivot: opts.no_pivot,
+                    preserve_fds: opts.preserve_fds,
+                })
+            }
+            Forked::Parent(pid) => pid,
+        };
+        guard.init = Some(pid);
+        drop(child_end);
+        drop(state_dir);
+
+        if plan.new_user {
+            write_id_maps(spec, pid)?;
+        }
+        let mgr = guard.cgroup.as_ref().expect("set above");
+        if cgroup_fd.is_none() {
+            mgr.add_task(pid.as_raw()).map_err(cgroup_err)?;
+        }
+        if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            mgr.apply_resources(res).map_err(cgroup_err)?;
+        }
+        parent_end.send(&Msg::Go)?;
+        match parent_end.recv()? {
+            Some(Msg::Ready) => {}
+            Some(Msg::Failed(m)) => return Err(Error::Init(m)),
+            other => {
+                let _ = waitpid(pid, None);
+                guard.init = None;
+                return Err(Error::Init(format!("init exited during setup ({other:?})")));
+            }
+        }
+        let stat = crate::procfs::stat(pid).ok_or_else(|| Error::Init("init exited right after setup".into()))?;
+        state.pid = pid.as_raw();
+        state.init_start_time = stat.start_time;
+        self.store().save(&state)?;
+        if let Some(p) = &state.pid_file {
+            write_pid_file(p, pid)?;
+        }
+        guard.armed = false;
+        Ok(pid)
+    }
+}
+
+/// Spec features that are not implemented yet get an error, never a silent no-op.
+fn check_supported(spec: &oci_spec::runtime::Spec, opts: &CreateOptions) -> Result<()> {
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::InvalidSpec("process is required".into()))?;
+    if process.terminal().unwrap_or(false) {
+        return Err(Error::InvalidSpec(if opts.console_socket.is_none() {
+            "process.terminal is true but no --console-socket was given".into()
+        } else {
+            "terminals (--console-socket) are not implemented yet".into()
+        }));
+    }
+    let linux = spec.linux().as_ref();
+    if linux.and_then(|l| l.seccomp().as_ref()).is_some() {
+        return Err(Error::InvalidSpec("linux.seccomp is not implemented yet".into()));
+    }
+    if spec.hooks().as_ref().is_some_and(has_hooks) {
+        return Err(Error::InvalidSpec("hooks are not implemented yet".into()));
+    }
+    let has_ns = |t| {
+        linux
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+            .any(|n| n.typ() == t)
+    };
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has_ns(oci_spec::runtime::LinuxNamespaceType::Uts)
+    {
+        return Err(Error::InvalidSpec("hostname needs a uts namespace".into()));
+    }
+    Ok(())
+}
+
+fn has_hooks(h: &oci_spec::runtime::Hooks) -> bool {
+    #[allow(deprecated)]
+    let lists = [
+        h.prestart(),
+        h.create_runtime(),
+        h.create_container(),
+        h.start_container(),
+        h.poststart(),
+        h.poststop(),
+    ];
+    lists.iter().any(|l| l.as_ref().is_some_and(|v| !v.is_empty()))
+}
+
+fn make_fifo(path: &Path) -> Result<()> {
+    nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o622)).ctx(|| format!("mkfifo {}", path.display()))?;
+    // mkfifo honours the umask; the init may write as any uid.
+    nix::sys::stat::fchmodat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        Mode::from_bits_truncate(0o622),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .ctx(|| format!("chmod {}", path.display()))
+}
+
+fn write_id_maps(spec: &oci_spec::runtime::Spec, pid: Pid) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let uid = linux.and_then(|l| l.uid_mappings().as_deref()).unwrap_or(&[]);
+    let gid = linux.and_then(|l| l.gid_mappings().as_deref()).unwrap_or(&[]);
+    if uid.is_empty() || gid.is_empty() {
+        return Err(Error::InvalidSpec(
+            "a new user namespace needs uidMappings and gidMappings".into(),
+        ));
+    }
+    for (file, maps) in [("uid_map", uid), ("gid_map", gid)] {
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, namespaces::id_map_text(maps)).ctx(|| format!("write {path}"))?;
+    }
+    Ok(())
+}
+
+fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+    let tmp = path.with_extension("hezi-tmp");
+    std::fs::write(&tmp, pid.to_string()).ctx(|| format!("write pid file {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).ctx(|| format!("rename {} to {}", tmp.display(), path.display()))
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The name runc shows in `list`'s OWNER column: the user running the runtime.
+fn owner() -> String {
+    let uid = nix::unistd::geteuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}

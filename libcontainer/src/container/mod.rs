@@ -1,0 +1,132 @@
+//! Container operations over the state store: one file per operation.
+
+mod create;
+mod delete;
+mod start;
+mod status;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use serde::Serialize;
+
+use crate::cgroups;
+use crate::error::{Error, Result};
+use crate::state::{ContainerState, Store};
+use crate::sys;
+
+pub use create::CreateOptions;
+pub use status::Status;
+
+/// The OCI state of a container, as `state` prints it (plus runc's rootfs, created and owner).
+#[derive(Serialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct OciState {
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+}
+
+/// The containers under one state root.
+pub struct Runtime {
+    store: Store,
+}
+
+fn cgroup_err(e: cgroups::CgroupError) -> Error {
+    Error::Cgroup(e.to_string())
+}
+
+impl Runtime {
+    pub fn new(root: &Path) -> Result<Runtime> {
+        Ok(Runtime {
+            store: Store::open(root)?,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn load(&self, id: &str) -> Result<ContainerState> {
+        crate::id::validate(id)?;
+        self.store.load(id)
+    }
+
+    pub fn state(&self, id: &str) -> Result<OciState> {
+        let st = self.load(id)?;
+        Ok(self.oci_state(&st))
+    }
+
+    fn oci_state(&self, st: &ContainerState) -> OciState {
+        let status = self.status(st);
+        OciState {
+            oci_version: st.oci_version.clone(),
+            id: st.id.clone(),
+            // runc reports no pid once the container has stopped.
+            pid: if status == Status::Stopped { 0 } else { st.pid },
+            status,
+            bundle: st.bundle.clone(),
+            rootfs: st.rootfs.clone(),
+            created: st.created.clone(),
+            owner: st.owner.clone(),
+            annotations: st.annotations.clone(),
+        }
+    }
+
+    /// Every container under the root, in id order. A directory whose state cannot be read is
+    /// skipped (it is being created or deleted right now).
+    pub fn list(&self) -> Result<Vec<OciState>> {
+        let mut out = Vec::new();
+        for id in self.store.ids()? {
+            if let Ok(st) = self.store.load(&id) {
+                out.push(self.oci_state(&st));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Send `signal` to the container's init, or with `all` to every process in its cgroup.
+    pub fn kill(&self, id: &str, signal: Signal, all: bool) -> Result<()> {
+        let st = self.load(id)?;
+        let status = self.status(&st);
+        if matches!(status, Status::Stopped | Status::Creating) {
+            return Err(Error::WrongState {
+                id: id.into(),
+                op: "kill",
+                status: status.to_string(),
+            });
+        }
+        if all {
+            if let Some(cfg) = &st.cgroup {
+                return cgroups::manager(cfg)
+                    .and_then(|m| m.kill_all(signal as i32))
+                    .map_err(cgroup_err);
+            }
+        }
+        signal_init(&st, signal)
+    }
+}
+
+/// Signal the init through a pidfd, after checking the pid still names it.
+fn signal_init(st: &ContainerState, signal: Signal) -> Result<()> {
+    let pid = Pid::from_raw(st.pid);
+    let fd = sys::pidfd_open(pid).map_err(|e| Error::sys(format!("open pidfd of {pid}"), e))?;
+    if !crate::procfs::is_alive(pid, st.init_start_time) {
+        return Err(Error::WrongState {
+            id: st.id.clone(),
+            op: "kill",
+            status: "stopped".into(),
+        });
+    }
+    sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), signal as i32)
+        .map_err(|e| Error::sys(format!("send {signal} to {pid}"), e))
+}

@@ -1,0 +1,147 @@
+//! Namespaces: which ones clone3 creates, which ones the init joins by path, and the time
+//! namespace that has to be entered in two steps.
+//!
+//! Everything a spec asks to *create* is created by the single clone3 call, except the cgroup
+//! namespace on cgroup v1 (it must be unshared after the parent moved the init into its cgroups,
+//! or its root would be the runtime's cgroup) and the time namespace (its offsets must be written
+//! before any process enters it).
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::error::{Error, Result, SysContext};
+use crate::spec::ns_name;
+
+/// The namespace plan of one container.
+#[derive(Default, Debug)]
+pub struct Plan {
+    /// Flags for clone3: the namespaces created together with the init.
+    pub clone_flags: u64,
+    /// Create a cgroup namespace in the init, after it was placed in its cgroups.
+    pub unshare_cgroup: bool,
+    /// Create a time namespace in the init (offsets written first).
+    pub new_time: bool,
+    /// Namespaces to join, by path, in the order they must be joined.
+    pub join: Vec<(LinuxNamespaceType, PathBuf)>,
+    pub new_user: bool,
+    pub new_mount: bool,
+    pub new_uts: bool,
+    pub new_pid: bool,
+    pub new_net: bool,
+}
+
+fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
+    match t {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        // CLONE_NEWTIME shares its value with CSIGNAL bits in clone(2); nix does not name it.
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    }
+}
+
+impl Plan {
+    /// Build the plan. `cgroup_into_clone`: the init is cloned straight into its cgroup (cgroup v2
+    /// with CLONE_INTO_CGROUP), so a new cgroup namespace can be made by clone3 too.
+    pub fn new(spec: &Spec, cgroup_into_clone: bool) -> Result<Plan> {
+        let mut plan = Plan::default();
+        let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref());
+        let mut joined_user = false;
+        for ns in namespaces.into_iter().flatten() {
+            let t = ns.typ();
+            if let Some(path) = ns.path() {
+                if t == LinuxNamespaceType::User {
+                    joined_user = true;
+                }
+                plan.join.push((t, path.clone()));
+                continue;
+            }
+            match t {
+                LinuxNamespaceType::Time => plan.new_time = true,
+                LinuxNamespaceType::Cgroup if !cgroup_into_clone => plan.unshare_cgroup = true,
+                _ => plan.clone_flags |= clone_flag(t).bits() as u64,
+            }
+            plan.new_user |= t == LinuxNamespaceType::User;
+            plan.new_mount |= t == LinuxNamespaceType::Mount;
+            plan.new_uts |= t == LinuxNamespaceType::Uts;
+            plan.new_pid |= t == LinuxNamespaceType::Pid;
+            plan.new_net |= t == LinuxNamespaceType::Network;
+        }
+        if joined_user && plan.clone_flags != 0 {
+            // New namespaces must be owned by the joined user namespace, which needs the init to
+            // join it first and unshare afterwards (and a second fork for a pid namespace).
+            return Err(Error::InvalidSpec(
+                "joining a user namespace by path while creating other namespaces is not supported yet".into(),
+            ));
+        }
+        if !plan.new_mount && !plan.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount) {
+            return Err(Error::InvalidSpec("a mount namespace is required".into()));
+        }
+        // Joined user namespace first: the other joined namespaces are usually owned by it, and
+        // joining them needs its capabilities. The pid namespace is joined by the parent.
+        plan.join.sort_by_key(|(t, _)| *t != LinuxNamespaceType::User);
+        Ok(plan)
+    }
+
+    /// The pid namespace to join, if any: joined by the parent before clone3 (setns of a pid
+    /// namespace only affects children, so the parent's own view is unchanged).
+    pub fn joined_pid(&self) -> Option<&Path> {
+        self.join
+            .iter()
+            .find(|(t, _)| *t == LinuxNamespaceType::Pid)
+            .map(|(_, p)| p.as_path())
+    }
+}
+
+/// setns into the namespace at `path`, checking it is of type `t`.
+pub fn join(t: LinuxNamespaceType, path: &Path) -> Result<()> {
+    let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("open {} namespace {}", ns_name(t), path.display()))?;
+    nix::sched::setns(fd.as_fd(), clone_flag(t)).ctx(|| format!("join {} namespace {}", ns_name(t), path.display()))
+}
+
+/// Join every namespace of the plan except pid (done by the parent).
+pub fn join_all(plan: &Plan) -> Result<()> {
+    for (t, path) in &plan.join {
+        if *t != LinuxNamespaceType::Pid {
+            join(*t, path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Create a time namespace with the spec's offsets and enter it. unshare(CLONE_NEWTIME) only
+/// affects children, and offsets can only be written before a process enters, so: unshare, write
+/// /proc/self/timens_offsets, then setns to our own time_for_children.
+pub fn enter_new_time(spec: &Spec) -> Result<()> {
+    nix::sched::unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)).ctx(|| "unshare time namespace".into())?;
+    let offsets = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref());
+    let mut text = String::new();
+    for (clock, off) in offsets.into_iter().flatten() {
+        let name = match clock.as_str() {
+            "monotonic" | "boottime" => clock.as_str(),
+            other => return Err(Error::InvalidSpec(format!("timeOffsets: unknown clock {other:?}"))),
+        };
+        text += &format!("{name} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0));
+    }
+    if !text.is_empty() {
+        std::fs::write("/proc/self/timens_offsets", &text).ctx(|| "write /proc/self/timens_offsets".into())?;
+    }
+    join(LinuxNamespaceType::Time, Path::new("/proc/self/ns/time_for_children"))
+}
+
+/// uid_map / gid_map text for the parent to write.
+pub fn id_map_text(maps: &[oci_spec::runtime::LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}

@@ -1,0 +1,258 @@
+//! Process attributes applied by the init before it drops privileges: hostname, sysctls, rlimits,
+//! oom score, personality, I/O priority, scheduler and CPU affinity.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{
+    IOPriorityClass, LinuxPersonalityDomain, LinuxSchedulerFlag, LinuxSchedulerPolicy, PosixRlimitType, Process, Spec,
+};
+
+use crate::error::{Error, Result, SysContext};
+use crate::sys;
+
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+const RESOLVE_NO_XDEV: u64 = 0x01;
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+const RESOLVE_BENEATH: u64 = 0x08;
+
+pub fn hostname(spec: &Spec) -> Result<()> {
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).ctx(|| format!("set hostname {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        // SAFETY: `d` is a valid buffer of the given length; setdomainname copies it.
+        let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
+        if r != 0 {
+            return Err(Error::sys(format!("set domainname {d:?}"), nix::errno::Errno::last()));
+        }
+    }
+    Ok(())
+}
+
+/// Open /proc, checked to be procfs: writes below it then cannot be redirected by a file or
+/// mount the image or the spec put in its place (CVE-2025-52881).
+fn proc_root() -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        "/proc",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /proc".into())?;
+    let st = nix::sys::statfs::fstatfs(fd.as_fd()).ctx(|| "statfs /proc".into())?;
+    if st.filesystem_type().0 as i64 != PROC_SUPER_MAGIC {
+        return Err(Error::Other("/proc in the container is not procfs".into()));
+    }
+    Ok(fd)
+}
+
+/// Write `value` to `/proc/<rel>` without following symlinks or crossing onto another mount.
+fn proc_write(proc: &OwnedFd, rel: &str, value: &str) -> Result<()> {
+    let c = CString::new(rel).map_err(|_| Error::InvalidArgument(format!("/proc/{rel}: contains NUL")))?;
+    let resolve = RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS;
+    let fd = sys::openat2(proc.as_fd(), &c, OFlag::O_WRONLY.bits(), 0, resolve)
+        .map_err(|e| Error::sys(format!("open /proc/{rel}"), e))?;
+    std::fs::File::from(fd)
+        .write_all(value.as_bytes())
+        .ctx(|| format!("write {value:?} to /proc/{rel}"))
+}
+
+pub fn sysctl(spec: &Spec) -> Result<()> {
+    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    if sysctl.is_empty() {
+        return Ok(());
+    }
+    let proc = proc_root()?;
+    for (key, value) in sysctl {
+        proc_write(&proc, &format!("sys/{}", key.replace('.', "/")), value)?;
+    }
+    Ok(())
+}
+
+/// Runs first in the init, while /proc is still the host's trusted one.
+pub fn oom_score_adj(process: &Process) -> Result<()> {
+    if let Some(v) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", v.to_string()).ctx(|| format!("set oom_score_adj {v}"))?;
+    }
+    Ok(())
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> i32 {
+    (match t {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as i32
+}
+
+pub fn rlimits(process: &Process) -> Result<()> {
+    for r in process.rlimits().iter().flatten() {
+        let lim = libc::rlimit {
+            rlim_cur: r.soft(),
+            rlim_max: r.hard(),
+        };
+        // SAFETY: `lim` is a valid rlimit; the resource number comes from the table above.
+        let ret = unsafe { libc::setrlimit(rlimit_resource(r.typ()) as _, &lim) };
+        if ret != 0 {
+            return Err(Error::sys(
+                format!("set rlimit {:?} soft={} hard={}", r.typ(), r.soft(), r.hard()),
+                nix::errno::Errno::last(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn personality(spec: &Spec) -> Result<()> {
+    let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) else {
+        return Ok(());
+    };
+    let persona = match p.domain() {
+        LinuxPersonalityDomain::PerLinux => 0x0000,
+        LinuxPersonalityDomain::PerLinux32 => 0x0008,
+    };
+    // SAFETY: personality(2) takes a plain integer.
+    if unsafe { libc::personality(persona) } == -1 {
+        return Err(Error::sys("set personality", nix::errno::Errno::last()));
+    }
+    Ok(())
+}
+
+pub fn io_priority(process: &Process) -> Result<()> {
+    let Some(p) = process.io_priority() else { return Ok(()) };
+    let class: i64 = match p.class() {
+        IOPriorityClass::IoprioClassRt => 1,
+        IOPriorityClass::IoprioClassBe => 2,
+        IOPriorityClass::IoprioClassIdle => 3,
+    };
+    const IOPRIO_WHO_PROCESS: i64 = 1;
+    let value = (class << 13) | p.priority();
+    // SAFETY: ioprio_set(2) with integer arguments, for the calling process (who = 0).
+    if unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) } != 0 {
+        return Err(Error::sys(
+            format!("set I/O priority {value}"),
+            nix::errno::Errno::last(),
+        ));
+    }
+    Ok(())
+}
+
+/// The kernel's struct sched_attr (SCHED_ATTR_SIZE_VER1).
+#[repr(C)]
+#[derive(Default)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+    util_min: u32,
+    util_max: u32,
+}
+
+pub fn scheduler(process: &Process) -> Result<()> {
+    let Some(s) = process.scheduler() else { return Ok(()) };
+    let policy = match s.policy() {
+        LinuxSchedulerPolicy::SchedOther => 0,
+        LinuxSchedulerPolicy::SchedFifo => 1,
+        LinuxSchedulerPolicy::SchedRr => 2,
+        LinuxSchedulerPolicy::SchedBatch => 3,
+        LinuxSchedulerPolicy::SchedIso => 4,
+        LinuxSchedulerPolicy::SchedIdle => 5,
+        LinuxSchedulerPolicy::SchedDeadline => 6,
+    };
+    let mut flags = 0u64;
+    for f in s.flags().iter().flatten() {
+        flags |= match f {
+            LinuxSchedulerFlag::SchedResetOnFork => 0x01,
+            LinuxSchedulerFlag::SchedFlagReclaim => 0x02,
+            LinuxSchedulerFlag::SchedFlagDLOverrun => 0x04,
+            LinuxSchedulerFlag::SchedFlagKeepPolicy => 0x08,
+            LinuxSchedulerFlag::SchedFlagKeepParams => 0x10,
+            LinuxSchedulerFlag::SchedFlagUtilClampMin => 0x20,
+            LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
+        };
+    }
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy,
+        flags,
+        nice: s.nice().unwrap_or(0),
+        priority: s.priority().unwrap_or(0) as u32,
+        runtime: s.runtime().unwrap_or(0),
+        deadline: s.deadline().unwrap_or(0),
+        period: s.period().unwrap_or(0),
+        ..Default::default()
+    };
+    // SAFETY: `attr` is a valid sched_attr whose size field matches; pid 0 is the caller.
+    if unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) } != 0 {
+        return Err(Error::sys("set scheduler attributes", nix::errno::Errno::last()));
+    }
+    Ok(())
+}
+
+/// Parse a CPU list like `0-3,7`.
+pub fn parse_cpu_list(list: &str) -> Result<Vec<usize>> {
+    let bad = || Error::InvalidSpec(format!("invalid CPU list {list:?}"));
+    let mut cpus = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (usize, usize) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+        if a > b || b >= libc::CPU_SETSIZE as usize {
+            return Err(bad());
+        }
+        cpus.extend(a..=b);
+    }
+    Ok(cpus)
+}
+
+/// execCPUAffinity.final (or .initial when no final is given), set just before exec. The spec
+/// applies it to processes joining a container (`exec`), not to the init.
+pub fn exec_cpu_affinity(process: &Process) -> Result<()> {
+    let Some(a) = process.exec_cpu_affinity() else {
+        return Ok(());
+    };
+    let Some(list) = a.cpu_affinity_final().as_deref().or(a.initial().as_deref()) else {
+        return Ok(());
+    };
+    let mut set = nix::sched::CpuSet::new();
+    for cpu in parse_cpu_list(list)? {
+        set.set(cpu).ctx(|| format!("CPU {cpu} in execCPUAffinity"))?;
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).ctx(|| format!("set CPU affinity {list}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cpu_list;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-2,5").unwrap(), vec![0, 1, 2, 5]);
+        assert_eq!(parse_cpu_list("3").unwrap(), vec![3]);
+        assert!(parse_cpu_list("2-1").is_err());
+        assert!(parse_cpu_list("x").is_err());
+    }
+}

@@ -1,0 +1,174 @@
+//! The init side of `create`. It runs in the clone3'd child, on a copy of the parent's memory,
+//! so it can use the parsed spec directly; it never returns.
+//!
+//! Order (runc's, which the kernel's rules dictate): wait for the parent (maps, cgroups) → become
+//! root of the user namespace → join namespaces by path → cgroup and time namespaces → rootfs and
+//! root switch → hostname, sysctls → readonly and masked paths → process attributes → user and
+//! capabilities → cwd → find the program → report ready → block on the exec fifo → exec.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::Spec;
+
+use super::channel::{Channel, Msg};
+use super::{attrs, exec, privileges};
+use crate::error::{Error, Result, SysContext};
+use crate::namespaces::{self, Plan};
+use crate::rootfs::{self, cgroupfs::CgroupMounts};
+use crate::state::EXEC_FIFO;
+use crate::sys;
+
+pub struct InitArgs<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub plan: &'a Plan,
+    pub channel: Channel,
+    /// O_PATH fd of the container's state directory, to reach the exec fifo after the root switch.
+    pub state_dir: OwnedFd,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+}
+
+/// What is left to do once `start` releases the init.
+struct Ready {
+    program: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+pub fn run(args: InitArgs<'_>) -> ! {
+    match setup(&args) {
+        Ok(ready) => {
+            let err = wait_and_exec(&args, ready);
+            // Past `Ready` the parent may be gone; stderr is the only place left to report.
+            eprintln!("hezi init: {err}");
+            std::process::exit(127);
+        }
+        Err(err) => {
+            let _ = args.channel.send(&Msg::Failed(err.to_string()));
+            std::process::exit(1);
+        }
+    }
+}
+
+fn setup(a: &InitArgs<'_>) -> Result<Ready> {
+    // The parent blocks signals while it waits for us; the container's program must not inherit that.
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .ctx(|| "reset the signal mask".into())?;
+    // Die with `create` if it dies before we report: no half-made container lives on.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "set the parent-death signal".into())?;
+    let process = a
+        .spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::InvalidSpec("process is required".into()))?;
+    attrs::oom_score_adj(process)?;
+    match a.channel.recv()? {
+        Some(Msg::Go) => {}
+        other => {
+            return Err(Error::Other(format!(
+                "expected go-ahead from the runtime, got {other:?}"
+            )))
+        }
+    }
+    if a.plan.new_user {
+        // uid/gid 0 of the new namespace: needed to create files and mount as "root".
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).ctx(|| "setgid 0 in the user namespace".into())?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).ctx(|| "setuid 0 in the user namespace".into())?;
+    }
+    namespaces::join_all(a.plan)?;
+    let wants_cgroup_mount = a
+        .spec
+        .mounts()
+        .iter()
+        .flatten()
+        .any(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")));
+    // Read the cgroup layout while /proc/self/cgroup still shows host paths.
+    let cgroupns = a.plan.unshare_cgroup || a.plan.clone_flags & libc::CLONE_NEWCGROUP as u64 != 0;
+    let cgroup_mounts = if wants_cgroup_mount {
+        Some(CgroupMounts::detect(cgroupns)?)
+    } else {
+        None
+    };
+    if a.plan.unshare_cgroup {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
+    }
+    if a.plan.new_time {
+        namespaces::enter_new_time(a.spec)?;
+    }
+    nix::unistd::setsid().ctx(|| "setsid".into())?;
+    rootfs::prepare(&rootfs::Setup {
+        spec: a.spec,
+        rootfs: a.rootfs,
+        bundle: a.bundle,
+        no_pivot: a.no_pivot,
+        in_userns: a.plan.new_user
+            || a.plan
+                .join
+                .iter()
+                .any(|(t, _)| *t == oci_spec::runtime::LinuxNamespaceType::User),
+        cgroups: cgroup_mounts.as_ref(),
+    })?;
+    if a.plan.new_uts {
+        attrs::hostname(a.spec)?;
+    }
+    attrs::sysctl(a.spec)?;
+    rootfs::finish(a.spec)?;
+    attrs::rlimits(process)?;
+    attrs::personality(a.spec)?;
+    attrs::io_priority(process)?;
+    attrs::scheduler(process)?;
+    privileges::apply(process)?;
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd).ctx(|| format!("chdir to cwd {}", cwd.display()))?;
+    // A cwd reached through a leaked fd would lie outside the root (CVE-2024-21626).
+    match std::env::current_dir() {
+        Ok(p) if p.is_absolute() => {}
+        _ => return Err(Error::Other(format!("cwd {} is outside the container", cwd.display()))),
+    }
+    nix::sys::stat::umask(Mode::from_bits_truncate(process.user().umask().unwrap_or(0o022)));
+    privileges::no_new_privs(process)?;
+    let env: &[String] = process.env().as_deref().unwrap_or(&[]);
+    let argv: &[String] = process.args().as_deref().unwrap_or(&[]);
+    let program = exec::lookup(&argv[0], env)?;
+    let ready = Ready {
+        program: exec::path_cstring(&program)?,
+        argv: exec::cstrings(argv.iter().map(String::as_str))?,
+        envp: exec::cstrings(env.iter().map(String::as_str))?,
+    };
+    // From here on `create` may exit at any moment: stop tying our life to it first.
+    nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear the parent-death signal".into())?;
+    a.channel.send(&Msg::Ready)?;
+    Ok(ready)
+}
+
+/// Block until `start` opens the fifo for reading, then exec. Returns only on failure.
+fn wait_and_exec(a: &InitArgs<'_>, r: Ready) -> Error {
+    let fifo = match nix::fcntl::openat(
+        a.state_dir.as_fd(),
+        EXEC_FIFO,
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(e) => return Error::sys("open the exec fifo", e),
+    };
+    if let Err(e) = nix::unistd::write(&fifo, b"0") {
+        return Error::sys("write the exec fifo", e);
+    }
+    drop(fifo);
+    // Nothing the runtime opened may reach the program; --preserve-fds keeps 3..3+N open.
+    if let Err(e) = sys::cloexec_from(3 + a.preserve_fds) {
+        return Error::sys("mark file descriptors close-on-exec", e);
+    }
+    match nix::unistd::execve(&r.program, &r.argv, &r.envp) {
+        Err(e) => Error::sys(format!("exec {:?}", r.program), e),
+        Ok(never) => match never {},
+    }
+}

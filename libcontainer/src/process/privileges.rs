@@ -1,0 +1,90 @@
+//! Dropping to the container's user and capability sets, in the order that keeps the spec's
+//! capabilities across the uid change:
+//!
+//! 1. drop the bounding set (needs CAP_SETPCAP, so while still root);
+//! 2. PR_SET_KEEPCAPS, then setgroups/setgid/setuid (permitted survives, effective is cleared);
+//! 3. set effective, inheritable, then permitted (effective must stay within permitted);
+//! 4. raise the ambient set (each must be permitted and inheritable).
+//!
+//! no_new_privs is set by the caller afterwards, right before the seccomp filter and exec.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+
+use caps::{CapSet, Capability};
+use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+use oci_spec::runtime::{Capabilities, Process};
+
+use crate::error::{Error, Result, SysContext};
+
+fn to_caps(set: &Option<Capabilities>) -> Result<HashSet<Capability>> {
+    let mut out = HashSet::new();
+    for c in set.iter().flatten() {
+        let name = format!("CAP_{c}");
+        let cap = Capability::from_str(&name).map_err(|_| Error::InvalidSpec(format!("unknown capability {name}")))?;
+        out.insert(cap);
+    }
+    Ok(out)
+}
+
+fn caps_err(what: &str) -> impl FnOnce(caps::errors::CapsError) -> Error + '_ {
+    move |e| Error::Other(format!("{what}: {e}"))
+}
+
+pub fn apply(process: &Process) -> Result<()> {
+    let user = process.user();
+    let spec_caps = process.capabilities().as_ref();
+    if let Some(c) = spec_caps {
+        let keep = to_caps(c.bounding())?;
+        let supported = caps::runtime::thread_all_supported();
+        for cap in supported.difference(&keep) {
+            caps::drop(None, CapSet::Bounding, *cap).map_err(caps_err(&format!("drop {cap} from the bounding set")))?;
+        }
+    }
+    nix::sys::prctl::set_keepcaps(true).ctx(|| "set PR_SET_KEEPCAPS".into())?;
+    let gids: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    setgroups(&gids).ctx(|| format!("setgroups {:?}", user.additional_gids().as_deref().unwrap_or(&[])))?;
+    let gid = Gid::from_raw(user.gid());
+    setresgid(gid, gid, gid).ctx(|| format!("setgid {gid}"))?;
+    let uid = Uid::from_raw(user.uid());
+    setresuid(uid, uid, uid).ctx(|| format!("setuid {uid}"))?;
+    nix::sys::prctl::set_keepcaps(false).ctx(|| "clear PR_SET_KEEPCAPS".into())?;
+    let Some(c) = spec_caps else {
+        return Ok(());
+    };
+    let effective = to_caps(c.effective())?;
+    let permitted = to_caps(c.permitted())?;
+    if !effective.is_subset(&permitted) {
+        return Err(Error::InvalidSpec(
+            "effective capabilities must be a subset of permitted".into(),
+        ));
+    }
+    caps::set(None, CapSet::Effective, &effective).map_err(caps_err("set effective capabilities"))?;
+    caps::set(None, CapSet::Inheritable, &to_caps(c.inheritable())?)
+        .map_err(caps_err("set inheritable capabilities"))?;
+    caps::set(None, CapSet::Permitted, &permitted).map_err(caps_err("set permitted capabilities"))?;
+    caps::clear(None, CapSet::Ambient).map_err(caps_err("clear ambient capabilities"))?;
+    let inheritable = to_caps(c.inheritable())?;
+    for cap in to_caps(c.ambient())? {
+        // The kernel only allows ambient capabilities that are also permitted and inheritable.
+        // runc's default spec lists ambient ones without inheritable; like runc, skip those.
+        if !(permitted.contains(&cap) && inheritable.contains(&cap)) {
+            tracing::debug!("ambient {cap} skipped: not in both permitted and inheritable");
+            continue;
+        }
+        caps::raise(None, CapSet::Ambient, cap).map_err(caps_err(&format!("raise ambient {cap}")))?;
+    }
+    Ok(())
+}
+
+pub fn no_new_privs(process: &Process) -> Result<()> {
+    if process.no_new_privileges().unwrap_or(false) {
+        nix::sys::prctl::set_no_new_privs().ctx(|| "set no_new_privs".into())?;
+    }
+    Ok(())
+}

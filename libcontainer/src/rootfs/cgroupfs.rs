@@ -1,0 +1,196 @@
+//! The container's view of /sys/fs/cgroup.
+//!
+//! The container sees its own cgroup as the root of each hierarchy: on cgroup v2 with a cgroup
+//! namespace, a fresh cgroup2 mount does that; otherwise each hierarchy's container directory is
+//! bind-mounted (under a tmpfs on v1 and hybrid hosts, one subdirectory per hierarchy, named as on
+//! the host). The plan is read from /proc/self/{mountinfo,cgroup} by the init after the parent
+//! placed it in its cgroups and before it unshares a cgroup namespace, when those files still show
+//! host paths.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, MsFlags};
+
+use super::mounts::{bind, remount_bind};
+use super::options::Options;
+use super::resolve::{fd_path, Kind, Root};
+use crate::error::{Error, Result, SysContext};
+
+#[derive(Debug, PartialEq, Eq)]
+struct Hierarchy {
+    /// Subdirectory name under /sys/fs/cgroup (`memory`, `systemd`, `unified`); empty for a pure v2 host.
+    name: String,
+    /// The container's cgroup directory in this hierarchy, on the host.
+    host_dir: PathBuf,
+}
+
+#[derive(Debug)]
+pub struct CgroupMounts {
+    pure_v2: bool,
+    hierarchies: Vec<Hierarchy>,
+    /// The init has its own cgroup namespace, so a cgroup2 mount shows the right root.
+    cgroupns: bool,
+}
+
+impl CgroupMounts {
+    pub fn detect(cgroupns: bool) -> Result<CgroupMounts> {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo".into())?;
+        let cgroup = std::fs::read_to_string("/proc/self/cgroup").ctx(|| "read /proc/self/cgroup".into())?;
+        let (pure_v2, hierarchies) = plan(&mountinfo, &cgroup);
+        Ok(CgroupMounts {
+            pure_v2,
+            hierarchies,
+            cgroupns,
+        })
+    }
+
+    /// Mount the container's cgroup view at `dest` (rootfs-relative) with the spec's options.
+    pub fn mount(&self, root: &Root, dest: &Path, opts: &Options) -> Result<()> {
+        let flags = opts.flags
+            & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY | MsFlags::MS_RELATIME);
+        let shown = root.display(dest);
+        if self.pure_v2 {
+            let dst = root.ensure(dest, Kind::Dir)?;
+            if self.cgroupns {
+                return mount(
+                    Some("cgroup2"),
+                    &fd_path(dst.as_fd()),
+                    Some("cgroup2"),
+                    flags,
+                    None::<&str>,
+                )
+                .ctx(|| format!("mount cgroup2 on {shown}"));
+            }
+            let h = self
+                .hierarchies
+                .first()
+                .ok_or_else(|| Error::Cgroup("no cgroup2 hierarchy found".into()))?;
+            return self.bind_one(root, dest, h, flags);
+        }
+        let dst = root.ensure(dest, Kind::Dir)?;
+        mount(
+            Some("tmpfs"),
+            &fd_path(dst.as_fd()),
+            Some("tmpfs"),
+            flags - MsFlags::MS_RDONLY,
+            Some("mode=755"),
+        )
+        .ctx(|| format!("mount tmpfs on {shown}"))?;
+        for h in &self.hierarchies {
+            self.bind_one(root, &dest.join(&h.name), h, flags)?;
+        }
+        if flags.contains(MsFlags::MS_RDONLY) {
+            let fd = root.ensure(dest, Kind::Dir)?;
+            mount(
+                None::<&str>,
+                &fd_path(fd.as_fd()),
+                None::<&str>,
+                MsFlags::MS_REMOUNT | flags,
+                Some("mode=755"),
+            )
+            .ctx(|| format!("remount {shown} read-only"))?;
+        }
+        Ok(())
+    }
+
+    fn bind_one(&self, root: &Root, dest: &Path, h: &Hierarchy, flags: MsFlags) -> Result<()> {
+        let what = || format!("bind {} on {}", h.host_dir.display(), root.display(dest));
+        let src = nix::fcntl::open(
+            &h.host_dir,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ctx(what)?;
+        let dst = root.ensure(dest, Kind::Dir)?;
+        bind(&src, &dst, true).ctx(what)?;
+        remount_bind(root, dest, flags).ctx(|| format!("remount {}", root.display(dest)))
+    }
+}
+
+/// From mountinfo and /proc/self/cgroup: whether the host is pure v2, and each hierarchy's
+/// container directory.
+fn plan(mountinfo: &str, cgroup: &str) -> (bool, Vec<Hierarchy>) {
+    let mut out = Vec::new();
+    let mut pure_v2 = false;
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let l: Vec<&str> = left.split(' ').collect();
+        let r: Vec<&str> = right.split(' ').collect();
+        if l.len() < 5 || r.len() < 3 {
+            continue;
+        }
+        let (mnt_root, mountpoint, fstype, superopts) = (l[3], l[4], r[0], r[2]);
+        let Some(name) = mountpoint.strip_prefix("/sys/fs/cgroup") else {
+            continue;
+        };
+        let name = name.trim_start_matches('/');
+        let own = match fstype {
+            "cgroup2" => own_path(cgroup, |ctrls| ctrls.is_empty()),
+            "cgroup" => own_path(cgroup, |ctrls| {
+                !ctrls.is_empty() && ctrls.split(',').all(|c| superopts.split(',').any(|o| o == c))
+            }),
+            _ => continue,
+        };
+        let Some(own) = own else { continue };
+        if fstype == "cgroup2" && name.is_empty() {
+            pure_v2 = true;
+        }
+        let rel = own.strip_prefix(mnt_root).unwrap_or(own).trim_start_matches('/');
+        out.push(Hierarchy {
+            name: name.to_string(),
+            host_dir: Path::new(mountpoint).join(rel),
+        });
+    }
+    if pure_v2 {
+        out.retain(|h| h.name.is_empty());
+    }
+    (pure_v2, out)
+}
+
+/// The path of the first /proc/self/cgroup line whose controller list satisfies `want`.
+fn own_path(cgroup: &str, want: impl Fn(&str) -> bool) -> Option<&str> {
+    cgroup.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+        want(ctrls).then_some(path)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID_MOUNTINFO: &str = "\
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+50 22 0:40 / /proc rw - proc proc rw";
+    const HYBRID_CGROUP: &str = "5:memory:/hezi/c1\n4:cpu:/hezi/c1\n1:name=systemd:/hezi/c1\n0::/hezi/c1\n";
+
+    #[test]
+    fn hybrid_plan_has_every_hierarchy() {
+        let (v2, h) = plan(HYBRID_MOUNTINFO, HYBRID_CGROUP);
+        assert!(!v2);
+        let names: Vec<_> = h.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["cpu", "memory", "systemd", "unified"]);
+        assert_eq!(h[1].host_dir, Path::new("/sys/fs/cgroup/memory/hezi/c1"));
+    }
+
+    #[test]
+    fn pure_v2_plan() {
+        let mi = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate";
+        let (v2, h) = plan(mi, "0::/hezi/c2\n");
+        assert!(v2);
+        assert_eq!(
+            h,
+            vec![Hierarchy {
+                name: String::new(),
+                host_dir: "/sys/fs/cgroup/hezi/c2".into()
+            }]
+        );
+    }
+}

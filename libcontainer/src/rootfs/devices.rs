@@ -1,0 +1,165 @@
+//! /dev inside the container: the default devices every container gets, the spec's devices, and
+//! the standard symlinks. In a user namespace mknod is not allowed, so devices are bind-mounted
+//! from the host instead (as runc does).
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
+use nix::unistd::{fchownat, Gid, Uid};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
+
+use super::mounts::bind;
+use super::resolve::{relative, Kind, Root};
+use crate::error::{Error, Result, SysContext};
+
+pub struct Device {
+    pub path: PathBuf,
+    pub kind: SFlag,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// null, zero, full, random, urandom and tty, as the OCI spec requires.
+fn defaults() -> Vec<Device> {
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(name, major, minor)| Device {
+        path: Path::new("/dev").join(name),
+        kind: SFlag::S_IFCHR,
+        major,
+        minor,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
+}
+
+fn from_spec(d: &LinuxDevice) -> Result<Device> {
+    let kind = match d.typ() {
+        LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
+        LinuxDeviceType::B => SFlag::S_IFBLK,
+        LinuxDeviceType::P => SFlag::S_IFIFO,
+        LinuxDeviceType::A => {
+            return Err(Error::InvalidSpec(format!(
+                "device {}: type \"a\" is only valid in cgroup rules",
+                d.path().display()
+            )))
+        }
+    };
+    if !d.path().is_absolute() {
+        return Err(Error::InvalidSpec(format!(
+            "device path {} must be absolute",
+            d.path().display()
+        )));
+    }
+    Ok(Device {
+        path: d.path().clone(),
+        kind,
+        major: d.major() as u64,
+        minor: d.minor() as u64,
+        mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+        uid: d.uid().unwrap_or(0),
+        gid: d.gid().unwrap_or(0),
+    })
+}
+
+/// Create the default and spec devices and the /dev symlinks.
+pub fn setup(root: &Root, spec_devices: &[LinuxDevice], in_userns: bool) -> Result<()> {
+    let mut devices = defaults();
+    for d in spec_devices {
+        let d = from_spec(d)?;
+        devices.retain(|x| x.path != d.path);
+        devices.push(d);
+    }
+    for d in &devices {
+        create(root, d, in_userns)?;
+    }
+    symlinks(root)
+}
+
+fn create(root: &Root, d: &Device, in_userns: bool) -> Result<()> {
+    let inner = relative(&d.path);
+    if in_userns {
+        let src = nix::fcntl::open(&d.path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| Error::sys_path("open host device", &d.path, e))?;
+        let dst = root.ensure(inner, Kind::File)?;
+        return bind(&src, &dst, false).ctx(|| format!("bind {} on {}", d.path.display(), root.display(inner)));
+    }
+    let parent = root.dir(inner.parent().unwrap_or(Path::new("")))?;
+    let name = inner
+        .file_name()
+        .ok_or_else(|| Error::InvalidSpec(format!("device path {}", d.path.display())))?;
+    let mode = Mode::from_bits_truncate(d.mode);
+    let dev = makedev(d.major, d.minor);
+    let what = || format!("mknod {}", root.display(inner));
+    match mknodat(parent.as_fd(), name, d.kind, mode, dev) {
+        Err(Errno::EEXIST) => {
+            // An image may ship its own /dev entries; replace them with the real thing.
+            nix::unistd::unlinkat(parent.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir).ctx(what)?;
+            mknodat(parent.as_fd(), name, d.kind, mode, dev).ctx(what)?;
+        }
+        r => r.ctx(what)?,
+    }
+    // mknod honours the umask; set the mode the spec asked for exactly.
+    nix::sys::stat::fchmodat(
+        parent.as_fd(),
+        name,
+        mode,
+        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+    )
+    .or_else(|e| if e == Errno::EOPNOTSUPP { Ok(()) } else { Err(e) })
+    .ctx(|| format!("chmod {}", root.display(inner)))?;
+    fchownat(
+        parent.as_fd(),
+        name,
+        Some(Uid::from_raw(d.uid)),
+        Some(Gid::from_raw(d.gid)),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .ctx(|| format!("chown {}", root.display(inner)))
+}
+
+fn symlinks(root: &Root) -> Result<()> {
+    let dev = root.dir(Path::new("dev"))?;
+    let mut links = vec![
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ];
+    if Path::new("/proc/kcore").exists() {
+        links.push(("/proc/kcore", "core"));
+    }
+    for (target, name) in links {
+        match nix::unistd::symlinkat(target, dev.as_fd(), name) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => {
+                return Err(Error::sys(
+                    format!("symlink {}", root.display(&Path::new("dev").join(name))),
+                    e,
+                ))
+            }
+        }
+    }
+    // /dev/ptmx must be the devpts instance's ptmx, not a device node of the host's.
+    match nix::unistd::unlinkat(dev.as_fd(), "ptmx", nix::unistd::UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => {}
+        Err(e) => return Err(Error::sys(format!("remove {}", root.display(Path::new("dev/ptmx"))), e)),
+    }
+    nix::unistd::symlinkat("pts/ptmx", dev.as_fd(), "ptmx")
+        .ctx(|| format!("symlink {}", root.display(Path::new("dev/ptmx"))))
+}

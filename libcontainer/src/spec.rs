@@ -1,0 +1,220 @@
+//! Loading and validating a bundle's config.json.
+//!
+//! Parsing goes through oci-spec's types; validation adds what serde cannot see (duplicate
+//! namespaces, version range, relative paths) and resolves the rootfs once, so later steps work on
+//! checked values.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::error::{Error, Result};
+
+/// A parsed, validated bundle.
+pub struct Bundle {
+    /// Absolute, canonical bundle directory.
+    pub dir: PathBuf,
+    /// Absolute, canonical root filesystem directory.
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+}
+
+impl Bundle {
+    /// Read `<dir>/config.json` and validate it for `create`.
+    pub fn load(dir: &Path) -> Result<Bundle> {
+        let dir =
+            std::fs::canonicalize(dir).map_err(|e| Error::InvalidArgument(format!("bundle {}: {e}", dir.display())))?;
+        let config = dir.join("config.json");
+        let spec = parse_file(&config)?;
+        validate(&spec, &config)?;
+        let root = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
+        let rootfs = std::fs::canonicalize(dir.join(&root)).map_err(|e| Error::Spec {
+            path: config.clone(),
+            message: format!("root.path {}: {e}", root.display()),
+        })?;
+        if !rootfs.is_dir() {
+            return Err(Error::Spec {
+                path: config,
+                message: format!("root.path {} is not a directory", rootfs.display()),
+            });
+        }
+        Ok(Bundle { dir, rootfs, spec })
+    }
+}
+
+/// Parse a config.json, naming the file and the line and column of a syntax or type error.
+pub fn parse_file(path: &Path) -> Result<Spec> {
+    let text = std::fs::read(path).map_err(|e| Error::Spec {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    parse_bytes(&text).map_err(|message| Error::Spec {
+        path: path.into(),
+        message,
+    })
+}
+
+fn parse_bytes(text: &[u8]) -> std::result::Result<Spec, String> {
+    serde_json::from_slice(text).map_err(|e| e.to_string())
+}
+
+/// The OCI versions hezi reads: 1.0.0 up to 1.3.x (patch and pre-release suffixes allowed).
+fn version_supported(v: &str) -> bool {
+    let mut parts = v.split(['.', '-', '+']);
+    matches!((parts.next(), parts.next()), (Some("1"), Some("0" | "1" | "2" | "3")))
+}
+
+/// Checks that need the whole spec; `config` only names the file in errors.
+pub fn validate(spec: &Spec, config: &Path) -> Result<()> {
+    let bad = |message: String| {
+        Err(Error::Spec {
+            path: config.into(),
+            message,
+        })
+    };
+    if !version_supported(spec.version()) {
+        return bad(format!(
+            "unsupported ociVersion {:?} (hezi reads 1.0 to 1.3)",
+            spec.version()
+        ));
+    }
+    if spec.root().is_none() {
+        return bad("root is required".into());
+    }
+    let Some(process) = spec.process() else {
+        return bad("process is required".into());
+    };
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return bad("process.args must not be empty".into());
+    }
+    if !process.cwd().is_absolute() {
+        return bad(format!("process.cwd {:?} must be an absolute path", process.cwd()));
+    }
+    for m in spec.mounts().iter().flatten() {
+        if !m.destination().is_absolute() {
+            return bad(format!(
+                "mount destination {:?} must be an absolute path",
+                m.destination()
+            ));
+        }
+    }
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    let mut seen = HashSet::new();
+    for ns in linux.namespaces().iter().flatten() {
+        if !seen.insert(ns.typ()) {
+            return bad(format!("namespace {} is listed more than once", ns_name(ns.typ())));
+        }
+        if let Some(p) = ns.path() {
+            if !p.is_absolute() {
+                return bad(format!("namespace {} path {:?} must be absolute", ns_name(ns.typ()), p));
+            }
+        }
+    }
+    let has_userns = seen.contains(&LinuxNamespaceType::User);
+    let maps = linux
+        .uid_mappings()
+        .iter()
+        .chain(linux.gid_mappings().iter())
+        .any(|m| !m.is_empty());
+    if maps && !has_userns {
+        return bad("uidMappings/gidMappings need a user namespace".into());
+    }
+    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) && !seen.contains(&LinuxNamespaceType::Time) {
+        return bad("timeOffsets need a time namespace".into());
+    }
+    if let Some(sysctl) = linux.sysctl() {
+        for key in sysctl.keys() {
+            if key.is_empty() || key.contains("..") || key.starts_with(['/', '.']) {
+                return bad(format!("invalid sysctl name {key:?}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The spec's name for a namespace type.
+pub fn ns_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mount",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "network",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> std::result::Result<Spec, String> {
+        parse_bytes(json.as_bytes())
+    }
+
+    const MIN: &str = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}}"#;
+
+    fn with(extra: &str) -> String {
+        format!("{MIN}{extra}}}")
+    }
+
+    #[test]
+    fn syntax_error_names_position() {
+        let err = spec("{\n  \"ociVersion\": ,\n}").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn accepts_minimal_spec() {
+        let s = spec(&with("")).unwrap();
+        validate(&s, Path::new("config.json")).unwrap();
+    }
+
+    #[test]
+    fn version_range() {
+        for v in ["1.0.0", "1.0.2-dev", "1.1.0", "1.2.0", "1.3.0-rc.1"] {
+            assert!(version_supported(v), "{v}");
+        }
+        for v in ["", "0.9.0", "2.0.0", "1.9.0", "banana"] {
+            assert!(!version_supported(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn rejects_duplicate_namespace() {
+        let s = spec(&with(r#","linux":{"namespaces":[{"type":"pid"},{"type":"pid"}]}"#)).unwrap();
+        let err = validate(&s, Path::new("config.json")).unwrap_err().to_string();
+        assert!(err.contains("namespace pid is listed more than once"), "{err}");
+    }
+
+    #[test]
+    fn rejects_unknown_namespace_at_parse() {
+        let err = spec(&with(r#","linux":{"namespaces":[{"type":"bogus"}]}"#)).unwrap_err();
+        assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn rejects_relative_cwd_and_mount() {
+        let s = spec(&MIN.replace(r#""cwd":"/""#, r#""cwd":"tmp""#).replace("}}", "}}}")).unwrap();
+        assert!(validate(&s, Path::new("c")).is_err());
+        let s = spec(&with(
+            r#","mounts":[{"destination":"proc","type":"proc","source":"proc"}]"#,
+        ))
+        .unwrap();
+        assert!(validate(&s, Path::new("c")).is_err());
+    }
+
+    #[test]
+    fn rejects_maps_without_userns() {
+        let s = spec(&with(
+            r#","linux":{"uidMappings":[{"containerID":0,"hostID":1000,"size":1}]}"#,
+        ))
+        .unwrap();
+        assert!(validate(&s, Path::new("c")).is_err());
+    }
+}

@@ -1,0 +1,155 @@
+//! A small command-line parser with runc's conventions (urfave/cli): global flags before the
+//! command, `-flag` and `--flag` alike, `--flag value` and `--flag=value`, booleans that also take
+//! `=true|false`. Hand-written rather than clap: runc's grammar is small, and the create path
+//! should not pay for a general parser at start-up.
+
+use std::collections::HashMap;
+
+/// One flag a command accepts: its names (`["b", "bundle"]`) and whether it takes a value.
+pub struct Flag {
+    pub names: &'static [&'static str],
+    pub takes_value: bool,
+}
+
+pub const fn flag(names: &'static [&'static str]) -> Flag {
+    Flag {
+        names,
+        takes_value: false,
+    }
+}
+
+pub const fn opt(names: &'static [&'static str]) -> Flag {
+    Flag {
+        names,
+        takes_value: true,
+    }
+}
+
+/// Parsed flags (keyed by each flag's first name) and positional arguments.
+#[derive(Default, Debug)]
+pub struct Args {
+    values: HashMap<&'static str, String>,
+    pub positional: Vec<String>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Args {
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    pub fn is_set(&self, name: &str) -> bool {
+        self.values.get(name).is_some_and(|v| v != "false")
+    }
+
+    /// The single positional argument a command needs (the container id).
+    pub fn id(&self, command: &str) -> Result<&str, UsageError> {
+        match self.positional.first() {
+            Some(id) => Ok(id),
+            None => Err(UsageError(format!(
+                "{command}: requires exactly 1 argument: the container id"
+            ))),
+        }
+    }
+}
+
+/// Parse `args` against `flags`. With `stop_at_positional`, parsing ends at the first positional
+/// argument and everything after it is positional (for the global flags before the command, and
+/// for commands that pass the rest through, such as `kill ID SIGNAL`).
+pub fn parse(args: &[String], flags: &[Flag], stop_at_positional: bool) -> Result<Args, UsageError> {
+    let mut out = Args::default();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        if arg == "--" {
+            out.positional.extend(args[i..].iter().cloned());
+            break;
+        }
+        let Some(stripped) = arg
+            .strip_prefix("--")
+            .or_else(|| arg.strip_prefix('-'))
+            .filter(|s| !s.is_empty())
+        else {
+            out.positional.push(arg.clone());
+            if stop_at_positional {
+                out.positional.extend(args[i..].iter().cloned());
+                break;
+            }
+            continue;
+        };
+        let (name, inline) = match stripped.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (stripped, None),
+        };
+        let Some(f) = flags.iter().find(|f| f.names.contains(&name)) else {
+            return Err(UsageError(format!("flag provided but not defined: -{name}")));
+        };
+        let value = if f.takes_value {
+            match inline {
+                Some(v) => v,
+                None if i < args.len() => {
+                    i += 1;
+                    args[i - 1].clone()
+                }
+                None => return Err(UsageError(format!("flag needs an argument: -{name}"))),
+            }
+        } else {
+            match inline.as_deref() {
+                None | Some("true") | Some("1") => "true".to_string(),
+                Some("false") | Some("0") => "false".to_string(),
+                Some(v) => return Err(UsageError(format!("invalid boolean value {v:?} for -{name}"))),
+            }
+        };
+        out.values.insert(f.names[0], value);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FLAGS: &[Flag] = &[opt(&["b", "bundle"]), flag(&["d", "detach"]), opt(&["pid-file"])];
+
+    fn v(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn runc_forms() {
+        let a = parse(&v(&["-b", "/x", "--detach", "--pid-file=/p", "id1"]), FLAGS, false).unwrap();
+        assert_eq!(a.value("b"), Some("/x"));
+        assert!(a.is_set("d"));
+        assert_eq!(a.value("pid-file"), Some("/p"));
+        assert_eq!(a.positional, ["id1"]);
+        let a = parse(&v(&["--bundle=/y", "-detach=false", "id"]), FLAGS, false).unwrap();
+        assert_eq!(a.value("b"), Some("/y"));
+        assert!(!a.is_set("d"));
+    }
+
+    #[test]
+    fn stops_at_positional() {
+        let a = parse(&v(&["-d", "kill", "-a", "x"]), FLAGS, true).unwrap();
+        assert!(a.is_set("d"));
+        assert_eq!(a.positional, ["kill", "-a", "x"]);
+    }
+
+    #[test]
+    fn errors() {
+        assert!(parse(&v(&["--nope"]), FLAGS, false)
+            .unwrap_err()
+            .0
+            .contains("not defined: -nope"));
+        assert!(parse(&v(&["--bundle"]), FLAGS, false).is_err());
+        assert!(parse(&v(&["--detach=maybe"]), FLAGS, false).is_err());
+    }
+}

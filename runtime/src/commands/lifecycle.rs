@@ -1,0 +1,73 @@
+//! create, start, state, kill, delete.
+
+use std::path::PathBuf;
+
+use crate::cli::{self, flag, opt, Flag};
+use crate::{Failure, Global};
+use libcontainer::CreateOptions;
+
+pub const CREATE_FLAGS: &[Flag] = &[
+    opt(&["b", "bundle"]),
+    opt(&["console-socket"]),
+    opt(&["pid-file"]),
+    flag(&["no-pivot"]),
+    flag(&["no-new-keyring"]),
+    opt(&["preserve-fds"]),
+];
+
+/// CreateOptions from `create`'s (and `run`'s) flags.
+pub fn create_options(a: &cli::Args) -> Result<CreateOptions, Failure> {
+    let preserve_fds = match a.value("preserve-fds") {
+        None => 0,
+        Some(v) => v
+            .parse()
+            .map_err(|_| Failure::Usage(format!("invalid --preserve-fds {v:?}")))?,
+    };
+    Ok(CreateOptions {
+        bundle: PathBuf::from(a.value("b").unwrap_or(".")),
+        console_socket: a.value("console-socket").map(PathBuf::from),
+        pid_file: a.value("pid-file").map(PathBuf::from),
+        no_pivot: a.is_set("no-pivot"),
+        no_new_keyring: a.is_set("no-new-keyring"),
+        preserve_fds,
+    })
+}
+
+pub fn create(g: &Global, args: &[String]) -> Result<(), Failure> {
+    let a = cli::parse(args, CREATE_FLAGS, false)?;
+    let id = a.id("create")?;
+    let opts = create_options(&a)?;
+    super::runtime(g)?.create(id, &opts)?;
+    Ok(())
+}
+
+pub fn start(g: &Global, args: &[String]) -> Result<(), Failure> {
+    let a = cli::parse(args, &[], false)?;
+    Ok(super::runtime(g)?.start(a.id("start")?)?)
+}
+
+pub fn state(g: &Global, args: &[String]) -> Result<(), Failure> {
+    let a = cli::parse(args, &[], false)?;
+    let st = super::runtime(g)?.state(a.id("state")?)?;
+    let text = serde_json::to_string_pretty(&st).map_err(|e| Failure::Error(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+pub fn kill(g: &Global, args: &[String]) -> Result<(), Failure> {
+    let a = cli::parse(args, &[flag(&["a", "all"])], false)?;
+    let id = a.id("kill")?;
+    let signal = libcontainer::signal::parse(a.positional.get(1).map(String::as_str).unwrap_or("SIGTERM"))?;
+    Ok(super::runtime(g)?.kill(id, signal, a.is_set("a"))?)
+}
+
+pub fn delete(g: &Global, args: &[String]) -> Result<(), Failure> {
+    let a = cli::parse(args, &[flag(&["f", "force"])], false)?;
+    let id = a.id("delete")?;
+    let rt = super::runtime(g)?;
+    match rt.delete(id, a.is_set("f")) {
+        // runc: `delete --force` of a container that does not exist is not an error.
+        Err(libcontainer::Error::NotFound(_)) if a.is_set("f") => Ok(()),
+        r => Ok(r?),
+    }
+}

@@ -1,0 +1,64 @@
+//! One function per command; each parses its own flags and calls libcontainer.
+
+mod info;
+mod lifecycle;
+mod list;
+mod run;
+
+use crate::{Failure, Global};
+
+pub const USAGE: &str = "\
+hezi - an OCI container runtime with runc's command line
+
+usage: hezi [global options] command [command options] [arguments...]
+
+commands:
+   create    create a container
+   start     start a created container
+   state     output the state of a container
+   kill      send a signal to the container's init (or all its processes with --all)
+   delete    delete a container and everything it made
+   run       create, start and wait for a container, then delete it
+   list      list containers
+   spec      write a default config.json
+   features  show what this runtime supports (OCI features JSON)
+
+global options:
+   --root DIR            state directory (default /run/hezi)
+   --log FILE            log file (default stderr)
+   --log-format FORMAT   text or json
+   --debug               log debug messages
+   --systemd-cgroup      use systemd for cgroups
+   --version, -v         print the version
+";
+
+pub fn dispatch(g: &Global, command: &str, args: &[String]) -> Result<(), Failure> {
+    match command {
+        "create" => lifecycle::create(g, args),
+        "start" => lifecycle::start(g, args),
+        "state" => lifecycle::state(g, args),
+        "kill" => lifecycle::kill(g, args),
+        "delete" => lifecycle::delete(g, args),
+        "run" => run::run(g, args),
+        "list" => list::list(g, args),
+        "spec" => info::spec(args),
+        "features" => info::features(args),
+        "pause" | "resume" | "update" | "events" | "ps" | "exec" | "checkpoint" | "restore" => {
+            Err(Failure::Error(format!("{command}: not implemented yet")))
+        }
+        "help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(Failure::Usage(format!("no such command {other:?} (see hezi --help)"))),
+    }
+}
+
+pub fn runtime(g: &Global) -> Result<libcontainer::Runtime, Failure> {
+    if g.systemd_cgroup {
+        return Err(Failure::Error(
+            "--systemd-cgroup: the systemd cgroup driver is not implemented yet".into(),
+        ));
+    }
+    Ok(libcontainer::Runtime::new(&g.root)?)
+}

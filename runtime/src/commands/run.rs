@@ -1,0 +1,90 @@
+//! `run`: create, start, wait, delete, and exit with the container's status (128+N when its
+//! init was killed by signal N). Signals sent to hezi are passed on to the container's init.
+
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::lifecycle::{create_options, CREATE_FLAGS};
+use crate::cli::{self, flag, Flag};
+use crate::{Failure, Global};
+
+const FORWARDED: &[Signal] = &[
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+    Signal::SIGCONT,
+];
+
+pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
+    let mut flags: Vec<Flag> = CREATE_FLAGS
+        .iter()
+        .map(|f| Flag {
+            names: f.names,
+            takes_value: f.takes_value,
+        })
+        .collect();
+    flags.extend([flag(&["d", "detach"]), flag(&["keep"]), flag(&["no-subreaper"])]);
+    let a = cli::parse(args, &flags, false)?;
+    let id = a.id("run")?;
+    let opts = create_options(&a)?;
+    let detach = a.is_set("d");
+    if detach && a.is_set("keep") {
+        return Err(Failure::Usage("--keep and --detach cannot be used together".into()));
+    }
+    let rt = super::runtime(g)?;
+    // Block the signals we forward (and SIGCHLD) before the init exists, so none is lost or
+    // kills us between create and the wait loop; the init resets its mask.
+    let mut set = SigSet::empty();
+    if !detach {
+        for s in FORWARDED {
+            set.add(*s);
+        }
+        set.add(Signal::SIGCHLD);
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+            .map_err(|e| Failure::Error(format!("block signals: {e}")))?;
+    }
+    let pid = rt.create(id, &opts)?;
+    if let Err(e) = rt.start(id) {
+        let _ = rt.delete(id, true);
+        return Err(e.into());
+    }
+    if detach {
+        return Ok(());
+    }
+    let code = wait_forwarding(pid, &set);
+    if !a.is_set("keep") {
+        if let Err(e) = rt.delete(id, true) {
+            tracing::warn!("delete {id} after run: {e}");
+        }
+    }
+    match code {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(Failure::Exit(code)),
+        Err(e) => Err(Failure::Error(e)),
+    }
+}
+
+/// Wait for the init, forwarding every blocked signal but SIGCHLD to it.
+fn wait_forwarding(pid: Pid, set: &SigSet) -> Result<i32, String> {
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(format!("wait for container init {pid}: {e}")),
+        }
+        match set.wait() {
+            Ok(Signal::SIGCHLD) => {}
+            Ok(sig) => {
+                let _ = kill(pid, sig);
+            }
+            Err(e) => return Err(format!("wait for signals: {e}")),
+        }
+    }
+}
