@@ -42,6 +42,6 @@ mod tests {
     fn known_dates() {
         assert_eq!(format_unix(0, 0), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(format_unix(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
-        assert_eq!(format_unix(1_795_000_000, 0), "2026-11-18T07:06:40.000000000Z");
+        assert_eq!(format_unix(1_795_000_000, 0), "2026-11-18T11:06:40.000000000Z");
     }
 }

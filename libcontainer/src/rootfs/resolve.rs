@@ -100,6 +100,14 @@ impl Root {
     /// empty file. Returns an O_PATH fd of the result. Each step resolves in the root again, so a
     /// symlink among the parents still lands inside.
     pub fn ensure(&self, inner: &Path, kind: Kind) -> Result<OwnedFd> {
+        self.ensure_at_depth(inner, kind, 0)
+    }
+
+    fn ensure_at_depth(&self, inner: &Path, kind: Kind, depth: u32) -> Result<OwnedFd> {
+        // As many dangling symlinks as the kernel would follow (MAXSYMLINKS) before ELOOP.
+        if depth > 40 {
+            return Err(Error::sys(format!("resolve {}", self.display(inner)), Errno::ELOOP));
+        }
         match self.open_path(inner, OFlag::empty()) {
             Ok(fd) => return Ok(fd),
             Err(Errno::ENOENT) => {}
@@ -125,8 +133,22 @@ impl Root {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(Error::sys(format!("create {}", self.display(inner)), e)),
         }
-        self.open_path(inner, OFlag::empty())
-            .map_err(|e| Error::sys(format!("resolve {}", self.display(inner)), e))
+        match self.open_path(inner, OFlag::empty()) {
+            // The name exists but does not resolve: a dangling symlink. Create its target,
+            // itself resolved inside the root.
+            Err(Errno::ENOENT) => {
+                let target = nix::fcntl::readlinkat(dir.as_fd(), name)
+                    .map_err(|e| Error::sys(format!("readlink {}", self.display(inner)), e))?;
+                let target = Path::new(&target);
+                let next = if target.is_absolute() {
+                    relative(target).to_path_buf()
+                } else {
+                    parent.join(target)
+                };
+                self.ensure_at_depth(&next, kind, depth + 1)
+            }
+            r => r.map_err(|e| Error::sys(format!("resolve {}", self.display(inner)), e)),
+        }
     }
 }
 
