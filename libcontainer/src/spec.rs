@@ -98,6 +98,9 @@ pub fn validate(spec: &Spec, config: &Path) -> Result<()> {
                 m.destination()
             ));
         }
+        if let Err(e) = crate::rootfs::options::parse(m.options().as_deref().unwrap_or(&[])) {
+            return bad(format!("mount {}: {e}", m.destination().display()));
+        }
     }
     let Some(linux) = spec.linux() else {
         return Ok(());

@@ -121,6 +121,7 @@ impl Runtime {
                 lock.close_in_child();
                 drop(parent_end);
                 init::run(InitArgs {
+                    id,
                     spec,
                     rootfs: &bundle.rootfs,
                     bundle: &bundle.dir,
@@ -129,6 +130,7 @@ impl Runtime {
                     state_dir,
                     no_pivot: opts.no_pivot,
                     preserve_fds: opts.preserve_fds,
+                    no_new_keyring: opts.no_new_keyring,
                 })
             }
             Forked::Parent(pid) => pid,

@@ -256,3 +256,27 @@ mod tests {
         assert!(parse_cpu_list("x").is_err());
     }
 }
+
+/// Give the container a session keyring of its own named after it (as runc does), so it cannot
+/// read or change the keys of the session that started the runtime. Kernels without keyrings
+/// (ENOSYS) or that refuse it to us (EACCES) are skipped, as runc does.
+pub fn session_keyring(id: &str) -> Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    const KEYCTL_SETPERM: libc::c_long = 5;
+    let name = CString::new(id).map_err(|_| Error::InvalidArgument(format!("id {id:?} contains NUL")))?;
+    // SAFETY: keyctl(2) with a NUL-terminated name; returns the new keyring's serial.
+    let serial = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if serial < 0 {
+        return match nix::errno::Errno::last() {
+            nix::errno::Errno::ENOSYS | nix::errno::Errno::EACCES => Ok(()),
+            e => Err(Error::sys("join a new session keyring", e)),
+        };
+    }
+    // Possessor: all; user: view, read, search; group and other: nothing.
+    const PERM: libc::c_long = 0x3f0b_0000;
+    // SAFETY: keyctl(2) KEYCTL_SETPERM on the serial just returned, with integer arguments.
+    if unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, serial, PERM) } < 0 {
+        return Err(Error::sys("set session keyring permissions", nix::errno::Errno::last()));
+    }
+    Ok(())
+}

@@ -21,7 +21,7 @@ pub fn lookup(arg0: &str, env: &[String]) -> Result<PathBuf> {
         if is_executable(&p) {
             return Ok(p);
         }
-        return Err(Error::Init(format!("exec: {arg0:?}: no such executable file")));
+        return Err(Error::Other(format!("exec: {arg0:?}: no such executable file")));
     }
     let path = env
         .iter()
@@ -35,7 +35,7 @@ pub fn lookup(arg0: &str, env: &[String]) -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    Err(Error::Init(format!(
+    Err(Error::Other(format!(
         "exec: {arg0:?}: executable file not found in $PATH"
     )))
 }

@@ -24,6 +24,7 @@ use crate::state::EXEC_FIFO;
 use crate::sys;
 
 pub struct InitArgs<'a> {
+    pub id: &'a str,
     pub spec: &'a Spec,
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
@@ -33,6 +34,7 @@ pub struct InitArgs<'a> {
     pub state_dir: OwnedFd,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    pub no_new_keyring: bool,
 }
 
 /// What is left to do once `start` releases the init.
@@ -120,6 +122,9 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     }
     attrs::sysctl(a.spec)?;
     rootfs::finish(a.spec)?;
+    if !a.no_new_keyring {
+        attrs::session_keyring(a.id)?;
+    }
     attrs::rlimits(process)?;
     attrs::personality(a.spec)?;
     attrs::io_priority(process)?;

@@ -3,8 +3,6 @@
 
 use nix::mount::MsFlags;
 
-use crate::error::{Error, Result};
-
 #[derive(Debug, PartialEq, Eq)]
 pub struct Options {
     /// Flags for the mount itself (and the remount of a bind).
@@ -36,7 +34,8 @@ impl Options {
     }
 }
 
-pub fn parse(options: &[String]) -> Result<Options> {
+/// Errors are plain text; the caller names the mount.
+pub fn parse(options: &[String]) -> Result<Options, String> {
     let mut o = Options::default();
     for opt in options {
         let (set, clear) = match opt.as_str() {
@@ -80,9 +79,9 @@ pub fn parse(options: &[String]) -> Result<Options> {
             }
             // runc's extension: copy the image's content into a new tmpfs. Not done yet, and
             // silently mounting an empty tmpfs instead would hide files, so say so.
-            "tmpcopyup" => return Err(Error::InvalidSpec("mount option tmpcopyup is not supported yet".into())),
+            "tmpcopyup" => return Err("mount option tmpcopyup is not supported yet".into()),
             "idmap" | "ridmap" => {
-                return Err(Error::InvalidSpec(format!("mount option {opt} is not supported yet")));
+                return Err(format!("mount option {opt} is not supported yet"));
             }
             other => {
                 if let Some(p) = propagation(other) {
@@ -90,7 +89,7 @@ pub fn parse(options: &[String]) -> Result<Options> {
                     continue;
                 }
                 if other.is_empty() {
-                    return Err(Error::InvalidSpec("empty mount option".into()));
+                    return Err("empty mount option".into());
                 }
                 if !o.data.is_empty() {
                     o.data.push(',');
