@@ -20,7 +20,12 @@ impl Runtime {
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         crate::id::validate(id)?;
         let _lock = self.store().lock(id)?;
-        let st = self.store().load(id)?;
+        let st = match self.store().load(id) {
+            Ok(st) => st,
+            // A create killed before it wrote any state left only the directory.
+            Err(Error::NotFound(_)) if force => return self.store().remove(id),
+            Err(e) => return Err(e),
+        };
         match self.status(&st) {
             Status::Stopped => {}
             // runc deletes a created container by killing its waiting init.
