@@ -16,6 +16,7 @@ pub mod spec;
 pub mod state;
 pub mod sys;
 pub mod time;
+pub mod tty;
 
 pub use container::{CreateOptions, OciState, Runtime, Status};
 pub use error::{Error, Result};

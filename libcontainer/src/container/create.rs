@@ -22,14 +22,25 @@ use crate::spec::Bundle;
 use crate::state::{ContainerState, EXEC_FIFO};
 use crate::sys::{self, Forked};
 
-#[derive(Default, Debug, Clone)]
+#[derive(Default, Debug)]
 pub struct CreateOptions {
     pub bundle: PathBuf,
+    /// `--console-socket`: where to send the pty master when process.terminal is set.
     pub console_socket: Option<PathBuf>,
+    /// An already connected console socket (used by `run` in the foreground), instead of a path.
+    pub console_fd: Option<std::os::fd::OwnedFd>,
     pub pid_file: Option<PathBuf>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+}
+
+/// What `create` made.
+#[derive(Debug, Clone, Copy)]
+pub struct Created {
+    pub pid: Pid,
+    /// The init sent a pty master to the console socket.
+    pub terminal: bool,
 }
 
 /// Undoes a partial create unless disarmed.
@@ -62,9 +73,9 @@ impl Drop for Guard<'_> {
 }
 
 impl Runtime {
-    /// Create container `id` from `opts.bundle`. Returns the init's pid; the caller is its parent
-    /// (so `run` can wait for it).
-    pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<Pid> {
+    /// Create container `id` from `opts.bundle`. The caller is the init's parent (so `run` can
+    /// wait for it).
+    pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<Created> {
         crate::id::validate(id)?;
         let bundle = Bundle::load(&opts.bundle)?;
         let spec = &bundle.spec;
@@ -106,6 +117,16 @@ impl Runtime {
         if let Some(pid_ns) = plan.joined_pid() {
             namespaces::join(oci_spec::runtime::LinuxNamespaceType::Pid, pid_ns)?;
         }
+        let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+        let connected = match (&opts.console_socket, terminal) {
+            (Some(path), true) if opts.console_fd.is_none() => Some(crate::tty::connect(path)?),
+            _ => None,
+        };
+        let console = if terminal {
+            connected.as_ref().or(opts.console_fd.as_ref())
+        } else {
+            None
+        };
         let (parent_end, child_end) = channel::pair()?;
         let state_dir = nix::fcntl::open(
             &dir,
@@ -131,6 +152,7 @@ impl Runtime {
                     no_pivot: opts.no_pivot,
                     preserve_fds: opts.preserve_fds,
                     no_new_keyring: opts.no_new_keyring,
+                    console,
                 })
             }
             Forked::Parent(pid) => pid,
@@ -138,6 +160,7 @@ impl Runtime {
         guard.init = Some(pid);
         drop(child_end);
         drop(state_dir);
+        drop(connected);
 
         if plan.new_user {
             write_id_maps(spec, pid)?;
@@ -167,7 +190,7 @@ impl Runtime {
             write_pid_file(p, pid)?;
         }
         guard.armed = false;
-        Ok(pid)
+        Ok(Created { pid, terminal })
     }
 }
 
@@ -177,12 +200,10 @@ fn check_supported(spec: &oci_spec::runtime::Spec, opts: &CreateOptions) -> Resu
         .process()
         .as_ref()
         .ok_or_else(|| Error::InvalidSpec("process is required".into()))?;
-    if process.terminal().unwrap_or(false) {
-        return Err(Error::InvalidSpec(if opts.console_socket.is_none() {
-            "process.terminal is true but no --console-socket was given".into()
-        } else {
-            "terminals (--console-socket) are not implemented yet".into()
-        }));
+    if process.terminal().unwrap_or(false) && opts.console_socket.is_none() && opts.console_fd.is_none() {
+        return Err(Error::InvalidSpec(
+            "process.terminal is true but no --console-socket was given".into(),
+        ));
     }
     let linux = spec.linux().as_ref();
     if linux.and_then(|l| l.seccomp().as_ref()).is_some() {

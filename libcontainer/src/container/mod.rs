@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::state::{ContainerState, Store};
 use crate::sys;
 
-pub use create::CreateOptions;
+pub use create::{CreateOptions, Created};
 pub use status::Status;
 
 /// The OCI state of a container, as `state` prints it (plus runc's rootfs, created and owner).

@@ -35,6 +35,8 @@ pub struct InitArgs<'a> {
     pub no_pivot: bool,
     pub preserve_fds: u32,
     pub no_new_keyring: bool,
+    /// Connected console socket, when process.terminal is set.
+    pub console: Option<&'a OwnedFd>,
 }
 
 /// What is left to do once `start` releases the init.
@@ -117,6 +119,9 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
                 .any(|(t, _)| *t == oci_spec::runtime::LinuxNamespaceType::User),
         cgroups: cgroup_mounts.as_ref(),
     })?;
+    if let Some(socket) = a.console {
+        crate::tty::setup(socket, process.console_size())?;
+    }
     if a.plan.new_uts {
         attrs::hostname(a.spec)?;
     }

@@ -26,6 +26,7 @@ pub fn create_options(a: &cli::Args) -> Result<CreateOptions, Failure> {
     Ok(CreateOptions {
         bundle: PathBuf::from(a.value("b").unwrap_or(".")),
         console_socket: a.value("console-socket").map(PathBuf::from),
+        console_fd: None,
         pid_file: a.value("pid-file").map(PathBuf::from),
         no_pivot: a.is_set("no-pivot"),
         no_new_keyring: a.is_set("no-new-keyring"),

@@ -3,6 +3,7 @@
 mod info;
 mod lifecycle;
 mod list;
+mod relay;
 mod run;
 
 use crate::{Failure, Global};

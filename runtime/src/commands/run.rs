@@ -5,7 +5,10 @@ use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use std::os::fd::AsFd;
+
 use super::lifecycle::{create_options, CREATE_FLAGS};
+use super::relay::Relay;
 use crate::cli::{self, flag, Flag};
 use crate::{Failure, Global};
 
@@ -31,8 +34,23 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
     flags.extend([flag(&["d", "detach"]), flag(&["keep"]), flag(&["no-subreaper"])]);
     let a = cli::parse(args, &flags, false)?;
     let id = a.id("run")?;
-    let opts = create_options(&a)?;
+    let mut opts = create_options(&a)?;
     let detach = a.is_set("d");
+    // In the foreground without --console-socket, hezi itself receives the pty master (used
+    // only if the spec asks for a terminal).
+    let console_peer = if !detach && opts.console_socket.is_none() {
+        let (ours, theirs) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| Failure::Error(format!("socketpair for the console: {e}")))?;
+        opts.console_fd = Some(theirs);
+        Some(ours)
+    } else {
+        None
+    };
     if detach && a.is_set("keep") {
         return Err(Failure::Usage("--keep and --detach cannot be used together".into()));
     }
@@ -48,7 +66,23 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
             .map_err(|e| Failure::Error(format!("block signals: {e}")))?;
     }
-    let pid = rt.create(id, &opts)?;
+    let created = rt.create(id, &opts)?;
+    drop(opts.console_fd.take());
+    let relay = match (&console_peer, created.terminal) {
+        (Some(peer), true) => {
+            let started = libcontainer::tty::recv_fd(peer.as_fd())
+                .map_err(|e| e.to_string())
+                .and_then(|master| Relay::start(master).map_err(|e| format!("attach the terminal: {e}")));
+            match started {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    let _ = rt.delete(id, true);
+                    return Err(Failure::Error(e));
+                }
+            }
+        }
+        _ => None,
+    };
     if let Err(e) = rt.start(id) {
         let _ = rt.delete(id, true);
         return Err(e.into());
@@ -56,7 +90,10 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
     if detach {
         return Ok(());
     }
-    let code = wait_forwarding(pid, &set);
+    let code = wait_forwarding(created.pid, &set, relay.as_ref());
+    if let Some(r) = relay {
+        r.finish();
+    }
     if !a.is_set("keep") {
         if let Err(e) = rt.delete(id, true) {
             tracing::warn!("delete {id} after run: {e}");
@@ -69,8 +106,9 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
     }
 }
 
-/// Wait for the init, forwarding every blocked signal but SIGCHLD to it.
-fn wait_forwarding(pid: Pid, set: &SigSet) -> Result<i32, String> {
+/// Wait for the init, forwarding every blocked signal but SIGCHLD to it (SIGWINCH resizes the
+/// container's terminal instead, when hezi relays one).
+fn wait_forwarding(pid: Pid, set: &SigSet, relay: Option<&Relay>) -> Result<i32, String> {
     loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(code),
@@ -81,6 +119,7 @@ fn wait_forwarding(pid: Pid, set: &SigSet) -> Result<i32, String> {
         }
         match set.wait() {
             Ok(Signal::SIGCHLD) => {}
+            Ok(Signal::SIGWINCH) if relay.is_some() => relay.iter().for_each(|r| r.resize()),
             Ok(sig) => {
                 let _ = kill(pid, sig);
             }

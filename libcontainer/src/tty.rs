@@ -1,0 +1,119 @@
+//! Terminals: the init opens a pty pair on the container's own devpts, makes the slave its
+//! stdio, controlling terminal and /dev/console, and hands the master to whoever listens on the
+//! console socket, over SCM_RIGHTS (the protocol runc, containerd and podman speak: the fd plus
+//! the pty's name as payload).
+
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::pty::{posix_openpt, ptsname_r, unlockpt};
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use oci_spec::runtime::Box as ConsoleSize;
+
+use crate::error::{Error, Result, SysContext};
+use crate::rootfs::mounts::bind;
+use crate::rootfs::resolve::{Kind, Root};
+
+/// Connect to the caller's console socket (`--console-socket`), in the runtime before clone3, so
+/// the init inherits a connected fd and needs no path on the host after the root switch.
+pub fn connect(path: &Path) -> Result<OwnedFd> {
+    let stream = UnixStream::connect(path).ctx(|| format!("connect to console socket {}", path.display()))?;
+    Ok(OwnedFd::from(stream))
+}
+
+/// In the init, after the root switch: make the pty, wire it up, send the master.
+pub fn setup(socket: &OwnedFd, size: Option<ConsoleSize>) -> Result<()> {
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).ctx(|| "open /dev/ptmx".into())?;
+    unlockpt(&master).ctx(|| "unlock the pty".into())?;
+    let name = ptsname_r(&master).ctx(|| "name the pty".into())?;
+    // TIOCGPTPEER opens the slave through the master, immune to anything at /dev/pts/N.
+    // SAFETY: ioctl on a valid pty master fd with integer flags; returns a new fd or -1.
+    let raw = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if raw < 0 {
+        return Err(Error::sys("open the pty slave", nix::errno::Errno::last()));
+    }
+    // SAFETY: the kernel just returned this fd to us.
+    let slave = unsafe { OwnedFd::from_raw_fd(raw) };
+    if let Some(s) = size {
+        resize(master.as_fd(), s.height() as u16, s.width() as u16)?;
+    }
+    let root = Root::open(Path::new("/"))?;
+    let console = root.ensure(Path::new("dev/console"), Kind::File)?;
+    bind(&slave, &console, false).ctx(|| format!("bind {name} on /dev/console"))?;
+    send_fd(socket.as_fd(), master.as_fd(), &name)?;
+    drop(master);
+    for fd in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors, which this process owns.
+        if unsafe { libc::dup2(slave.as_raw_fd(), fd) } < 0 {
+            return Err(Error::sys(
+                format!("dup the pty onto fd {fd}"),
+                nix::errno::Errno::last(),
+            ));
+        }
+    }
+    // SAFETY: TIOCSCTTY on our stdin (now the pty slave) in a session we lead (setsid was called).
+    if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+        return Err(Error::sys(
+            "make the pty the controlling terminal",
+            nix::errno::Errno::last(),
+        ));
+    }
+    Ok(())
+}
+
+/// Set a terminal's window size.
+pub fn resize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a valid winsize from the pointer.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) } < 0 {
+        return Err(Error::sys("set the terminal size", nix::errno::Errno::last()));
+    }
+    Ok(())
+}
+
+/// Send `fd` with `name` as payload.
+pub fn send_fd(socket: BorrowedFd<'_>, fd: BorrowedFd<'_>, name: &str) -> Result<()> {
+    let fds = [fd.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let iov = [IoSlice::new(name.as_bytes())];
+    sendmsg::<()>(socket.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
+        .ctx(|| "send the pty master on the console socket".into())?;
+    Ok(())
+}
+
+/// Receive an fd sent by `send_fd`.
+pub fn recv_fd(socket: BorrowedFd<'_>) -> Result<OwnedFd> {
+    let mut name = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut name)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .ctx(|| "receive the pty master".into())?;
+    for c in msg.cmsgs().ctx(|| "read the control message".into())? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: SCM_RIGHTS just installed this fd in our table; we take ownership.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(Error::Other("console socket: no file descriptor received".into()))
+}
