@@ -244,19 +244,6 @@ pub fn exec_cpu_affinity(process: &Process) -> Result<()> {
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).ctx(|| format!("set CPU affinity {list}"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_cpu_list;
-
-    #[test]
-    fn cpu_lists() {
-        assert_eq!(parse_cpu_list("0-2,5").unwrap(), vec![0, 1, 2, 5]);
-        assert_eq!(parse_cpu_list("3").unwrap(), vec![3]);
-        assert!(parse_cpu_list("2-1").is_err());
-        assert!(parse_cpu_list("x").is_err());
-    }
-}
-
 /// Give the container a session keyring of its own named after it (as runc does), so it cannot
 /// read or change the keys of the session that started the runtime. Kernels without keyrings
 /// (ENOSYS) or that refuse it to us (EACCES) are skipped, as runc does.
@@ -279,4 +266,17 @@ pub fn session_keyring(id: &str) -> Result<()> {
         return Err(Error::sys("set session keyring permissions", nix::errno::Errno::last()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cpu_list;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-2,5").unwrap(), vec![0, 1, 2, 5]);
+        assert_eq!(parse_cpu_list("3").unwrap(), vec![3]);
+        assert!(parse_cpu_list("2-1").is_err());
+        assert!(parse_cpu_list("x").is_err());
+    }
 }
