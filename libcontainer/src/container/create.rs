@@ -277,12 +277,17 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// The name runc shows in `list`'s OWNER column: the user running the runtime.
+/// The name runc shows in `list`'s OWNER column: the user running the runtime. Read from
+/// /etc/passwd directly: NSS would probe nscd and load nsswitch.conf on every create.
 fn owner() -> String {
-    let uid = nix::unistd::geteuid();
-    nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .map(|u| u.name)
+    let uid = nix::unistd::geteuid().as_raw();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+        })
         .unwrap_or_else(|| uid.to_string())
 }
