@@ -18,5 +18,5 @@ pub mod sys;
 pub mod time;
 pub mod tty;
 
-pub use container::{CreateOptions, OciState, Runtime, Status};
+pub use container::{CreateOptions, ExecOptions, OciState, Runtime, Status};
 pub use error::{Error, Result};

@@ -24,8 +24,10 @@ pub fn connect(path: &Path) -> Result<OwnedFd> {
     Ok(OwnedFd::from(stream))
 }
 
-/// In the init, after the root switch: make the pty, wire it up, send the master.
-pub fn setup(socket: &OwnedFd, size: Option<ConsoleSize>) -> Result<()> {
+/// In the container (after the root switch, or after joining its mount namespace): make the
+/// pty, make it our stdio and controlling terminal, send the master. `console`: also bind the
+/// slave on /dev/console (the init does; an exec'd process does not).
+pub fn setup(socket: &OwnedFd, size: Option<ConsoleSize>, console: bool) -> Result<()> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).ctx(|| "open /dev/ptmx".into())?;
     unlockpt(&master).ctx(|| "unlock the pty".into())?;
     let name = ptsname_r(&master).ctx(|| "name the pty".into())?;
@@ -46,9 +48,11 @@ pub fn setup(socket: &OwnedFd, size: Option<ConsoleSize>) -> Result<()> {
     if let Some(s) = size {
         resize(master.as_fd(), s.height() as u16, s.width() as u16)?;
     }
-    let root = Root::open(Path::new("/"))?;
-    let console = root.ensure(Path::new("dev/console"), Kind::File)?;
-    bind(&slave, &console, false).ctx(|| format!("bind {name} on /dev/console"))?;
+    if console {
+        let root = Root::open(Path::new("/"))?;
+        let target = root.ensure(Path::new("dev/console"), Kind::File)?;
+        bind(&slave, &target, false).ctx(|| format!("bind {name} on /dev/console"))?;
+    }
     send_fd(socket.as_fd(), master.as_fd(), &name)?;
     drop(master);
     for fd in 0..3 {

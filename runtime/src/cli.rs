@@ -28,7 +28,7 @@ pub const fn opt(names: &'static [&'static str]) -> Flag {
 /// Parsed flags (keyed by each flag's first name) and positional arguments.
 #[derive(Default, Debug)]
 pub struct Args {
-    values: HashMap<&'static str, String>,
+    values: HashMap<&'static str, Vec<String>>,
     pub positional: Vec<String>,
 }
 
@@ -42,12 +42,18 @@ impl std::fmt::Display for UsageError {
 }
 
 impl Args {
+    /// The flag's value (the last one, if given more than once).
     pub fn value(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
+        self.values.get(name).and_then(|v| v.last()).map(String::as_str)
+    }
+
+    /// Every value of a repeatable flag (`-e A -e B`), in order.
+    pub fn values(&self, name: &str) -> &[String] {
+        self.values.get(name).map(Vec::as_slice).unwrap_or(&[])
     }
 
     pub fn is_set(&self, name: &str) -> bool {
-        self.values.get(name).is_some_and(|v| v != "false")
+        self.value(name).is_some_and(|v| v != "false")
     }
 
     /// The single positional argument a command needs (the container id).
@@ -109,7 +115,7 @@ pub fn parse(args: &[String], flags: &[Flag], stop_at_positional: bool) -> Resul
                 Some(v) => return Err(UsageError(format!("invalid boolean value {v:?} for -{name}"))),
             }
         };
-        out.values.insert(f.names[0], value);
+        out.values.entry(f.names[0]).or_default().push(value);
     }
     Ok(out)
 }
@@ -151,5 +157,12 @@ mod tests {
             .contains("not defined: -nope"));
         assert!(parse(&v(&["--bundle"]), FLAGS, false).is_err());
         assert!(parse(&v(&["--detach=maybe"]), FLAGS, false).is_err());
+    }
+
+    #[test]
+    fn repeated_flags_keep_every_value() {
+        let a = parse(&v(&["-b", "/1", "--bundle", "/2", "x"]), FLAGS, false).unwrap();
+        assert_eq!(a.values("b"), ["/1", "/2"]);
+        assert_eq!(a.value("b"), Some("/2"));
     }
 }

@@ -267,7 +267,7 @@ fn write_id_maps(spec: &oci_spec::runtime::Spec, pid: Pid) -> Result<()> {
     Ok(())
 }
 
-fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+pub(super) fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
     let tmp = path.with_extension("hezi-tmp");
     std::fs::write(&tmp, pid.to_string()).ctx(|| format!("write pid file {}", tmp.display()))?;
     std::fs::rename(&tmp, path).ctx(|| format!("rename {} to {}", tmp.display(), path.display()))

@@ -2,6 +2,7 @@
 
 mod create;
 mod delete;
+mod exec;
 mod start;
 mod status;
 
@@ -18,6 +19,7 @@ use crate::state::{ContainerState, Store};
 use crate::sys;
 
 pub use create::{CreateOptions, Created};
+pub use exec::{ExecOptions, Execed};
 pub use status::Status;
 
 /// The OCI state of a container, as `state` prints it (plus runc's rootfs, created and owner).
@@ -56,7 +58,7 @@ impl Runtime {
         &self.store
     }
 
-    fn load(&self, id: &str) -> Result<ContainerState> {
+    pub(crate) fn load(&self, id: &str) -> Result<ContainerState> {
         crate::id::validate(id)?;
         self.store.load(id)
     }

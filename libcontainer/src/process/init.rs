@@ -16,7 +16,7 @@ use nix::sys::stat::Mode;
 use oci_spec::runtime::Spec;
 
 use super::channel::{Channel, Msg};
-use super::{attrs, exec, privileges};
+use super::{attrs, privileges, program};
 use crate::error::{Error, Result, SysContext};
 use crate::namespaces::{self, Plan};
 use crate::rootfs::{self, cgroupfs::CgroupMounts};
@@ -120,7 +120,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
         cgroups: cgroup_mounts.as_ref(),
     })?;
     if let Some(socket) = a.console {
-        crate::tty::setup(socket, process.console_size())?;
+        crate::tty::setup(socket, process.console_size(), true)?;
     }
     if a.plan.new_uts {
         attrs::hostname(a.spec)?;
@@ -146,11 +146,11 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     privileges::no_new_privs(process)?;
     let env: &[String] = process.env().as_deref().unwrap_or(&[]);
     let argv: &[String] = process.args().as_deref().unwrap_or(&[]);
-    let program = exec::lookup(&argv[0], env)?;
+    let program = program::lookup(&argv[0], env)?;
     let ready = Ready {
-        program: exec::path_cstring(&program)?,
-        argv: exec::cstrings(argv.iter().map(String::as_str))?,
-        envp: exec::cstrings(env.iter().map(String::as_str))?,
+        program: program::path_cstring(&program)?,
+        argv: program::cstrings(argv.iter().map(String::as_str))?,
+        envp: program::cstrings(env.iter().map(String::as_str))?,
     };
     // From here on `create` may exit at any moment: stop tying our life to it first.
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear the parent-death signal".into())?;

@@ -1,5 +1,6 @@
 //! One function per command; each parses its own flags and calls libcontainer.
 
+mod exec;
 mod info;
 mod lifecycle;
 mod list;
@@ -19,6 +20,7 @@ commands:
    state     output the state of a container
    kill      send a signal to the container's init (or all its processes with --all)
    delete    delete a container and everything it made
+   exec      run another process in a running container
    run       create, start and wait for a container, then delete it
    list      list containers
    spec      write a default config.json
@@ -44,7 +46,8 @@ pub fn dispatch(g: &Global, command: &str, args: &[String]) -> Result<(), Failur
         "list" => list::list(g, args),
         "spec" => info::spec(args),
         "features" => info::features(args),
-        "pause" | "resume" | "update" | "events" | "ps" | "exec" | "checkpoint" | "restore" => {
+        "exec" => exec::exec(g, args),
+        "pause" | "resume" | "update" | "events" | "ps" | "checkpoint" | "restore" => {
             Err(Failure::Error(format!("{command}: not implemented yet")))
         }
         "help" => {

@@ -12,7 +12,7 @@ use super::relay::Relay;
 use crate::cli::{self, flag, Flag};
 use crate::{Failure, Global};
 
-const FORWARDED: &[Signal] = &[
+pub const FORWARDED: &[Signal] = &[
     Signal::SIGHUP,
     Signal::SIGINT,
     Signal::SIGQUIT,
@@ -39,13 +39,7 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
     // In the foreground without --console-socket, hezi itself receives the pty master (used
     // only if the spec asks for a terminal).
     let console_peer = if !detach && opts.console_socket.is_none() {
-        let (ours, theirs) = nix::sys::socket::socketpair(
-            nix::sys::socket::AddressFamily::Unix,
-            nix::sys::socket::SockType::Stream,
-            None,
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(|e| Failure::Error(format!("socketpair for the console: {e}")))?;
+        let (ours, theirs) = console_pair()?;
         opts.console_fd = Some(theirs);
         Some(ours)
     } else {
@@ -108,7 +102,7 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
 
 /// Wait for the init, forwarding every blocked signal but SIGCHLD to it (SIGWINCH resizes the
 /// container's terminal instead, when hezi relays one).
-fn wait_forwarding(pid: Pid, set: &SigSet, relay: Option<&Relay>) -> Result<i32, String> {
+pub fn wait_forwarding(pid: Pid, set: &SigSet, relay: Option<&Relay>) -> Result<i32, String> {
     loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(code),
@@ -126,4 +120,11 @@ fn wait_forwarding(pid: Pid, set: &SigSet, relay: Option<&Relay>) -> Result<i32,
             Err(e) => return Err(format!("wait for signals: {e}")),
         }
     }
+}
+
+/// A connected socket pair standing in for `--console-socket` when hezi relays the terminal itself.
+pub fn console_pair() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), Failure> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(|e| Failure::Error(format!("socketpair for the console: {e}")))
 }

@@ -1,0 +1,92 @@
+//! The child side of `exec`: join the running container's namespaces, take on the process's
+//! user and capabilities, exec. Reports failure over the channel; success is the channel closing
+//! on exec (its fd is close-on-exec), so even a failing execve is reported.
+
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::Process;
+
+use super::channel::{Channel, Msg};
+use super::{attrs, privileges, program};
+use crate::error::{Error, Result, SysContext};
+use crate::sys;
+
+pub struct JoinArgs<'a> {
+    pub process: &'a Process,
+    /// Namespace fds of the container's init, in joining order (user first), pid excluded: the
+    /// parent joined that one before cloning us.
+    pub namespaces: Vec<(CloneFlags, OwnedFd)>,
+    pub channel: Channel,
+    pub console: Option<&'a OwnedFd>,
+    pub preserve_fds: u32,
+}
+
+pub fn run(a: JoinArgs<'_>) -> ! {
+    let err = match setup(&a) {
+        Ok((program, argv, envp)) => match nix::unistd::execve(&program, &argv, &envp) {
+            Err(e) => Error::sys(format!("exec {program:?}"), e),
+            Ok(never) => match never {},
+        },
+        Err(e) => e,
+    };
+    let _ = a.channel.send(&Msg::Failed(err.to_string()));
+    std::process::exit(127);
+}
+
+type Prepared = (CString, Vec<CString>, Vec<CString>);
+
+fn setup(a: &JoinArgs<'_>) -> Result<Prepared> {
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .ctx(|| "reset the signal mask".into())?;
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "set the parent-death signal".into())?;
+    match a.channel.recv()? {
+        Some(Msg::Go) => {}
+        other => {
+            return Err(Error::Other(format!(
+                "expected go-ahead from the runtime, got {other:?}"
+            )))
+        }
+    }
+    for (flag, fd) in &a.namespaces {
+        nix::sched::setns(fd, *flag).ctx(|| format!("join the container's namespace ({flag:?})"))?;
+    }
+    let p = a.process;
+    if let Some(socket) = a.console {
+        nix::unistd::setsid().ctx(|| "setsid".into())?;
+        crate::tty::setup(socket, p.console_size(), false)?;
+    }
+    attrs::rlimits(p)?;
+    privileges::apply(p)?;
+    nix::unistd::chdir(p.cwd()).ctx(|| format!("chdir to cwd {}", p.cwd().display()))?;
+    match std::env::current_dir() {
+        Ok(d) if d.is_absolute() => {}
+        _ => {
+            return Err(Error::Other(format!(
+                "cwd {} is outside the container",
+                p.cwd().display()
+            )))
+        }
+    }
+    nix::sys::stat::umask(Mode::from_bits_truncate(p.user().umask().unwrap_or(0o022)));
+    privileges::no_new_privs(p)?;
+    attrs::exec_cpu_affinity(p)?;
+    let env: &[String] = p.env().as_deref().unwrap_or(&[]);
+    let argv: &[String] = p.args().as_deref().unwrap_or(&[]);
+    let first = argv
+        .first()
+        .ok_or_else(|| Error::InvalidArgument("exec: no command given".into()))?;
+    let path = program::lookup(first, env)?;
+    let prepared = (
+        program::path_cstring(&path)?,
+        program::cstrings(argv.iter().map(String::as_str))?,
+        program::cstrings(env.iter().map(String::as_str))?,
+    );
+    // pdeathsig survives execve; the program must not die because hezi exec -d exits.
+    nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear the parent-death signal".into())?;
+    sys::cloexec_from(3 + a.preserve_fds).map_err(|e| Error::sys("mark file descriptors close-on-exec", e))?;
+    Ok(prepared)
+}

@@ -1,0 +1,169 @@
+//! `exec`: runc's flags, merged onto the container's own process spec as runc does (or a whole
+//! process from `-p FILE`), then run in the foreground (waiting, exit code passed on) or detached.
+
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use oci_spec::runtime::{Capabilities, Capability, Process};
+
+use super::relay::Relay;
+use super::run::{wait_forwarding, FORWARDED};
+use crate::cli::{self, flag, opt};
+use crate::{Failure, Global};
+
+const FLAGS: &[cli::Flag] = &[
+    opt(&["p", "process"]),
+    opt(&["console-socket"]),
+    flag(&["t", "tty"]),
+    opt(&["cwd"]),
+    opt(&["e", "env"]),
+    opt(&["u", "user"]),
+    opt(&["additional-gids", "g"]),
+    opt(&["c", "cap"]),
+    flag(&["no-new-privs"]),
+    opt(&["apparmor"]),
+    opt(&["process-label"]),
+    flag(&["d", "detach"]),
+    opt(&["pid-file"]),
+    opt(&["preserve-fds"]),
+    flag(&["ignore-paused"]),
+    opt(&["cgroup"]),
+];
+
+fn bad(m: impl Into<String>) -> Failure {
+    Failure::Usage(m.into())
+}
+
+fn parse_id(s: &str, what: &str) -> Result<u32, Failure> {
+    s.parse().map_err(|_| bad(format!("invalid {what} {s:?}")))
+}
+
+/// The process to run: `-p FILE` as is, or the container's process with the command and flags.
+fn build_process(a: &cli::Args, base: Option<Process>, command: &[String]) -> Result<Process, Failure> {
+    if let Some(path) = a.value("p") {
+        let text = std::fs::read(path).map_err(|e| Failure::Error(format!("read {path}: {e}")))?;
+        return serde_json::from_slice(&text).map_err(|e| Failure::Error(format!("{path}: {e}")));
+    }
+    if command.is_empty() {
+        return Err(bad("exec: requires the container id and a command"));
+    }
+    let mut p = base.unwrap_or_default();
+    p.set_args(Some(command.to_vec()));
+    p.set_terminal(Some(a.is_set("t")));
+    let mut env = p.env().clone().unwrap_or_default();
+    for e in a.values("e") {
+        let key = e.split('=').next().unwrap_or(e);
+        env.retain(|old| old.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    p.set_env(Some(env));
+    if let Some(cwd) = a.value("cwd") {
+        p.set_cwd(PathBuf::from(cwd));
+    }
+    let user = p.user_mut();
+    if let Some(u) = a.value("u") {
+        let (uid, gid) = u.split_once(':').map_or((u, None), |(x, y)| (x, Some(y)));
+        user.set_uid(parse_id(uid, "uid")?);
+        if let Some(g) = gid {
+            user.set_gid(parse_id(g, "gid")?);
+        }
+    }
+    if !a.values("additional-gids").is_empty() {
+        let gids = a
+            .values("additional-gids")
+            .iter()
+            .map(|g| parse_id(g, "gid"))
+            .collect::<Result<Vec<_>, _>>()?;
+        user.set_additional_gids(Some(gids));
+    }
+    if !a.values("c").is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for name in a.values("c") {
+            let cap: Capability = serde_json::from_value(serde_json::Value::String(name.clone()))
+                .map_err(|_| bad(format!("unknown capability {name:?}")))?;
+            let add = |set: &Option<Capabilities>| {
+                let mut s = set.clone().unwrap_or_default();
+                s.insert(cap);
+                Some(s)
+            };
+            caps.set_bounding(add(caps.bounding()));
+            caps.set_effective(add(caps.effective()));
+            caps.set_permitted(add(caps.permitted()));
+        }
+        p.set_capabilities(Some(caps));
+    }
+    if a.is_set("no-new-privs") {
+        p.set_no_new_privileges(Some(true));
+    }
+    Ok(p)
+}
+
+pub fn exec(g: &Global, args: &[String]) -> Result<(), Failure> {
+    let a = cli::parse(args, FLAGS, true)?;
+    let (id, command) = a
+        .positional
+        .split_first()
+        .ok_or_else(|| bad("exec: requires the container id"))?;
+    for unsupported in ["apparmor", "process-label", "cgroup"] {
+        if a.value(unsupported).is_some() {
+            return Err(Failure::Error(format!("exec --{unsupported} is not supported yet")));
+        }
+    }
+    let rt = super::runtime(g)?;
+    let base = if a.value("p").is_none() {
+        rt.spec_of(id)?.process().clone()
+    } else {
+        None
+    };
+    let process = build_process(&a, base, command)?;
+    let detach = a.is_set("d");
+    let preserve_fds = match a.value("preserve-fds") {
+        None => 0,
+        Some(v) => v.parse().map_err(|_| bad(format!("invalid --preserve-fds {v:?}")))?,
+    };
+    let terminal = process.terminal().unwrap_or(false);
+    let mut opts = libcontainer::ExecOptions {
+        process,
+        console_socket: a.value("console-socket").map(PathBuf::from),
+        console_fd: None,
+        pid_file: a.value("pid-file").map(PathBuf::from),
+        preserve_fds,
+        ignore_paused: a.is_set("ignore-paused"),
+    };
+    let peer = if terminal && !detach && opts.console_socket.is_none() {
+        let (ours, theirs) = super::run::console_pair()?;
+        opts.console_fd = Some(theirs);
+        Some(ours)
+    } else {
+        None
+    };
+    let mut set = SigSet::empty();
+    if !detach {
+        FORWARDED.iter().for_each(|s| set.add(*s));
+        set.add(Signal::SIGCHLD);
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+            .map_err(|e| Failure::Error(format!("block signals: {e}")))?;
+    }
+    let execed = rt.exec(id, &opts)?;
+    drop(opts.console_fd.take());
+    if detach {
+        return Ok(());
+    }
+    let relay = match &peer {
+        Some(p) => {
+            let master = libcontainer::tty::recv_fd(p.as_fd())?;
+            Some(Relay::start(master).map_err(|e| Failure::Error(format!("attach the terminal: {e}")))?)
+        }
+        None => None,
+    };
+    let code = wait_forwarding(execed.pid, &set, relay.as_ref());
+    if let Some(r) = relay {
+        r.finish();
+    }
+    match code {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(Failure::Exit(code)),
+        Err(e) => Err(Failure::Error(e)),
+    }
+}
