@@ -6,6 +6,7 @@
 pub mod cgroups;
 pub mod container;
 pub mod error;
+pub mod hooks;
 pub mod id;
 pub mod namespaces;
 pub mod process;

@@ -43,6 +43,9 @@ pub struct ContainerState {
     /// The container's cgroup, resolved at create.
     #[serde(default)]
     pub cgroup: Option<crate::cgroups::CgroupConfig>,
+    /// The spec's hooks, for poststart (at start) and poststop (at delete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 /// The state root directory (`--root`, default `/run/hezi`).

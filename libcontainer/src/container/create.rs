@@ -103,6 +103,7 @@ impl Runtime {
             annotations: spec.annotations().clone().unwrap_or_default(),
             pid_file: opts.pid_file.as_ref().map(|p| absolute(p)),
             cgroup: Some(cgroup_cfg.clone()),
+            hooks: spec.hooks().clone(),
         };
         // Saved before anything else is made, so `delete --force` finds what to clean up even if
         // this process is killed half-way.
@@ -173,13 +174,27 @@ impl Runtime {
             mgr.apply_resources(res).map_err(cgroup_err)?;
         }
         parent_end.send(&Msg::Go)?;
-        match parent_end.recv()? {
-            Some(Msg::Ready) => {}
-            Some(Msg::Failed(m)) => return Err(Error::Init(m)),
-            other => {
-                let _ = waitpid(pid, None);
-                guard.init = None;
-                return Err(Error::Init(format!("init exited during setup ({other:?})")));
+        loop {
+            match parent_end.recv()? {
+                Some(Msg::Ready) => break,
+                Some(Msg::Hooks) => {
+                    let json = super::hook_state(
+                        &ContainerState {
+                            pid: pid.as_raw(),
+                            ..state.clone()
+                        },
+                        super::Status::Creating,
+                    );
+                    crate::hooks::run(spec.hooks().as_ref(), crate::hooks::Stage::Prestart, &json)?;
+                    crate::hooks::run(spec.hooks().as_ref(), crate::hooks::Stage::CreateRuntime, &json)?;
+                    parent_end.send(&Msg::HooksDone(json))?;
+                }
+                Some(Msg::Failed(m)) => return Err(Error::Init(m)),
+                other => {
+                    let _ = waitpid(pid, None);
+                    guard.init = None;
+                    return Err(Error::Init(format!("init exited during setup ({other:?})")));
+                }
             }
         }
         let stat = crate::procfs::stat(pid).ok_or_else(|| Error::Init("init exited right after setup".into()))?;
@@ -209,9 +224,6 @@ fn check_supported(spec: &oci_spec::runtime::Spec, opts: &CreateOptions) -> Resu
     if linux.and_then(|l| l.seccomp().as_ref()).is_some() {
         return Err(Error::InvalidSpec("linux.seccomp is not implemented yet".into()));
     }
-    if spec.hooks().as_ref().is_some_and(has_hooks) {
-        return Err(Error::InvalidSpec("hooks are not implemented yet".into()));
-    }
     let has_ns = |t| {
         linux
             .and_then(|l| l.namespaces().as_ref())
@@ -224,19 +236,6 @@ fn check_supported(spec: &oci_spec::runtime::Spec, opts: &CreateOptions) -> Resu
         return Err(Error::InvalidSpec("hostname needs a uts namespace".into()));
     }
     Ok(())
-}
-
-fn has_hooks(h: &oci_spec::runtime::Hooks) -> bool {
-    #[allow(deprecated)]
-    let lists = [
-        h.prestart(),
-        h.create_runtime(),
-        h.create_container(),
-        h.start_container(),
-        h.poststart(),
-        h.poststop(),
-    ];
-    lists.iter().any(|l| l.as_ref().is_some_and(|v| !v.is_empty()))
 }
 
 fn make_fifo(path: &Path) -> Result<()> {

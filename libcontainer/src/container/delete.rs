@@ -65,6 +65,13 @@ impl Runtime {
     }
 
     fn destroy(&self, st: &ContainerState) -> Result<()> {
+        if st.hooks.is_some() {
+            crate::hooks::run_logged(
+                st.hooks.as_ref(),
+                crate::hooks::Stage::Poststop,
+                &super::hook_state(st, Status::Stopped),
+            );
+        }
         if let Some(cfg) = &st.cgroup {
             cgroups::manager(cfg).and_then(|m| m.destroy()).map_err(cgroup_err)?;
         }

@@ -118,6 +118,19 @@ impl Runtime {
     }
 }
 
+/// The state JSON a hook reads on stdin (runtime.md "State").
+fn hook_state(st: &ContainerState, status: Status) -> String {
+    serde_json::json!({
+        "ociVersion": st.oci_version,
+        "id": st.id,
+        "status": status,
+        "pid": st.pid,
+        "bundle": st.bundle,
+        "annotations": st.annotations,
+    })
+    .to_string()
+}
+
 /// Signal the init through a pidfd, after checking the pid still names it.
 fn signal_init(st: &ContainerState, signal: Signal) -> Result<()> {
     let pid = Pid::from_raw(st.pid);

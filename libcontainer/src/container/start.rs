@@ -60,6 +60,14 @@ impl Runtime {
                 return Err(Error::Init(format!("container {id} init exited before start")));
             }
         }
-        std::fs::remove_file(&path).ctx(|| format!("remove {}", path.display()))
+        std::fs::remove_file(&path).ctx(|| format!("remove {}", path.display()))?;
+        if st.hooks.is_some() {
+            crate::hooks::run_logged(
+                st.hooks.as_ref(),
+                crate::hooks::Stage::Poststart,
+                &super::hook_state(&st, Status::Running),
+            );
+        }
+        Ok(())
     }
 }

@@ -17,6 +17,10 @@ pub enum Msg {
     Ready,
     /// Init → parent: setup failed at this step.
     Failed(String),
+    /// Init → parent: mounts are made, pivot_root is next: run prestart and createRuntime hooks.
+    Hooks,
+    /// Parent → init: those hooks ran; here is the state JSON for the init's own hooks.
+    HooksDone(String),
 }
 
 pub struct Channel(OwnedFd);
@@ -36,8 +40,9 @@ impl Channel {
         match msg {
             Msg::Go => buf.push(b'G'),
             Msg::Ready => buf.push(b'R'),
-            Msg::Failed(text) => {
-                buf.push(b'E');
+            Msg::Hooks => buf.push(b'H'),
+            Msg::Failed(text) | Msg::HooksDone(text) => {
+                buf.push(if matches!(msg, Msg::Failed(_)) { b'E' } else { b'D' });
                 let mut end = text.len().min(MAX - 1);
                 while !text.is_char_boundary(end) {
                     end -= 1;
@@ -62,7 +67,9 @@ impl Channel {
             [] => None,
             [b'G'] => Some(Msg::Go),
             [b'R'] => Some(Msg::Ready),
+            [b'H'] => Some(Msg::Hooks),
             [b'E', text @ ..] => Some(Msg::Failed(String::from_utf8_lossy(text).into_owned())),
+            [b'D', text @ ..] => Some(Msg::HooksDone(String::from_utf8_lossy(text).into_owned())),
             other => {
                 return Err(Error::Other(format!(
                     "unexpected message on the init channel: {other:?}"

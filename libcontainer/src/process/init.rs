@@ -18,6 +18,7 @@ use oci_spec::runtime::Spec;
 use super::channel::{Channel, Msg};
 use super::{attrs, privileges, program};
 use crate::error::{Error, Result, SysContext};
+use crate::hooks::Stage;
 use crate::namespaces::{self, Plan};
 use crate::rootfs::{self, cgroupfs::CgroupMounts};
 use crate::state::EXEC_FIFO;
@@ -41,6 +42,8 @@ pub struct InitArgs<'a> {
 
 /// What is left to do once `start` releases the init.
 struct Ready {
+    /// State JSON for the startContainer hooks, when there are any hooks.
+    state_json: Option<String>,
     program: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
@@ -107,18 +110,49 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
         namespaces::enter_new_time(a.spec)?;
     }
     nix::unistd::setsid().ctx(|| "setsid".into())?;
-    rootfs::prepare(&rootfs::Setup {
-        spec: a.spec,
-        rootfs: a.rootfs,
-        bundle: a.bundle,
-        no_pivot: a.no_pivot,
-        in_userns: a.plan.new_user
-            || a.plan
-                .join
-                .iter()
-                .any(|(t, _)| *t == oci_spec::runtime::LinuxNamespaceType::User),
-        cgroups: cgroup_mounts.as_ref(),
-    })?;
+    let hooks = a.spec.hooks().as_ref();
+    let wants_hooks = [
+        Stage::Prestart,
+        Stage::CreateRuntime,
+        Stage::CreateContainer,
+        Stage::StartContainer,
+    ]
+    .iter()
+    .any(|stage| !crate::hooks::of(hooks, *stage).is_empty());
+    let mut state_json = None;
+    let mut before_pivot = || -> Result<()> {
+        if !wants_hooks {
+            return Ok(());
+        }
+        // The runtime runs prestart and createRuntime now, and sends the state JSON back.
+        a.channel.send(&Msg::Hooks)?;
+        let json = match a.channel.recv()? {
+            Some(Msg::HooksDone(json)) => json,
+            other => {
+                return Err(Error::Other(format!(
+                    "expected the runtime's hooks to finish, got {other:?}"
+                )))
+            }
+        };
+        crate::hooks::run(hooks, Stage::CreateContainer, &json)?;
+        state_json = Some(json);
+        Ok(())
+    };
+    rootfs::prepare(
+        &rootfs::Setup {
+            spec: a.spec,
+            rootfs: a.rootfs,
+            bundle: a.bundle,
+            no_pivot: a.no_pivot,
+            in_userns: a.plan.new_user
+                || a.plan
+                    .join
+                    .iter()
+                    .any(|(t, _)| *t == oci_spec::runtime::LinuxNamespaceType::User),
+            cgroups: cgroup_mounts.as_ref(),
+        },
+        &mut before_pivot,
+    )?;
     if let Some(socket) = a.console {
         crate::tty::setup(socket, process.console_size(), true)?;
     }
@@ -148,6 +182,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     let argv: &[String] = process.args().as_deref().unwrap_or(&[]);
     let program = program::lookup(&argv[0], env)?;
     let ready = Ready {
+        state_json,
         program: program::path_cstring(&program)?,
         argv: program::cstrings(argv.iter().map(String::as_str))?,
         envp: program::cstrings(env.iter().map(String::as_str))?,
@@ -173,6 +208,12 @@ fn wait_and_exec(a: &InitArgs<'_>, r: Ready) -> Error {
         return Error::sys("write the exec fifo", e);
     }
     drop(fifo);
+    if let Some(json) = &r.state_json {
+        // A failing startContainer hook stops the container (the spec's MUST): return the error.
+        if let Err(e) = crate::hooks::run(a.spec.hooks().as_ref(), Stage::StartContainer, json) {
+            return e;
+        }
+    }
     // Nothing the runtime opened may reach the program; --preserve-fds keeps 3..3+N open.
     if let Err(e) = sys::cloexec_from(3 + a.preserve_fds) {
         return Error::sys("mark file descriptors close-on-exec", e);

@@ -36,8 +36,9 @@ fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
     }
 }
 
-/// Everything up to and including the switch to the new root.
-pub fn prepare(s: &Setup<'_>) -> Result<()> {
+/// Everything up to and including the switch to the new root. `before_pivot` runs once the
+/// mounts and devices are in place (the hooks' moment).
+pub fn prepare(s: &Setup<'_>, before_pivot: &mut dyn FnMut() -> Result<()>) -> Result<()> {
     let propagation = root_propagation(s.spec)?;
     // Keep the host from seeing anything mounted below (slave), unless the spec says otherwise.
     let flags = propagation.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
@@ -64,6 +65,7 @@ pub fn prepare(s: &Setup<'_>) -> Result<()> {
         devices::setup(&root, spec_devices, s.in_userns)?;
     }
     drop(root);
+    before_pivot()?;
     if s.no_pivot {
         pivot::move_root(s.rootfs)?;
     } else {
