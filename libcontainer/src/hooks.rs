@@ -131,7 +131,7 @@ mod tests {
             out.display()
         ));
         run(Some(&h), Stage::CreateRuntime, "{\"id\":\"c\"}").unwrap();
-        assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"id\":\"c\"}sh a1 y\n");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"id\":\"c\"}a1 y\n");
         let err = run(Some(&h), Stage::Poststop, "{}").unwrap_err().to_string();
         assert!(err.contains("poststop hook #0"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
