@@ -126,7 +126,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("out");
         let h = hook(&format!(
-            r#"{{"createRuntime":[{{"path":"/bin/sh","args":["sh","-c","cat > {0}; echo \"$0 $1 $X\" >> {0}","a1"],"env":["X=y"]}}],
+            r#"{{"createRuntime":[{{"path":"/bin/sh","args":["sh","-c","cat > {0}; echo \"$0 $X\" >> {0}","a1"],"env":["X=y"]}}],
                 "poststop":[{{"path":"/bin/sh","args":["sh","-c","exit 3"]}}]}}"#,
             out.display()
         ));
