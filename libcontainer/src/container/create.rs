@@ -33,6 +33,9 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Socket-activation fds (the caller's LISTEN_FDS): kept open after the preserved ones, and
+    /// announced to the program as LISTEN_FDS=N, LISTEN_PID=1.
+    pub listen_fds: u32,
 }
 
 /// What `create` made.
@@ -151,7 +154,8 @@ impl Runtime {
                     channel: child_end,
                     state_dir,
                     no_pivot: opts.no_pivot,
-                    preserve_fds: opts.preserve_fds,
+                    preserve_fds: opts.preserve_fds + opts.listen_fds,
+                    listen_fds: opts.listen_fds,
                     no_new_keyring: opts.no_new_keyring,
                     console,
                 })

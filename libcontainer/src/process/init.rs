@@ -35,6 +35,7 @@ pub struct InitArgs<'a> {
     pub state_dir: OwnedFd,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    pub listen_fds: u32,
     pub no_new_keyring: bool,
     /// Connected console socket, when process.terminal is set.
     pub console: Option<&'a OwnedFd>,
@@ -178,7 +179,13 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     }
     nix::sys::stat::umask(Mode::from_bits_truncate(process.user().umask().unwrap_or(0o022)));
     privileges::no_new_privs(process)?;
-    let env: &[String] = process.env().as_deref().unwrap_or(&[]);
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    if a.listen_fds > 0 {
+        env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+        env.push(format!("LISTEN_FDS={}", a.listen_fds));
+        env.push("LISTEN_PID=1".into());
+    }
+    let env = env.as_slice();
     let argv: &[String] = process.args().as_deref().unwrap_or(&[]);
     let program = program::lookup(&argv[0], env)?;
     let ready = Ready {

@@ -31,7 +31,17 @@ pub fn create_options(a: &cli::Args) -> Result<CreateOptions, Failure> {
         no_pivot: a.is_set("no-pivot"),
         no_new_keyring: a.is_set("no-new-keyring"),
         preserve_fds,
+        listen_fds: listen_fds(),
     })
+}
+
+/// systemd socket activation, as runc passes it on: LISTEN_FDS=N for this very process.
+fn listen_fds() -> u32 {
+    let for_us = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
+    match std::env::var("LISTEN_FDS") {
+        Ok(n) if for_us => n.parse().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 pub fn create(g: &Global, args: &[String]) -> Result<(), Failure> {
