@@ -1,0 +1,266 @@
+//! runc's lifecycle commands end to end: create, start, state, kill, delete, run, list, and what
+//! each leaves behind.
+
+use std::time::Duration;
+
+use hezi_e2e::{alive, assert_nothing_left, process_with_cmdline, require, unique_id, Bundle, Hezi};
+
+#[test]
+fn run_passes_on_the_exit_code() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["sh", "-c", "echo out; echo err >&2; exit 7"]);
+    let id = unique_id("exit");
+    let (code, out, err) = h.run(&b, &id);
+    assert_eq!(code, 7, "stderr: {err}");
+    assert_eq!(out, "out\n", "stdout and stderr stay apart");
+    assert!(err.contains("err"), "stderr: {err:?}");
+    assert_nothing_left(&h, &id, &b, None);
+}
+
+#[test]
+fn run_reports_128_plus_signal_of_a_killed_init() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["sleep", "1001"]);
+    b.write();
+    let id = unique_id("sig");
+    let mut child = h
+        .command(&["run", "-b", b.path().to_str().unwrap(), &id])
+        .spawn()
+        .expect("spawn hezi run");
+    h.wait_status(&id, "running");
+    h.ok(&["kill", &id, "KILL"]);
+    let status = child.wait().expect("wait for hezi run");
+    assert_eq!(status.code(), Some(128 + 9));
+    assert_nothing_left(&h, &id, &b, Some("sleep 1001"));
+}
+
+#[test]
+fn create_start_state_kill_delete() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["sleep", "1002"]);
+    b.config["annotations"] = serde_json::json!({ "org.example.key": "value" });
+    let id = unique_id("life");
+    let pid_file = b.path().join("init.pid");
+    b.write();
+    h.ok(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+    ]);
+    let st = h.state(&id);
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["id"], id.as_str());
+    assert_eq!(st["ociVersion"], "1.2.0");
+    assert_eq!(st["bundle"], b.path().canonicalize().unwrap().to_str().unwrap());
+    assert_eq!(st["annotations"]["org.example.key"], "value");
+    let pid = st["pid"].as_i64().expect("created container has a pid");
+    assert!(pid > 0);
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap().trim(), pid.to_string());
+    // The init waits in hezi, not yet in the program.
+    assert!(process_with_cmdline("sleep 1002").is_none(), "program ran before start");
+
+    h.ok(&["start", &id]);
+    assert_eq!(h.status(&id), "running");
+    assert!(process_with_cmdline("sleep 1002").is_some());
+    let again = h.cmd(&["start", &id]);
+    assert!(!again.status.success(), "start of a running container must fail");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("running"));
+
+    let busy = h.cmd(&["delete", &id]);
+    assert!(
+        !busy.status.success(),
+        "delete of a running container without --force must fail"
+    );
+    // pid 1 of a pid namespace ignores signals it has no handler for: KILL, as runc's users do.
+    h.ok(&["kill", &id, "KILL"]);
+    h.wait_status(&id, "stopped");
+    assert_eq!(h.state(&id)["pid"], 0, "a stopped container reports no pid");
+    h.ok(&["delete", &id]);
+    assert!(!pid_file.exists(), "pid file removed by delete");
+    assert_nothing_left(&h, &id, &b, Some("sleep 1002"));
+}
+
+#[test]
+fn kill_accepts_runc_signal_forms() {
+    require!();
+    let h = Hezi::new();
+    // The shell traps each signal and reports it; pid 1 ignores signals it has no handler for.
+    let b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "trap 'echo HUP' HUP; trap 'echo USR1' USR1; trap 'echo INT' INT; echo ready; while :; do sleep 0.1; done",
+    ]);
+    b.write();
+    let id = unique_id("kill");
+    let log = b.path().join("out.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut child = h
+        .command(&["run", "-b", b.path().to_str().unwrap(), &id])
+        .stdout(file)
+        .spawn()
+        .unwrap();
+    h.wait_status(&id, "running");
+    wait_for_text(&log, "ready");
+    for (sig, seen) in [("HUP", "HUP"), ("SIGUSR1", "USR1"), ("2", "INT")] {
+        h.ok(&["kill", &id, sig]);
+        wait_for_text(&log, seen);
+    }
+    let bad = h.cmd(&["kill", &id, "SIGNOPE"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid signal \"SIGNOPE\""));
+    h.ok(&["kill", &id, "9"]);
+    assert_eq!(child.wait().unwrap().code(), Some(137));
+}
+
+fn wait_for_text(path: &std::path::Path, text: &str) {
+    for _ in 0..200 {
+        if std::fs::read_to_string(path).unwrap_or_default().contains(text) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("{text:?} never appeared in {}", path.display());
+}
+
+#[test]
+fn delete_force_kills_a_running_container_and_tolerates_a_missing_one() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["sleep", "1003"]);
+    let id = unique_id("force");
+    h.create(&b, &id);
+    h.ok(&["start", &id]);
+    h.ok(&["delete", "--force", &id]);
+    assert_nothing_left(&h, &id, &b, Some("sleep 1003"));
+    // runc: force-deleting what does not exist succeeds; a plain delete names the id.
+    h.ok(&["delete", "-f", &id]);
+    let out = h.cmd(&["delete", &id]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&id));
+}
+
+#[test]
+fn delete_of_a_created_container_kills_its_waiting_init() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["sleep", "1004"]);
+    let id = unique_id("created");
+    h.create(&b, &id);
+    let pid = h.state(&id)["pid"].as_i64().unwrap();
+    h.ok(&["delete", &id]);
+    assert!(!alive(pid), "init {pid} still alive");
+    assert_nothing_left(&h, &id, &b, Some("sleep 1004"));
+}
+
+#[test]
+fn racing_creates_of_one_id_have_exactly_one_winner() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["sleep", "1005"]);
+    b.write();
+    let id = unique_id("race");
+    let bundle = b.path().to_str().unwrap();
+    let outs: Vec<_> = std::thread::scope(|sc| {
+        let running: Vec<_> = (0..6)
+            .map(|_| sc.spawn(|| h.cmd(&["create", "-b", bundle, &id])))
+            .collect();
+        running.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let winners = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(winners, 1, "exactly one create wins");
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("exists"), "loser's error: {err}");
+    }
+    assert_eq!(h.status(&id), "created");
+    h.ok(&["delete", &id]);
+    assert_nothing_left(&h, &id, &b, Some("sleep 1005"));
+}
+
+#[test]
+fn concurrent_commands_on_one_container_are_safe() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["sleep", "1006"]);
+    let id = unique_id("conc");
+    h.create(&b, &id);
+    // Several starts at once: exactly one releases the init; the others see it running.
+    let (starts, states): (Vec<_>, Vec<_>) = std::thread::scope(|sc| {
+        let starts: Vec<_> = (0..4).map(|_| sc.spawn(|| h.cmd(&["start", &id]))).collect();
+        let states: Vec<_> = (0..4).map(|_| sc.spawn(|| h.cmd(&["state", &id]))).collect();
+        (
+            starts.into_iter().map(|t| t.join().unwrap()).collect(),
+            states.into_iter().map(|t| t.join().unwrap()).collect(),
+        )
+    });
+    let ok_starts = starts.iter().filter(|o| o.status.success()).count();
+    assert_eq!(ok_starts, 1);
+    for out in states {
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("state is whole JSON");
+        assert!(matches!(v["status"].as_str(), Some("created" | "running")), "{v}");
+    }
+    h.ok(&["delete", "-f", &id]);
+    assert_nothing_left(&h, &id, &b, Some("sleep 1006"));
+}
+
+#[test]
+fn list_shows_table_json_and_ids() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["sleep", "1007"]);
+    let (a, c) = (unique_id("lista"), unique_id("listb"));
+    h.create(&b, &a);
+    h.create(&b, &c);
+    h.ok(&["start", &c]);
+    assert_eq!(h.ids(), vec![a.clone(), c.clone()]);
+    let table = h.ok(&["list"]);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]);
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0][0], a);
+    assert_eq!(rows[0][2], "created");
+    assert_eq!(rows[1][2], "running");
+    assert_eq!(rows[1][5], "root");
+    let json: serde_json::Value = serde_json::from_str(&h.ok(&["list", "--format", "json"])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    assert_eq!(json[1]["id"], c.as_str());
+    assert_eq!(json[1]["status"], "running");
+    let bad = h.cmd(&["list", "--format", "yaml"]);
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn run_detached_leaves_the_container_running() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["sleep", "1008"]);
+    b.write();
+    let id = unique_id("detach");
+    h.ok(&["run", "-d", "-b", b.path().to_str().unwrap(), &id]);
+    assert_eq!(h.status(&id), "running");
+    h.ok(&["kill", &id, "KILL"]);
+    h.wait_status(&id, "stopped");
+    h.ok(&["delete", &id]);
+    assert_nothing_left(&h, &id, &b, Some("sleep 1008"));
+}
+
+#[test]
+fn run_keep_leaves_a_stopped_container() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["true"]);
+    b.write();
+    let id = unique_id("keep");
+    h.ok(&["run", "--keep", "-b", b.path().to_str().unwrap(), &id]);
+    assert_eq!(h.status(&id), "stopped");
+    h.ok(&["delete", &id]);
+    assert_nothing_left(&h, &id, &b, None);
+}
