@@ -174,10 +174,16 @@ impl Bundle {
         &mut self.config["linux"]
     }
 
-    /// Replace the namespace list (`["pid", "mount", ...]`).
+    /// Replace the namespace list (`["pid", "mount", ...]`). Without a uts namespace the
+    /// hostname goes too: setting it would change the host's, which hezi refuses.
     pub fn namespaces(&mut self, types: &[&str]) {
         let list: Vec<Value> = types.iter().map(|t| json!({ "type": t })).collect();
         self.linux()["namespaces"] = json!(list);
+        if !types.contains(&"uts") {
+            if let Some(obj) = self.config.as_object_mut() {
+                obj.remove("hostname");
+            }
+        }
     }
 }
 

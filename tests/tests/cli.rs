@@ -1,0 +1,196 @@
+//! runc's command line: global flags, `spec`, `features`, `--log` in runc's JSON shape, ids and
+//! usage errors.
+
+use hezi_e2e::{hezi_bin, require, unique_id, Bundle, Hezi, TempDir};
+use serde_json::Value;
+
+fn hezi(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(hezi_bin())
+        .args(args)
+        .output()
+        .expect("spawn hezi")
+}
+
+#[test]
+fn version_and_help() {
+    require!();
+    let out = hezi(&["--version"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("hezi version "));
+    let out = hezi(&["--help"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("create"));
+}
+
+#[test]
+fn unknown_command_and_flag_are_usage_errors() {
+    require!();
+    let out = hezi(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("frobnicate"));
+    let out = hezi(&["create", "--nope", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-nope"));
+    let out = hezi(&["state"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("container id"));
+}
+
+#[test]
+fn spec_writes_a_default_config_and_refuses_to_overwrite() {
+    require!();
+    let dir = TempDir::new("spec");
+    let b = dir.path().to_str().unwrap();
+    assert!(hezi(&["spec", "--bundle", b]).status.success());
+    let spec: Value = serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(spec["ociVersion"], "1.2.0");
+    assert_eq!(spec["root"]["path"], "rootfs");
+    assert_eq!(spec["process"]["args"][0], "sh");
+    let again = hezi(&["spec", "-b", b]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+
+    let rootless = TempDir::new("spec-rootless");
+    assert!(hezi(&["spec", "--rootless", "-b", rootless.path().to_str().unwrap()])
+        .status
+        .success());
+    let spec: Value = serde_json::from_slice(&std::fs::read(rootless.path().join("config.json")).unwrap()).unwrap();
+    let ns: Vec<&str> = spec["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
+    assert!(ns.contains(&"user") && !ns.contains(&"network"), "{ns:?}");
+    assert_eq!(spec["linux"]["uidMappings"][0]["containerID"], 0);
+}
+
+#[test]
+fn features_is_the_oci_features_document() {
+    require!();
+    let out = hezi(&["features"]);
+    assert!(out.status.success());
+    let f: Value = serde_json::from_slice(&out.stdout).expect("features prints JSON");
+    assert_eq!(f["ociVersionMin"], "1.0.0");
+    let ns = f["linux"]["namespaces"].as_array().unwrap();
+    for want in ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"] {
+        assert!(ns.iter().any(|n| n == want), "{want} missing");
+    }
+    assert!(f["linux"]["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "CAP_SYS_ADMIN"));
+    assert!(f["mountOptions"].as_array().unwrap().iter().any(|o| o == "rbind"));
+}
+
+#[test]
+fn root_is_created_0700() {
+    require!();
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("newroot");
+    let root = dir.path().join("a/b");
+    let out = hezi(&["--root", root.to_str().unwrap(), "list"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::metadata(&root).unwrap().permissions().mode() & 0o777, 0o700);
+}
+
+#[test]
+fn log_json_lines_are_shaped_like_runcs() {
+    require!();
+    let h = Hezi::new();
+    let dir = TempDir::new("log");
+    let log = dir.path().join("hezi.log");
+    let b = Bundle::busybox(&["/no/such/program"]);
+    b.write();
+    let id = unique_id("log");
+    let out = h.cmd(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "create",
+        "-b",
+        b.path().to_str().unwrap(),
+        &id,
+    ]);
+    assert!(!out.status.success());
+    let text = std::fs::read_to_string(&log).expect("log file written");
+    let last: Value = serde_json::from_str(text.lines().last().expect("a log line")).expect("JSON line");
+    assert_eq!(last["level"], "error");
+    assert!(last["msg"].as_str().unwrap().contains("/no/such/program"), "{last}");
+    let time = last["time"].as_str().expect("time field");
+    assert!(time.contains('T') && time.len() >= 20, "RFC 3339 time: {time}");
+    let bad = h.cmd(&["--log-format", "xml", "list"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("xml"));
+}
+
+#[test]
+fn debug_flag_logs_debug_lines() {
+    require!();
+    let h = Hezi::new();
+    let dir = TempDir::new("debuglog");
+    let log = dir.path().join("hezi.log");
+    let b = Bundle::busybox(&["true"]);
+    b.write();
+    let id = unique_id("dbg");
+    let out = h.cmd(&[
+        "--debug",
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "run",
+        "-b",
+        b.path().to_str().unwrap(),
+        &id,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.lines()
+            .any(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v["level"] == "debug")),
+        "no debug line in {text:?}"
+    );
+}
+
+#[test]
+fn invalid_ids_are_refused_before_anything_is_made() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["true"]);
+    b.write();
+    for id in ["..", ".", "../escape", "a/b", "-x", "", "with space", "x\u{e9}"] {
+        let out = h.cmd(&["create", "-b", b.path().to_str().unwrap(), "--", id]);
+        assert_eq!(out.status.code(), Some(1), "id {id:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("container id"),
+            "id {id:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(h.ids().is_empty());
+    assert_eq!(
+        std::fs::read_dir(h.root()).unwrap().count(),
+        0,
+        "nothing made under the root"
+    );
+}
+
+#[test]
+fn systemd_cgroup_without_systemd_is_a_clear_error() {
+    require!();
+    if std::fs::read_to_string("/proc/1/comm").is_ok_and(|c| c.trim() == "systemd") {
+        eprintln!("SKIP: systemd is pid 1 here; this checks the error without it");
+        return;
+    }
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["true"]);
+    b.write();
+    let id = unique_id("sd");
+    let out = h.cmd(&["--systemd-cgroup", "create", "-b", b.path().to_str().unwrap(), &id]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("systemd"));
+    assert!(h.ids().is_empty());
+}
