@@ -43,6 +43,9 @@ pub fn prepare(s: &Setup<'_>, before_pivot: &mut dyn FnMut() -> Result<()>) -> R
     // Keep the host from seeing anything mounted below (slave), unless the spec says otherwise.
     let flags = propagation.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).ctx(|| "set propagation of /".into())?;
+    // pivot_root refuses a new root whose parent mount is shared (rootfsPropagation "rshared"
+    // makes it so); the spec's propagation is applied to the new / after the switch instead.
+    make_parent_mount_private(s.rootfs)?;
     // pivot_root needs the new root to be a mount point.
     mount(
         Some(s.rootfs),
@@ -90,10 +93,99 @@ pub fn finish(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// Make the mount that holds `path` private if it is shared (in our mount namespace only).
+fn make_parent_mount_private(path: &Path) -> Result<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo".into())?;
+    let Some((mount_point, shared)) = parent_mount(&info, path) else {
+        return Ok(());
+    };
+    if !shared {
+        return Ok(());
+    }
+    mount(
+        None::<&str>,
+        mount_point.as_str(),
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .ctx(|| format!("make {mount_point} private"))
+}
+
+/// The mount point of the mount holding `path` (the longest mount point that is a prefix of
+/// it; the last such line wins, as later mounts cover earlier ones), and whether it is shared.
+fn parent_mount(mountinfo: &str, path: &Path) -> Option<(String, bool)> {
+    let mut best: Option<(String, bool)> = None;
+    for line in mountinfo.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (Some(point), Some(sep)) = (fields.get(4), fields.iter().position(|f| *f == "-")) else {
+            continue;
+        };
+        let point = unescape(point);
+        if !path.starts_with(&point) {
+            continue;
+        }
+        if best.as_ref().is_some_and(|(b, _)| b.len() > point.len()) {
+            continue;
+        }
+        let shared = fields[6..sep].iter().any(|f| f.starts_with("shared:"));
+        best = Some((point, shared));
+    }
+    best
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let code = rest.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok());
+        match code {
+            Some(c) => {
+                out.push(c as char);
+                rest = &rest[i + 4..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A spec that bind-mounts the host's /dev wants those devices, not ours.
 fn dev_is_bind_mounted(spec: &Spec) -> bool {
     spec.mounts().iter().flatten().any(|m| {
         m.destination() == Path::new("/dev")
             && (m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INFO: &str = "\
+27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+40 27 0:5 / /tmp rw master:3 - tmpfs tmpfs rw
+41 27 0:6 / /tmp/with\\040space rw shared:9 - tmpfs tmpfs rw
+";
+
+    #[test]
+    fn finds_the_longest_covering_mount() {
+        assert_eq!(parent_mount(INFO, Path::new("/srv/b")), Some(("/".into(), true)));
+        assert_eq!(
+            parent_mount(INFO, Path::new("/tmp/b/rootfs")),
+            Some(("/tmp".into(), false))
+        );
+        assert_eq!(
+            parent_mount(INFO, Path::new("/tmp/with space/rootfs")),
+            Some(("/tmp/with space".into(), true))
+        );
+        // A prefix of the name is not a parent directory.
+        assert_eq!(parent_mount(INFO, Path::new("/tmpx")), Some(("/".into(), true)));
+    }
 }
