@@ -90,12 +90,20 @@ impl Channel {
         let mut space = nix::cmsg_space!([RawFd; 1]);
         let (n, fd) = loop {
             let mut iov = [IoSliceMut::new(&mut buf)];
-            match recvmsg::<()>(self.0.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+            match recvmsg::<()>(
+                self.0.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 r => {
                     let msg = r.ctx(|| "receive on the init channel".into())?;
                     let mut fd = None;
-                    for c in msg.cmsgs().ctx(|| "read a control message on the init channel".into())? {
+                    for c in msg
+                        .cmsgs()
+                        .ctx(|| "read a control message on the init channel".into())?
+                    {
                         if let ControlMessageOwned::ScmRights(fds) = c {
                             for raw in fds {
                                 // SAFETY: SCM_RIGHTS just installed this fd in our table; we

@@ -29,12 +29,10 @@ pub fn bpf(profile: &Profile) -> Result<Vec<libc::sock_filter>, SeccompError> {
     )))?;
     for (arch, name) in &profile.arches {
         // The native architecture is always there; adding it again is an error in libseccomp.
-        let present = ctx
-            .is_arch_present(*arch)
-            .map_err(|e| SeccompError::UnsupportedArch {
-                arch: name.clone(),
-                source: e,
-            })?;
+        let present = ctx.is_arch_present(*arch).map_err(|e| SeccompError::UnsupportedArch {
+            arch: name.clone(),
+            source: e,
+        })?;
         if !present {
             ctx.add_arch(*arch).map_err(|e| SeccompError::UnsupportedArch {
                 arch: name.clone(),
@@ -62,11 +60,10 @@ pub fn bpf(profile: &Profile) -> Result<Vec<libc::sock_filter>, SeccompError> {
 /// a memfd works with every 2.x.
 fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, SeccompError> {
     let io = |what: &'static str| move |e: std::io::Error| SeccompError::Io { what, source: e };
-    let fd = memfd_create(c"hezi-seccomp-bpf", MFdFlags::MFD_CLOEXEC)
-        .map_err(|e| SeccompError::Sys {
-            what: "memfd_create for the BPF program".into(),
-            errno: e,
-        })?;
+    let fd = memfd_create(c"hezi-seccomp-bpf", MFdFlags::MFD_CLOEXEC).map_err(|e| SeccompError::Sys {
+        what: "memfd_create for the BPF program".into(),
+        errno: e,
+    })?;
     ctx.export_bpf(&fd).map_err(|source| SeccompError::Libseccomp {
         what: "export the BPF program".into(),
         source,
@@ -88,14 +85,14 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, SeccompErro
 /// struct sock_filter, native-endian: u16 code, u8 jt, u8 jf, u32 k.
 fn decode(bytes: &[u8]) -> Result<Vec<libc::sock_filter>, SeccompError> {
     const SIZE: usize = std::mem::size_of::<libc::sock_filter>();
-    if bytes.len() % SIZE != 0 {
+    let chunks = bytes.chunks_exact(SIZE);
+    if !chunks.remainder().is_empty() {
         return Err(SeccompError::Invalid(format!(
             "libseccomp exported {} bytes, not a whole number of BPF instructions",
             bytes.len()
         )));
     }
-    Ok(bytes
-        .chunks_exact(SIZE)
+    Ok(chunks
         .map(|c| libc::sock_filter {
             code: u16::from_ne_bytes([c[0], c[1]]),
             jt: c[2],
@@ -108,7 +105,13 @@ fn decode(bytes: &[u8]) -> Result<Vec<libc::sock_filter>, SeccompError> {
 /// Whether this libseccomp accepts the action at all (NOTIFY needs API level 6, LOG level 3):
 /// for `features`.
 pub fn action_supported(action: ScmpAction) -> bool {
-    let Ok(mut ctx) = ScmpFilterContext::new(ScmpAction::Allow) else {
+    // A rule with the filter's default action is refused, so the default must differ.
+    let default = if action == ScmpAction::Allow {
+        ScmpAction::KillProcess
+    } else {
+        ScmpAction::Allow
+    };
+    let Ok(mut ctx) = ScmpFilterContext::new(default) else {
         return false;
     };
     let Ok(getpid) = libseccomp::ScmpSyscall::from_name("getpid") else {
@@ -117,7 +120,8 @@ pub fn action_supported(action: ScmpAction) -> bool {
     ctx.add_rule(action, getpid).is_ok()
 }
 
-/// Whether this libseccomp knows the architecture: for `features`.
+/// Whether this libseccomp can filter the architecture here: for `features`. One filter holds
+/// architectures of one byte order only, so big-endian ones are not offered on x86_64.
 pub fn arch_supported(arch: libseccomp::ScmpArch) -> bool {
     let Ok(mut ctx) = ScmpFilterContext::new(ScmpAction::Allow) else {
         return false;

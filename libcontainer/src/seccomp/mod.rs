@@ -46,7 +46,9 @@ pub enum SeccompError {
         source: libseccomp::error::SeccompError,
     },
     /// The running kernel does not know the filter flag.
-    UnsupportedFlag { flag: &'static str },
+    UnsupportedFlag {
+        flag: &'static str,
+    },
     /// libseccomp refused a rule.
     Rule {
         syscall: String,
@@ -59,14 +61,24 @@ pub enum SeccompError {
         source: libseccomp::error::SeccompError,
     },
     /// seccomp(2) refused the program.
-    Load { flags: String, errno: Errno },
-    Sys { what: String, errno: Errno },
+    Load {
+        flags: String,
+        errno: Errno,
+    },
+    Sys {
+        what: String,
+        errno: Errno,
+    },
     Io {
         what: &'static str,
         source: std::io::Error,
     },
     /// Talking to the notify listener failed.
-    Listener { path: PathBuf, what: String, errno: Errno },
+    Listener {
+        path: PathBuf,
+        what: String,
+        errno: Errno,
+    },
 }
 
 impl fmt::Display for SeccompError {
@@ -74,10 +86,18 @@ impl fmt::Display for SeccompError {
         match self {
             SeccompError::Invalid(m) => write!(f, "{m}"),
             SeccompError::UnsupportedArch { arch, source } => {
-                write!(f, "architecture {arch} is not supported by libseccomp {}: {source}", lib_version())
+                write!(
+                    f,
+                    "architecture {arch} is not supported by libseccomp {}: {source}",
+                    lib_version()
+                )
             }
             SeccompError::UnsupportedFlag { flag } => write!(f, "filter flag {flag} is not supported by this kernel"),
-            SeccompError::Rule { syscall, action, source } => {
+            SeccompError::Rule {
+                syscall,
+                action,
+                source,
+            } => {
                 write!(f, "add rule {action} for syscall {syscall}: {source}")
             }
             SeccompError::Libseccomp { what, source } => write!(f, "{what}: {source}"),

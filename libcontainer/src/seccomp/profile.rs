@@ -79,10 +79,7 @@ impl Profile {
         for (i, call) in spec.syscalls().iter().flatten().enumerate() {
             profile.add(call, i, default_action)?;
         }
-        if profile.notify && spec
-            .listener_path()
-            .as_ref()
-            .map_or(true, |p| p.as_os_str().is_empty()) {
+        if profile.notify && !matches!(spec.listener_path(), Some(p) if !p.as_os_str().is_empty()) {
             return Err(SeccompError::Invalid(
                 "SCMP_ACT_NOTIFY is used but linux.seccomp.listenerPath is not set".into(),
             ));
@@ -222,16 +219,16 @@ pub fn compare(arg: &LinuxSeccompArg, what: &dyn Fn() -> String) -> Result<ScmpA
 /// The condition sets of one OCI rule: one set with every comparison, or (when an argument is
 /// compared twice) one set per comparison, as runc does.
 fn conditions(args: &[LinuxSeccompArg], what: &dyn Fn() -> String) -> Result<Vec<Vec<ScmpArgCompare>>, SeccompError> {
-    let all = args
-        .iter()
-        .map(|a| compare(a, what))
-        .collect::<Result<Vec<_>, _>>()?;
+    let all = args.iter().map(|a| compare(a, what)).collect::<Result<Vec<_>, _>>()?;
     let mut seen = [0usize; MAX_ARGS];
     for a in args {
         seen[a.index()] += 1;
     }
     if seen.iter().any(|n| *n > 1) {
-        tracing::debug!("seccomp: {} compares one argument twice: one rule per comparison", what());
+        tracing::debug!(
+            "seccomp: {} compares one argument twice: one rule per comparison",
+            what()
+        );
         return Ok(all.into_iter().map(|c| vec![c]).collect());
     }
     Ok(vec![all])

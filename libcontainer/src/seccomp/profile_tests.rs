@@ -145,7 +145,10 @@ fn value_two_only_with_masked_eq() {
     }))
     .unwrap_err()
     .to_string();
-    assert!(e.contains("socket") && e.contains("SCMP_CMP_EQ") && e.contains("valueTwo"), "{e}");
+    assert!(
+        e.contains("socket") && e.contains("SCMP_CMP_EQ") && e.contains("valueTwo"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -228,10 +231,7 @@ fn unknown_action_arch_op_flag_fail_at_parse_naming_the_value() {
     // oci-spec's enums reject unknown strings when config.json is parsed; serde's message names
     // the value, and the bundle loader adds the file, line and column.
     for (field, json) in [
-        (
-            "SCMP_ACT_FOO",
-            serde_json::json!({ "defaultAction": "SCMP_ACT_FOO" }),
-        ),
+        ("SCMP_ACT_FOO", serde_json::json!({ "defaultAction": "SCMP_ACT_FOO" })),
         (
             "SCMP_ARCH_VAX",
             serde_json::json!({ "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_VAX"] }),
@@ -327,7 +327,10 @@ fn absent_flags_mean_spec_allow_and_empty_means_none() {
     if super::super::kernel::flag_supported(libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW) {
         assert_eq!(f.flags(), libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW);
     }
-    let f = Filter::compile(&parse(serde_json::json!({ "defaultAction": "SCMP_ACT_ALLOW", "flags": [] }))).unwrap();
+    let f = Filter::compile(&parse(
+        serde_json::json!({ "defaultAction": "SCMP_ACT_ALLOW", "flags": [] }),
+    ))
+    .unwrap();
     assert_eq!(f.flags(), 0);
 }
 
@@ -336,6 +339,7 @@ fn features_list_what_runc_lists() {
     let f = crate::seccomp::features();
     assert!(f.enabled);
     assert!(f.actions.contains(&"SCMP_ACT_ERRNO".to_string()));
+    assert!(f.actions.contains(&"SCMP_ACT_ALLOW".to_string()));
     assert!(f.actions.contains(&"SCMP_ACT_KILL_PROCESS".to_string()));
     assert_eq!(f.operators.len(), 7);
     assert!(f.archs.contains(&"SCMP_ARCH_X86_64".to_string()));
