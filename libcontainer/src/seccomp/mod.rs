@@ -86,11 +86,19 @@ impl fmt::Display for SeccompError {
         match self {
             SeccompError::Invalid(m) => write!(f, "{m}"),
             SeccompError::UnsupportedArch { arch, source } => {
-                write!(
-                    f,
-                    "architecture {arch} is not supported by libseccomp {}: {source}",
-                    lib_version()
-                )
+                if source.errno() == Some(libseccomp::error::SeccompErrno::EDOM) {
+                    // libseccomp's EDOM: the arch's byte order differs from the native one.
+                    write!(
+                        f,
+                        "architecture {arch} cannot share a filter with the native one (byte order)"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "architecture {arch} is not supported by libseccomp {}: {source}",
+                        lib_version()
+                    )
+                }
             }
             SeccompError::UnsupportedFlag { flag } => write!(f, "filter flag {flag} is not supported by this kernel"),
             SeccompError::Rule {
