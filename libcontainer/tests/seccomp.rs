@@ -116,7 +116,12 @@ fn default_errno_ret_applies_to_unlisted_syscalls() {
 
 #[test]
 fn kill_process_kills_with_sigsys() {
-    for action in ["SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP"] {
+    for action in [
+        "SCMP_ACT_KILL_PROCESS",
+        "SCMP_ACT_KILL",
+        "SCMP_ACT_KILL_THREAD",
+        "SCMP_ACT_TRAP",
+    ] {
         let f = filter(serde_json::json!({
             "defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": [{ "names": ["getppid"], "action": action }]
@@ -276,7 +281,10 @@ fn x32_syscall_numbers_do_not_bypass_a_native_rule() {
     assert!(!dir.join("made").exists(), "x32 mkdir got through: {status:?}");
     // libseccomp sends syscalls of an architecture the filter lacks to its bad-arch action,
     // KILL_THREAD: SIGSYS.
-    assert!(matches!(status, WaitStatus::Signaled(_, Signal::SIGSYS, _)), "{status:?}");
+    assert!(
+        matches!(status, WaitStatus::Signaled(_, Signal::SIGSYS, _)),
+        "{status:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
