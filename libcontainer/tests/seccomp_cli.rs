@@ -463,3 +463,71 @@ fn notify_listener_gets_the_fd_and_decides() {
     assert_eq!(text(&out.stdout), "mkdir=0\nabsent\n");
     let _ = std::fs::remove_file(&sock);
 }
+
+#[test]
+fn exec_sends_its_own_notify_fd_to_the_listener() {
+    use libseccomp::{ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+    let Some(hezi) = setup("exec_notify") else { return };
+    let sock = std::env::temp_dir().join(format!("hezi-seccomp-exec-agent-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock).unwrap();
+    let b = Bundle::new(&hezi, "exec-notify", &["sleep", "60"], |c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock,
+            "syscalls": [{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY" }]
+        });
+    });
+    let log = b.dir.join("run.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let status = b
+        .hezi()
+        .args(["run", "-d", "-b"])
+        .arg(&b.dir)
+        .arg(&b.id)
+        .stdin(std::process::Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "run -d: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    // The init's fd came first (the backlog held it while run -d finished).
+    let init_conn = accept_within(&listener, Duration::from_secs(5));
+    let (init_state, _init_fd) = recv_state_and_fd(init_conn.as_raw_fd());
+    assert_eq!(init_state["state"]["status"], "creating");
+
+    let exec = b
+        .hezi()
+        .args(["exec", &b.id, "sh", "-c", "mkdir /tmp/e; echo mkdir=$?"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let conn = accept_within(&listener, Duration::from_secs(30));
+    let (state, fd) = recv_state_and_fd(conn.as_raw_fd());
+    assert_eq!(state["state"]["status"], "running");
+    assert_eq!(state["state"]["pid"], init_state["pid"], "state.pid is the init");
+    assert_ne!(state["pid"], state["state"]["pid"], "pid is the exec'd process");
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    assert_eq!(
+        poll(&mut fds, PollTimeout::from(30_000u16)).unwrap(),
+        1,
+        "no notification"
+    );
+    let req = ScmpNotifReq::receive(fd.as_raw_fd()).unwrap();
+    ScmpNotifResp::new_error(req.id, -libc::EXDEV, ScmpNotifRespFlags::empty())
+        .respond(fd.as_raw_fd())
+        .unwrap();
+    let out = exec.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "mkdir=1\n");
+    assert!(text(&out.stderr).contains("cross-device"), "{}", text(&out.stderr));
+    let _ = b.hezi().args(["kill", &b.id, "KILL"]).output();
+    let _ = std::fs::remove_file(&sock);
+}
