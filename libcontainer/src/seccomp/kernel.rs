@@ -6,36 +6,29 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use nix::errno::Errno;
 use oci_spec::runtime::LinuxSeccompFilterFlag;
 
-/// The filter flags the OCI spec names, with the kernel's bit for each.
-pub const KNOWN_FLAGS: &[(LinuxSeccompFilterFlag, &str, libc::c_ulong)] = &[
-    (
-        LinuxSeccompFilterFlag::SeccompFilterFlagTsync,
-        "SECCOMP_FILTER_FLAG_TSYNC",
-        libc::SECCOMP_FILTER_FLAG_TSYNC,
-    ),
-    (
-        LinuxSeccompFilterFlag::SeccompFilterFlagLog,
-        "SECCOMP_FILTER_FLAG_LOG",
-        libc::SECCOMP_FILTER_FLAG_LOG,
-    ),
-    (
-        LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow,
-        "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
-        libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
-    ),
-    (
-        LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv,
-        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
-        libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
-    ),
+/// The filter flags the OCI spec names, in the kernel's bit order.
+pub const KNOWN_FLAGS: &[LinuxSeccompFilterFlag] = &[
+    LinuxSeccompFilterFlag::SeccompFilterFlagTsync,
+    LinuxSeccompFilterFlag::SeccompFilterFlagLog,
+    LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow,
+    LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv,
 ];
 
+/// The kernel's name and bit of an OCI filter flag.
 pub fn flag_bits(flag: LinuxSeccompFilterFlag) -> (&'static str, libc::c_ulong) {
-    KNOWN_FLAGS
-        .iter()
-        .find(|(f, _, _)| *f == flag)
-        .map(|(_, name, bits)| (*name, *bits))
-        .unwrap_or(("SECCOMP_FILTER_FLAG_UNKNOWN", 0))
+    match flag {
+        LinuxSeccompFilterFlag::SeccompFilterFlagTsync => {
+            ("SECCOMP_FILTER_FLAG_TSYNC", libc::SECCOMP_FILTER_FLAG_TSYNC)
+        }
+        LinuxSeccompFilterFlag::SeccompFilterFlagLog => ("SECCOMP_FILTER_FLAG_LOG", libc::SECCOMP_FILTER_FLAG_LOG),
+        LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
+            ("SECCOMP_FILTER_FLAG_SPEC_ALLOW", libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW)
+        }
+        LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => (
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+            libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+        ),
+    }
 }
 
 /// Whether the running kernel knows every bit of `flags`. With a null program the kernel checks

@@ -221,7 +221,7 @@ fn resolve_flags(profile: &Profile) -> Result<libc::c_ulong, SeccompError> {
         Some(list) => {
             for flag in list {
                 let (name, b) = kernel::flag_bits(*flag);
-                if b == 0 || !kernel::flag_supported(b) {
+                if !kernel::flag_supported(b) {
                     return Err(SeccompError::UnsupportedFlag { flag: name });
                 }
                 if b == libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV && !profile.notify {
@@ -247,8 +247,9 @@ fn resolve_flags(profile: &Profile) -> Result<libc::c_ulong, SeccompError> {
 fn flag_names(bits: libc::c_ulong) -> String {
     let mut names: Vec<&str> = kernel::KNOWN_FLAGS
         .iter()
-        .filter(|(_, _, b)| bits & b != 0)
-        .map(|(_, n, _)| *n)
+        .map(|f| kernel::flag_bits(*f))
+        .filter(|(_, b)| bits & b != 0)
+        .map(|(n, _)| n)
         .collect();
     if bits & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER != 0 {
         names.push("SECCOMP_FILTER_FLAG_NEW_LISTENER");
@@ -396,11 +397,12 @@ pub fn features() -> Features {
         .map(oci_name)
         .collect();
     archs.sort();
-    let known_flags: Vec<String> = kernel::KNOWN_FLAGS.iter().map(|(_, n, _)| n.to_string()).collect();
-    let supported_flags = kernel::KNOWN_FLAGS
+    let flags: Vec<(&str, libc::c_ulong)> = kernel::KNOWN_FLAGS.iter().map(|f| kernel::flag_bits(*f)).collect();
+    let known_flags = flags.iter().map(|(n, _)| n.to_string()).collect();
+    let supported_flags = flags
         .iter()
-        .filter(|(_, _, b)| kernel::flag_supported(*b))
-        .map(|(_, n, _)| n.to_string())
+        .filter(|(_, b)| kernel::flag_supported(*b))
+        .map(|(n, _)| n.to_string())
         .collect();
     Features {
         enabled: true,

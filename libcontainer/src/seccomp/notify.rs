@@ -75,12 +75,7 @@ pub fn send(listener: &Listener, json: &str, fd: BorrowedFd<'_>) -> Result<(), S
         what: what.to_string(),
         errno,
     };
-    let stream = UnixStream::connect(path).map_err(|e| {
-        failed(
-            "connect",
-            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-        )
-    })?;
+    let stream = UnixStream::connect(path).map_err(|e| failed("connect", errno_of(&e)))?;
     let fds = [fd.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let iov = [IoSlice::new(json.as_bytes())];
