@@ -205,11 +205,15 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     };
     // From here on `create` may exit at any moment: stop tying our life to it first.
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear the parent-death signal".into())?;
+    // Nothing the runtime opened may reach the program (or the startContainer hooks);
+    // --preserve-fds keeps 3..3+N open. Done before the filter, as runc does, so that profiles
+    // without close_range work; everything opened after this is close-on-exec.
+    sys::cloexec_from(3 + a.preserve_fds).ctx(|| "mark file descriptors close-on-exec".into())?;
     // With no_new_privs, as late as we can while a load error still reaches `create` (and a notify
     // fd reaches the runtime before it stops listening at Ready). Under the filter from here:
     // sendmsg (the notify fd), send (Ready), openat+write+close (exec fifo), the startContainer
-    // hooks, close_range and execve — what runc's init also does after loading. Any profile
-    // that lets a program run allows these; one denying mkdir, chmod, socket... works.
+    // hooks and execve, as in runc's init. Any profile that lets a program run allows these;
+    // one denying mkdir, chmod, socket... works.
     if no_new_privs {
         crate::seccomp::install(a.seccomp, &a.channel)?;
     }
@@ -238,10 +242,7 @@ fn wait_and_exec(a: &InitArgs<'_>, r: Ready) -> Error {
             return e;
         }
     }
-    // Nothing the runtime opened may reach the program; --preserve-fds keeps 3..3+N open.
-    if let Err(e) = sys::cloexec_from(3 + a.preserve_fds) {
-        return Error::sys("mark file descriptors close-on-exec", e);
-    }
+    // The fds were marked close-on-exec in `setup`, before the seccomp filter.
     match nix::unistd::execve(&r.program, &r.argv, &r.envp) {
         Err(e) => Error::sys(format!("exec {:?}", r.program), e),
         Ok(never) => match never {},

@@ -94,10 +94,10 @@ fn setup(a: &JoinArgs<'_>) -> Result<Prepared> {
     );
     // pdeathsig survives execve; the program must not die because hezi exec -d exits.
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear the parent-death signal".into())?;
-    // With no_new_privs, last: only sendmsg (a notify fd), close_range and execve run under it.
+    sys::cloexec_from(3 + a.preserve_fds).map_err(|e| Error::sys("mark file descriptors close-on-exec", e))?;
+    // With no_new_privs, last: only sendmsg (a notify fd) and execve run under it.
     if no_new_privs {
         crate::seccomp::install(a.seccomp, &a.channel)?;
     }
-    sys::cloexec_from(3 + a.preserve_fds).map_err(|e| Error::sys("mark file descriptors close-on-exec", e))?;
     Ok(prepared)
 }
