@@ -83,6 +83,11 @@ impl Runtime {
         let bundle = Bundle::load(&opts.bundle)?;
         let spec = &bundle.spec;
         check_supported(spec, opts)?;
+        // Compiled before anything is made: a bad profile fails here, naming what is wrong.
+        let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => Some(crate::seccomp::Filter::compile(s)?),
+            None => None,
+        };
         let cgroup_cfg = CgroupConfig::resolve(spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref()), id)
             .map_err(cgroup_err)?;
 
@@ -158,6 +163,7 @@ impl Runtime {
                     listen_fds: opts.listen_fds,
                     no_new_keyring: opts.no_new_keyring,
                     console,
+                    seccomp: seccomp.as_ref(),
                 })
             }
             Forked::Parent(pid) => pid,
@@ -193,6 +199,21 @@ impl Runtime {
                     crate::hooks::run(spec.hooks().as_ref(), crate::hooks::Stage::CreateRuntime, &json)?;
                     parent_end.send(&Msg::HooksDone(json))?;
                 }
+                Some(Msg::SeccompFd(fd)) => {
+                    let filter = seccomp
+                        .as_ref()
+                        .ok_or_else(|| Error::Init("sent a seccomp fd but there is no filter".into()))?;
+                    let info = crate::seccomp::ProcessInfo {
+                        oci_version: &state.oci_version,
+                        id,
+                        status: oci_spec::runtime::ContainerState::Creating,
+                        pid: pid.as_raw(),
+                        init_pid: pid.as_raw(),
+                        bundle: &state.bundle,
+                        annotations: &state.annotations,
+                    };
+                    crate::seccomp::forward(filter, &info, &fd)?;
+                }
                 Some(Msg::Failed(m)) => return Err(Error::Init(m)),
                 other => {
                     let _ = waitpid(pid, None);
@@ -225,9 +246,6 @@ fn check_supported(spec: &oci_spec::runtime::Spec, opts: &CreateOptions) -> Resu
         ));
     }
     let linux = spec.linux().as_ref();
-    if linux.and_then(|l| l.seccomp().as_ref()).is_some() {
-        return Err(Error::InvalidSpec("linux.seccomp is not implemented yet".into()));
-    }
     let has_ns = |t| {
         linux
             .and_then(|l| l.namespaces().as_ref())

@@ -74,6 +74,11 @@ impl Runtime {
             }
         }
         let spec = crate::spec::parse_file(&st.bundle.join("config.json"))?;
+        // runc gives exec'd processes the container's seccomp filter: compile it before cloning.
+        let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => Some(crate::seccomp::Filter::compile(s)?),
+            None => None,
+        };
         let in_spec = |t: LinuxNamespaceType| {
             spec.linux()
                 .as_ref()
@@ -148,6 +153,7 @@ impl Runtime {
                         channel: child_end,
                         console,
                         preserve_fds: opts.preserve_fds,
+                        seccomp: seccomp.as_ref(),
                     })
                 }
                 Forked::Parent(pid) => pid,
@@ -167,17 +173,36 @@ impl Runtime {
             m.add_task(pid.as_raw()).map_err(cgroup_err).map_err(fail)?;
         }
         parent_end.send(&Msg::Go).map_err(fail)?;
-        match parent_end.recv().map_err(fail)? {
-            // The channel closed on exec: the program runs.
-            None => {}
-            Some(Msg::Failed(m)) => {
-                let _ = waitpid(pid, None);
-                return Err(Error::Other(format!("exec in container {id}: {m}")));
-            }
-            Some(other) => {
-                return Err(fail(Error::Other(format!(
-                    "unexpected message from exec child: {other:?}"
-                ))))
+        loop {
+            match parent_end.recv().map_err(fail)? {
+                // The channel closed on exec: the program runs.
+                None => break,
+                Some(Msg::Failed(m)) => {
+                    let _ = waitpid(pid, None);
+                    return Err(Error::Other(format!("exec in container {id}: {m}")));
+                }
+                Some(Msg::SeccompFd(fd)) => {
+                    let Some(filter) = seccomp.as_ref() else {
+                        return Err(fail(Error::Other(
+                            "exec child sent a seccomp fd without a filter".into(),
+                        )));
+                    };
+                    let info = crate::seccomp::ProcessInfo {
+                        oci_version: &st.oci_version,
+                        id,
+                        status: oci_spec::runtime::ContainerState::Running,
+                        pid: pid.as_raw(),
+                        init_pid: st.pid,
+                        bundle: &st.bundle,
+                        annotations: &st.annotations,
+                    };
+                    crate::seccomp::forward(filter, &info, &fd).map_err(fail)?;
+                }
+                Some(other) => {
+                    return Err(fail(Error::Other(format!(
+                        "unexpected message from exec child: {other:?}"
+                    ))))
+                }
             }
         }
         if let Some(p) = &opts.pid_file {

@@ -4,7 +4,8 @@
 //! Order (runc's, which the kernel's rules dictate): wait for the parent (maps, cgroups) → become
 //! root of the user namespace → join namespaces by path → cgroup and time namespaces → rootfs and
 //! root switch → hostname, sysctls → readonly and masked paths → process attributes → user and
-//! capabilities → cwd → find the program → report ready → block on the exec fifo → exec.
+//! capabilities → cwd → find the program → seccomp → report ready → block on the exec fifo → exec.
+//! Without noNewPrivileges the seccomp filter loads before the user and capabilities change.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
@@ -39,6 +40,8 @@ pub struct InitArgs<'a> {
     pub no_new_keyring: bool,
     /// Connected console socket, when process.terminal is set.
     pub console: Option<&'a OwnedFd>,
+    /// linux.seccomp, compiled by the runtime.
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
 }
 
 /// What is left to do once `start` releases the init.
@@ -169,6 +172,12 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     attrs::personality(a.spec)?;
     attrs::io_priority(process)?;
     attrs::scheduler(process)?;
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the next step may drop:
+    // load it now (as runc does), and the profile must then allow the rest of this setup.
+    let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    if !no_new_privs {
+        crate::seccomp::install(a.seccomp, &a.channel)?;
+    }
     privileges::apply(process)?;
     let cwd = process.cwd();
     nix::unistd::chdir(cwd).ctx(|| format!("chdir to cwd {}", cwd.display()))?;
@@ -196,6 +205,18 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     };
     // From here on `create` may exit at any moment: stop tying our life to it first.
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear the parent-death signal".into())?;
+    // Nothing the runtime opened may reach the program (or the startContainer hooks);
+    // --preserve-fds keeps 3..3+N open. Done before the filter, as runc does, so that profiles
+    // without close_range work; everything opened after this is close-on-exec.
+    sys::cloexec_from(3 + a.preserve_fds).ctx(|| "mark file descriptors close-on-exec".into())?;
+    // With no_new_privs, as late as we can while a load error still reaches `create` (and a notify
+    // fd reaches the runtime before it stops listening at Ready). Under the filter from here:
+    // sendmsg (the notify fd), send (Ready), openat+write+close (exec fifo), the startContainer
+    // hooks and execve, as in runc's init. Any profile that lets a program run allows these;
+    // one denying mkdir, chmod, socket... works.
+    if no_new_privs {
+        crate::seccomp::install(a.seccomp, &a.channel)?;
+    }
     a.channel.send(&Msg::Ready)?;
     Ok(ready)
 }
@@ -221,10 +242,7 @@ fn wait_and_exec(a: &InitArgs<'_>, r: Ready) -> Error {
             return e;
         }
     }
-    // Nothing the runtime opened may reach the program; --preserve-fds keeps 3..3+N open.
-    if let Err(e) = sys::cloexec_from(3 + a.preserve_fds) {
-        return Error::sys("mark file descriptors close-on-exec", e);
-    }
+    // The fds were marked close-on-exec in `setup`, before the seccomp filter.
     match nix::unistd::execve(&r.program, &r.argv, &r.envp) {
         Err(e) => Error::sys(format!("exec {:?}", r.program), e),
         Ok(never) => match never {},

@@ -23,6 +23,8 @@ pub struct JoinArgs<'a> {
     pub channel: Channel,
     pub console: Option<&'a OwnedFd>,
     pub preserve_fds: u32,
+    /// The container's linux.seccomp, compiled by the runtime: exec'd processes get it too.
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
 }
 
 pub fn run(a: JoinArgs<'_>) -> ! {
@@ -60,6 +62,11 @@ fn setup(a: &JoinArgs<'_>) -> Result<Prepared> {
         crate::tty::setup(socket, p.console_size(), false)?;
     }
     attrs::rlimits(p)?;
+    // As in the init: without no_new_privs the filter needs CAP_SYS_ADMIN, so before the drop.
+    let no_new_privs = p.no_new_privileges().unwrap_or(false);
+    if !no_new_privs {
+        crate::seccomp::install(a.seccomp, &a.channel)?;
+    }
     privileges::apply(p)?;
     nix::unistd::chdir(p.cwd()).ctx(|| format!("chdir to cwd {}", p.cwd().display()))?;
     match std::env::current_dir() {
@@ -88,5 +95,9 @@ fn setup(a: &JoinArgs<'_>) -> Result<Prepared> {
     // pdeathsig survives execve; the program must not die because hezi exec -d exits.
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear the parent-death signal".into())?;
     sys::cloexec_from(3 + a.preserve_fds).map_err(|e| Error::sys("mark file descriptors close-on-exec", e))?;
+    // With no_new_privs, last: only sendmsg (a notify fd) and execve run under it.
+    if no_new_privs {
+        crate::seccomp::install(a.seccomp, &a.channel)?;
+    }
     Ok(prepared)
 }

@@ -121,7 +121,7 @@ pub fn features(args: &[String]) -> Result<(), Failure> {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
             "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
-            "seccomp": { "enabled": false },
+            "seccomp": libcontainer::seccomp::features(),
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
