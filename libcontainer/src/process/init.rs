@@ -9,6 +9,7 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use nix::fcntl::OFlag;
@@ -164,6 +165,9 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
         attrs::hostname(a.spec)?;
     }
     attrs::sysctl(a.spec)?;
+    // As runc: a missing cwd is made, after the root switch (so it lands inside the container)
+    // and before a read-only root is remounted.
+    make_cwd(process.cwd())?;
     rootfs::finish(a.spec)?;
     if !a.no_new_keyring {
         attrs::session_keyring(a.id)?;
@@ -219,6 +223,19 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     }
     a.channel.send(&Msg::Ready)?;
     Ok(ready)
+}
+
+/// Create the process's cwd (mode 0755) if it does not exist yet.
+fn make_cwd(cwd: &Path) -> Result<()> {
+    match std::fs::metadata(cwd) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(cwd)
+            .ctx(|| format!("create cwd {}", cwd.display())),
+        Err(e) => Err(Error::io(format!("stat cwd {}", cwd.display()), e)),
+    }
 }
 
 /// Block until `start` opens the fifo for reading, then exec. Returns only on failure.

@@ -1,0 +1,190 @@
+//! The container process: args, env, cwd, user and groups, umask, rlimits, noNewPrivileges,
+//! oomScoreAdj, sysctl, personality, ioPriority, scheduler and execCPUAffinity, each read back
+//! from inside the container.
+
+use hezi_e2e::{require, unique_id, Bundle, Hezi};
+use serde_json::json;
+
+#[test]
+fn args_env_and_cwd() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["sh", "-c", "echo \"$0|$1|$FOO|$(pwd)\"", "zero arg", "one arg"]);
+    b.config["process"]["env"] = json!(["PATH=/bin", "FOO=bar baz"]);
+    b.config["process"]["cwd"] = json!("/tmp");
+    assert_eq!(h.run_ok(&b, &unique_id("args")), "zero arg|one arg|bar baz|/tmp\n");
+}
+
+#[test]
+fn a_missing_cwd_is_created_as_runc_does() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["pwd"]);
+    b.config["process"]["cwd"] = json!("/work/deep/dir");
+    b.config["root"]["readonly"] = json!(false);
+    assert_eq!(h.run_ok(&b, &unique_id("mkcwd")), "/work/deep/dir\n");
+}
+
+#[test]
+fn user_groups_and_umask() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["sh", "-c", "id; umask; touch /tmp/f; stat -c %a /tmp/f"]);
+    b.config["process"]["user"] = json!({ "uid": 1000, "gid": 1001, "additionalGids": [10, 20], "umask": 0o027 });
+    b.config["root"]["readonly"] = json!(false);
+    std::fs::set_permissions(
+        b.rootfs().join("tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    let out = h.run_ok(&b, &unique_id("user"));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "uid=1000 gid=1001 groups=10,20", "{out}");
+    assert_eq!(lines[1], "0027");
+    assert_eq!(lines[2], "640");
+}
+
+#[test]
+fn rlimits_are_applied() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["sh", "-c", "ulimit -Sn; ulimit -Hn; ulimit -Sc"]);
+    b.config["process"]["rlimits"] = json!([
+        { "type": "RLIMIT_NOFILE", "soft": 123, "hard": 456 },
+        { "type": "RLIMIT_CORE", "soft": 4096, "hard": 8192 },
+    ]);
+    let out = h.run_ok(&b, &unique_id("rlimit"));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..2], ["123", "456"]);
+    let core: u64 = lines[2].parse().unwrap();
+    assert_eq!(core, 4, "busybox's ulimit -c counts KiB: 4096 bytes");
+}
+
+#[test]
+fn no_new_privileges_and_oom_score_adj() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "grep NoNewPrivs /proc/self/status; cat /proc/self/oom_score_adj",
+    ]);
+    b.config["process"]["oomScoreAdj"] = json!(345);
+    let out = h.run_ok(&b, &unique_id("nnp"));
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["NoNewPrivs:", "1", "345"]);
+    b.config["process"]["noNewPrivileges"] = json!(false);
+    b.config["process"].as_object_mut().unwrap().remove("oomScoreAdj");
+    let out = h.run_ok(&b, &unique_id("nnp0"));
+    let host_adj = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap();
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["NoNewPrivs:", "0", host_adj.trim()]
+    );
+}
+
+#[test]
+fn sysctls_are_written_in_the_containers_namespaces_only() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "cat /proc/sys/kernel/shm_rmid_forced /proc/sys/net/ipv4/ip_forward",
+    ]);
+    let host_shm = std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap();
+    let host_fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let want_shm = if host_shm.trim() == "1" { "0" } else { "1" };
+    let want_fwd = if host_fwd.trim() == "1" { "0" } else { "1" };
+    b.linux()["sysctl"] = json!({ "kernel.shm_rmid_forced": want_shm, "net.ipv4.ip_forward": want_fwd });
+    let out = h.run_ok(&b, &unique_id("sysctl"));
+    assert_eq!(out, format!("{want_shm}\n{want_fwd}\n"));
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap(),
+        host_shm
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host_fwd
+    );
+}
+
+#[test]
+fn personality_linux32() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["uname", "-m"]);
+    b.linux()["personality"] = json!({ "domain": "LINUX32" });
+    let out = h.run_ok(&b, &unique_id("pers"));
+    if std::env::consts::ARCH == "x86_64" {
+        assert_eq!(out, "i686\n");
+    }
+}
+
+#[test]
+fn io_priority() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["sh", "-c", "ionice -p $$"]);
+    b.config["process"]["ioPriority"] = json!({ "class": "IOPRIO_CLASS_BE", "priority": 6 });
+    let out = h.run_ok(&b, &unique_id("ioprio"));
+    assert_eq!(out.trim(), "best-effort: prio 6");
+}
+
+#[test]
+fn scheduler_policy() {
+    require!();
+    let h = Hezi::new();
+    // Field 41 of /proc/PID/stat is the policy (3 = SCHED_BATCH); field 19 the nice value.
+    let mut b = Bundle::busybox(&["sh", "-c", "cut -d' ' -f19,41 /proc/self/stat"]);
+    b.config["process"]["scheduler"] = json!({ "policy": "SCHED_BATCH", "nice": 7 });
+    let out = h.run_ok(&b, &unique_id("sched"));
+    assert_eq!(out.trim(), "7 3");
+}
+
+/// The spec applies execCPUAffinity to `exec`'d processes only, never to the init.
+#[test]
+fn exec_cpu_affinity_applies_to_exec_not_init() {
+    require!();
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["sleep", "1302"]);
+    let id = unique_id("affinity");
+    h.create(&b, &id);
+    h.ok(&["start", &id]);
+    let last = (cpus - 1).to_string();
+    let mut process = b.config["process"].clone();
+    process["args"] = json!(["grep", "Cpus_allowed_list", "/proc/self/status"]);
+    process["execCPUAffinity"] = json!({ "initial": "0", "final": last });
+    let file = b.path().join("process.json");
+    std::fs::write(&file, process.to_string()).unwrap();
+    let out = h.ok(&["exec", "-p", file.to_str().unwrap(), &id]);
+    assert_eq!(out.split_whitespace().nth(1), Some(last.as_str()), "{out}");
+    let pid = h.state(&id)["pid"].as_i64().unwrap();
+    let init = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let host = std::fs::read_to_string("/proc/self/status").unwrap();
+    let list = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("Cpus_allowed_list"))
+            .map(str::to_string)
+    };
+    assert_eq!(list(&init), list(&host), "the init keeps the host's affinity");
+    h.ok(&["delete", "-f", &id]);
+}
+
+#[test]
+fn hezi_exec_shares_the_containers_view() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["sleep", "1301"]);
+    b.config["hostname"] = json!("exec-box");
+    let id = unique_id("exec");
+    h.create(&b, &id);
+    h.ok(&["start", &id]);
+    let out = h.cmd(&["exec", &id, "sh", "-c", "hostname; echo $$; exit 5"]);
+    assert_eq!(out.status.code(), Some(5));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "exec-box");
+    assert_ne!(lines[1], "1", "exec'd process is not pid 1");
+    h.ok(&["delete", "-f", &id]);
+}
