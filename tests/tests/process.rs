@@ -57,7 +57,7 @@ fn rlimits_are_applied() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(&lines[..2], ["123", "456"]);
     let core: u64 = lines[2].parse().unwrap();
-    assert_eq!(core, 4, "busybox's ulimit -c counts KiB: 4096 bytes");
+    assert_eq!(core, 8, "busybox's ulimit -c counts 512-byte blocks: 4096 bytes");
 }
 
 #[test]
