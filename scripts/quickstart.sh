@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# From a fresh Debian 12 machine (as root) to a running container: install what is needed, build
+# hezi, make the demo image from busybox-static, and run a container from it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+cargo build --release -p hezi
+bash scripts/demo-bundle.sh demo
+target/release/hezi run --bundle demo "demo-$$"

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# hezi's whole test suite: formatting, lints, unit tests, end-to-end tests with real containers
+# (root), and the pure cgroup v2 VM. Run scripts/install-deps.sh first on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "build"
+cargo build --workspace
+
+step "unit, integration and end-to-end tests"
+# The e2e tests start many short containers; two threads per core keeps a small VM responsive.
+cargo test --workspace -- --test-threads="${HEZI_TEST_THREADS:-4}"
