@@ -264,3 +264,62 @@ fn run_keep_leaves_a_stopped_container() {
     h.ok(&["delete", &id]);
     assert_nothing_left(&h, &id, &b, None);
 }
+
+/// A failure inside the container's setup comes back from `create` and `run` naming the step
+/// and the path, with a non-zero exit and nothing left behind.
+#[test]
+fn setup_failures_name_the_step_and_leave_nothing() {
+    require!();
+    let h = Hezi::new();
+    let cases: &[(&str, fn(&mut Bundle), &[&str])] = &[
+        (
+            "missing executable",
+            |b| b.config["process"]["args"] = serde_json::json!(["/bin/nope", "x"]),
+            &["/bin/nope"],
+        ),
+        (
+            "program not in PATH",
+            |b| b.config["process"]["args"] = serde_json::json!(["nope-cmd"]),
+            &["nope-cmd", "PATH"],
+        ),
+        (
+            "bind source missing",
+            |b| {
+                b.config["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+                    "destination": "/data", "type": "bind", "source": "/no/such/source", "options": ["rbind"] }))
+            },
+            &["/no/such/source"],
+        ),
+        (
+            "cwd is a file",
+            |b| {
+                std::fs::write(b.rootfs().join("etc/afile"), "x").unwrap();
+                b.config["process"]["cwd"] = serde_json::json!("/etc/afile");
+            },
+            &["cwd", "/etc/afile"],
+        ),
+        (
+            "mount refused",
+            |b| {
+                b.config["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+                    "destination": "/bad", "type": "no-such-fs", "source": "none" }))
+            },
+            &["/bad", "no-such-fs"],
+        ),
+    ];
+    for (what, edit, needles) in cases {
+        for command in ["create", "run"] {
+            let mut b = Bundle::busybox(&["sleep", "1009"]);
+            edit(&mut b);
+            b.write();
+            let id = unique_id("setupfail");
+            let out = h.cmd(&[command, "-b", b.path().to_str().unwrap(), &id]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{what} ({command}): {err}");
+            for n in *needles {
+                assert!(err.contains(n), "{what} ({command}): error does not name {n:?}: {err}");
+            }
+            assert_nothing_left(&h, &id, &b, Some("sleep 1009"));
+        }
+    }
+}
