@@ -187,9 +187,15 @@ pub trait Manager {
 
 /// The manager for this host's cgroup layout.
 pub fn manager(cfg: &CgroupConfig) -> Result<Box<dyn Manager>> {
-    Ok(match Layout::detect()? {
-        Layout::Unified(mount) => Box::new(v2::V2Manager::new(&mount, cfg)?),
-        Layout::Legacy { v1, unified } => Box::new(v1::V1Manager::new(&v1, unified.as_ref(), cfg)?),
+    manager_for(&Layout::detect()?, cfg)
+}
+
+/// The manager for `cfg` on a given layout (a caller that detected it already, or a test that
+/// drives the v2 manager on a hybrid host's unified mount).
+pub fn manager_for(layout: &Layout, cfg: &CgroupConfig) -> Result<Box<dyn Manager>> {
+    Ok(match layout {
+        Layout::Unified(h) => Box::new(v2::V2Manager::new(h, cfg)?),
+        Layout::Legacy { v1, unified } => Box::new(v1::V1Manager::new(v1, unified.as_ref(), cfg)?),
     })
 }
 
