@@ -6,18 +6,20 @@ use std::path::{Component, Path, PathBuf};
 use super::layout::{own_in, Hierarchy, Layout, OwnCgroup};
 use super::{CgroupError, Placement, Result};
 
-/// The cgroupsPath to use: `None` gives `/hezi/<id>`; otherwise the path with `.` removed and
+/// The cgroupsPath to use: `None` or empty gives `/hezi/<id>`; otherwise the path with `.` removed and
 /// `..` resolved, absolute or relative as given. `..` above the start, the root itself and the
 /// systemd driver's `slice:prefix:name` form are refused.
 pub(crate) fn validate(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> {
-    let Some(p) = cgroups_path else {
+    // An empty cgroupsPath is no cgroupsPath, as in runc.
+    let Some(p) = cgroups_path.filter(|p| !p.as_os_str().is_empty()) else {
         return Ok(Path::new("/hezi").join(id));
     };
     let shown = p.display();
     let s = p
         .to_str()
         .ok_or_else(|| CgroupError::Invalid(format!("cgroupsPath {shown} is not UTF-8")))?;
-    if s.split(':').count() == 3 {
+    // The systemd form is never absolute; `/a:b:c` is a (strange but legal) directory name.
+    if !p.is_absolute() && s.split(':').count() == 3 {
         return Err(CgroupError::Invalid(format!(
             "cgroupsPath {s:?} is in the systemd driver's slice:prefix:name form; hezi's cgroupfs driver \
              takes a path such as /hezi/<id> (the systemd driver is not implemented)"
@@ -120,6 +122,7 @@ mod tests {
     #[test]
     fn default_and_cleaned_paths() {
         assert_eq!(validate(None, "c1").unwrap(), Path::new("/hezi/c1"));
+        assert_eq!(v("").unwrap(), Path::new("/hezi/c1"));
         assert_eq!(v("/foo/bar").unwrap(), Path::new("/foo/bar"));
         assert_eq!(v("/foo/./bar/../baz/").unwrap(), Path::new("/foo/baz"));
         assert_eq!(v("foo/bar").unwrap(), Path::new("foo/bar"));
@@ -135,6 +138,7 @@ mod tests {
         assert!(e.contains("systemd"), "{e}");
         // A colon alone is a legal cgroup name character.
         assert!(v("/a:b").is_ok());
+        assert!(v("/a:b:c").is_ok());
     }
 
     fn hybrid() -> Layout {
