@@ -10,7 +10,8 @@ CG=/sys/fs/cgroup
 pass() { echo "PASS $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
 
-# config.json from `hezi spec`, with terminal off, the given args and optional resources JSON.
+# config.json from `hezi spec`, with terminal off, the given args, optional resources JSON and
+# optional cgroupsPath.
 bundle() {
     rm -rf "$B"
     mkdir -p "$B"
@@ -22,6 +23,28 @@ bundle() {
     sed -i -e 's/"terminal": true/"terminal": false/' \
         -e "s|\"sh\"$|$args|" \
         -e "s|\"resources\": {|\"resources\": $resources, \"x-unused\": {|" "$B/config.json"
+    if [ -n "$3" ]; then
+        sed -i -e "s|^  \"linux\": {|  \"linux\": {\"cgroupsPath\": \"$3\",|" "$B/config.json"
+    fi
+}
+
+# Wait until FILE has the line LINE (up to 10 s).
+wait_line() {
+    i=0
+    while ! grep -qx "$2" "$1" 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -gt 100 ] && return 1
+        sleep 0.1
+    done
+}
+
+# cgroupfs files report size 0, so `test -s` cannot tell whether one has content.
+has_content() {
+    [ -n "$(cat "$1" 2>/dev/null)" ]
+}
+
+status_of() {
+    hezi --root $ROOT state "$1" 2>/dev/null | grep '"status"' | sed 's/.*: "\(.*\)".*/\1/'
 }
 
 t_run_exit_code() {
@@ -82,12 +105,130 @@ t_pids_limit_holds_fork_loop() {
         && pass pids_limit_holds_fork_loop || fail pids_limit_holds_fork_loop "no fork failure seen: $(echo "$out" | tail -n 2)"
 }
 
+t_more_limits() {
+    bundle '"sleep", "100"' '{"memory": {"limit": 67108864, "swap": 134217728, "reservation": 33554432}, "cpu": {"quota": 50000, "period": 100000, "cpus": "0"}, "unified": {"pids.max": "7"}}'
+    hezi --root $ROOT run -d -b $B more || { fail more_limits "run -d failed"; return; }
+    dir=$CG/hezi/more
+    swap=$(cat $dir/memory.swap.max 2>/dev/null || echo none)
+    low=$(cat $dir/memory.low 2>/dev/null)
+    cpumax=$(cat $dir/cpu.max 2>/dev/null)
+    cpus=$(cat $dir/cpuset.cpus 2>/dev/null)
+    pids=$(cat $dir/pids.max 2>/dev/null)
+    hezi --root $ROOT delete -f more
+    # v2 swap is memory.swap - memory.limit
+    case "$swap" in 67108864|none) pass memory_swap_max ;; *) fail memory_swap_max "memory.swap.max=$swap" ;; esac
+    [ "$low" = 33554432 ] && pass memory_low || fail memory_low "memory.low=$low"
+    [ "$cpumax" = "50000 100000" ] && pass cpu_max || fail cpu_max "cpu.max=$cpumax"
+    [ "$cpus" = 0 ] && pass cpuset_cpus || fail cpuset_cpus "cpuset.cpus=$cpus"
+    [ "$pids" = 7 ] && pass unified_key || fail unified_key "pids.max=$pids"
+}
+
+# pause/resume are not in the CLI yet: freeze through cgroup.freeze and check that `state`
+# reads the manager's is_frozen, and that delete -f kills a frozen container.
+t_frozen_state_and_forced_delete() {
+    bundle '"sleep", "100"'
+    hezi --root $ROOT run -d -b $B frz || { fail state_paused_when_frozen "run -d failed"; return; }
+    dir=$CG/hezi/frz
+    echo 1 > $dir/cgroup.freeze
+    wait_line $dir/cgroup.events "frozen 1"
+    st=$(status_of frz)
+    [ "$st" = paused ] && pass state_paused_when_frozen || fail state_paused_when_frozen "status $st"
+    echo 0 > $dir/cgroup.freeze
+    wait_line $dir/cgroup.events "frozen 0"
+    st=$(status_of frz)
+    [ "$st" = running ] && pass state_running_when_thawed || fail state_running_when_thawed "status $st"
+    echo 1 > $dir/cgroup.freeze
+    wait_line $dir/cgroup.events "frozen 1"
+    if hezi --root $ROOT delete -f frz && [ ! -e "$dir" ]; then
+        pass delete_force_frozen
+    else
+        fail delete_force_frozen "delete -f of a frozen container failed or left $dir"
+    fi
+}
+
+t_kill_all() {
+    bundle '"sh", "-c", "sleep 100 \& sleep 100 \& exec sleep 100"'
+    hezi --root $ROOT run -d -b $B ka || { fail kill_all_term "run -d failed"; return; }
+    dir=$CG/hezi/ka
+    i=0
+    while [ "$(wc -l < $dir/cgroup.procs)" -lt 3 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    # The container's init (pid 1 there) ignores SIGTERM; the two others die. Signalled one by
+    # one inside a freeze that must be undone.
+    hezi --root $ROOT kill --all ka TERM
+    i=0
+    while [ "$(wc -l < $dir/cgroup.procs)" -gt 1 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    n=$(wc -l < $dir/cgroup.procs)
+    fr=$(cat $dir/cgroup.freeze)
+    [ "$n" = 1 ] && [ "$fr" = 0 ] && pass kill_all_term || fail kill_all_term "$n processes left, cgroup.freeze=$fr"
+    hezi --root $ROOT kill --all ka KILL
+    i=0
+    while has_content $dir/cgroup.procs && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    has_content $dir/cgroup.procs && fail kill_all_kill "processes left: $(cat $dir/cgroup.procs)" || pass kill_all_kill
+    hezi --root $ROOT delete -f ka
+}
+
+t_exec_joins_cgroup() {
+    bundle '"sleep", "100"'
+    hezi --root $ROOT run -d -b $B ex || { fail exec_joins_cgroup "run -d failed"; return; }
+    out=$(hezi --root $ROOT exec ex cat /proc/self/cgroup 2>&1)
+    hezi --root $ROOT delete -f ex
+    [ "$out" = "0::/" ] && pass exec_joins_cgroup || fail exec_joins_cgroup "got '$out'"
+}
+
+t_oom_kill() {
+    bundle '"sh", "-c", "x=$(head -c 40000000 /dev/urandom); echo survived"' '{"memory": {"limit": 16777216}}'
+    out=$(hezi --root $ROOT run -b $B oom 2>&1)
+    rc=$?
+    case "$out" in *survived*) fail memory_limit_oom "no OOM kill (rc $rc)" ;; *) pass memory_limit_oom ;; esac
+}
+
+t_bad_resources_leave_nothing() {
+    bundle '"true"' '{"unified": {"../x": "1"}}'
+    out=$(hezi --root $ROOT run -b $B bad 2>&1) && { fail unified_key_rejected "run succeeded"; return; }
+    case "$out" in
+        *"not a cgroup file name"*) [ -e $CG/hezi/bad ] && fail unified_key_rejected "left $CG/hezi/bad" || pass unified_key_rejected ;;
+        *) fail unified_key_rejected "$out" ;;
+    esac
+    bundle '"true"' '{}' 'system.slice:hezi:sd'
+    out=$(hezi --root $ROOT run -b $B sd 2>&1) && { fail systemd_path_refused "run succeeded"; return; }
+    case "$out" in *systemd*) pass systemd_path_refused ;; *) fail systemd_path_refused "$out" ;; esac
+}
+
+t_cgroups_paths() {
+    mkdir -p $CG/keep
+    bundle '"sleep", "100"' '{}' '/keep/c'
+    hezi --root $ROOT run -d -b $B abs || { fail cgroups_path_absolute "run -d failed"; return; }
+    has_content $CG/keep/c/cgroup.procs && ok=yes || ok=no
+    hezi --root $ROOT delete -f abs
+    if [ $ok = yes ] && [ -d $CG/keep ] && [ ! -e $CG/keep/c ]; then
+        pass cgroups_path_absolute
+    else
+        fail cgroups_path_absolute "placed=$ok, keep/ or keep/c wrong after delete"
+    fi
+    rmdir $CG/keep
+    # Relative: below the parent of hezi's own cgroup (/init here), so /rel/x.
+    bundle '"sleep", "100"' '{}' 'rel/x'
+    hezi --root $ROOT run -d -b $B rel || { fail cgroups_path_relative "run -d failed"; return; }
+    has_content $CG/rel/x/cgroup.procs && ok=yes || ok=no
+    hezi --root $ROOT delete -f rel
+    [ $ok = yes ] && [ ! -e $CG/rel ] && pass cgroups_path_relative || fail cgroups_path_relative "placed=$ok; $(ls -d $CG/rel 2>&1)"
+}
+
 mkdir -p $ROOT
 t_run_exit_code
 t_cgroup_placement_and_cleanup
 t_cgroupns_root
 t_limits_applied
 t_pids_limit_holds_fork_loop
+t_more_limits
+t_frozen_state_and_forced_delete
+t_kill_all
+t_exec_joins_cgroup
+t_oom_kill
+t_bad_resources_leave_nothing
+t_cgroups_paths
 leftover=$(ls $ROOT)
 [ -z "$leftover" ] && pass no_state_left || fail no_state_left "$leftover"
+# hezi made /hezi for its containers and removes it with the last one.
+[ -e $CG/hezi ] && fail no_cgroup_left "$(ls $CG/hezi)" || pass no_cgroup_left
 echo "$passed passed, $failed failed"

@@ -134,14 +134,22 @@ fn hook_state(st: &ContainerState, status: Status) -> String {
 /// Signal the init through a pidfd, after checking the pid still names it.
 fn signal_init(st: &ContainerState, signal: Signal) -> Result<()> {
     let pid = Pid::from_raw(st.pid);
-    let fd = sys::pidfd_open(pid).map_err(|e| Error::sys(format!("open pidfd of {pid}"), e))?;
+    let stopped = || Error::WrongState {
+        id: st.id.clone(),
+        op: "kill",
+        status: "stopped".into(),
+    };
+    let fd = match sys::pidfd_open(pid) {
+        Ok(fd) => fd,
+        // Exited and reaped already: a cgroup-wide SIGKILL (cgroup.kill) can get there first.
+        Err(nix::errno::Errno::ESRCH) => return Err(stopped()),
+        Err(e) => return Err(Error::sys(format!("open pidfd of {pid}"), e)),
+    };
     if !crate::procfs::is_alive(pid, st.init_start_time) {
-        return Err(Error::WrongState {
-            id: st.id.clone(),
-            op: "kill",
-            status: "stopped".into(),
-        });
+        return Err(stopped());
     }
-    sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), signal as i32)
-        .map_err(|e| Error::sys(format!("send {signal} to {pid}"), e))
+    match sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), signal as i32) {
+        Err(nix::errno::Errno::ESRCH) => Err(stopped()),
+        r => r.map_err(|e| Error::sys(format!("send {signal} to {pid}"), e)),
+    }
 }

@@ -1,0 +1,96 @@
+//! cgroup v1 device rules (devices.allow / devices.deny lines) from the spec.
+//!
+//! The spec's rules are written in order, each an allow or a deny, so a leading
+//! `{"allow": false, "access": "rwm"}` denies everything and later rules open holes. After them
+//! come the devices the runtime spec requires in every container (null, zero, full, random,
+//! urandom, tty, ptmx, the pts consoles) plus mknod of any node and /dev/net/tun: runc's
+//! default allow list. Without it a deny-all spec would break /dev/null.
+
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+
+use super::{CgroupError, Result};
+
+/// runc's `AllowedDevices`, appended after the spec's rules.
+pub(crate) const DEFAULT_ALLOW: &[&str] = &[
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:8 rwm",
+    "c 1:7 rwm",
+    "c 5:0 rwm",
+    "c 1:5 rwm",
+    "c 1:9 rwm",
+    "c 136:* rwm",
+    "c 5:2 rwm",
+    "c 10:200 rwm",
+];
+
+/// One rule as the kernel reads it, e.g. `c 1:3 rwm`; `true` for devices.allow.
+pub(crate) fn rule(d: &LinuxDeviceCgroup) -> Result<(bool, String)> {
+    let typ = match d.typ().unwrap_or(LinuxDeviceType::A) {
+        LinuxDeviceType::A => "a",
+        LinuxDeviceType::B => "b",
+        LinuxDeviceType::C | LinuxDeviceType::U => "c",
+        LinuxDeviceType::P => {
+            return Err(CgroupError::Invalid(
+                "device rule of type p (FIFO): the devices cgroup only knows a, b and c".into(),
+            ))
+        }
+    };
+    let num = |n: Option<i64>| match n {
+        Some(n) if n >= 0 => n.to_string(),
+        _ => "*".to_string(),
+    };
+    let access = d.access().as_deref().filter(|a| !a.is_empty()).unwrap_or("rwm");
+    if !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+        return Err(CgroupError::Invalid(format!(
+            "device rule access {access:?}: only r, w and m are allowed"
+        )));
+    }
+    Ok((
+        d.allow(),
+        format!("{typ} {}:{} {access}", num(d.major()), num(d.minor())),
+    ))
+}
+
+/// The lines to write, in order: the spec's rules, then the default allow list.
+pub(crate) fn rules(devs: &[LinuxDeviceCgroup]) -> Result<Vec<(bool, String)>> {
+    let mut out = devs.iter().map(rule).collect::<Result<Vec<_>>>()?;
+    out.extend(DEFAULT_ALLOW.iter().map(|r| (true, r.to_string())));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(json: &str) -> LinuxDeviceCgroup {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn rule_lines() {
+        assert_eq!(
+            rule(&dev(r#"{"allow":false,"access":"rwm"}"#)).unwrap(),
+            (false, "a *:* rwm".into())
+        );
+        assert_eq!(
+            rule(&dev(r#"{"allow":true,"type":"c","major":1,"minor":3,"access":"rw"}"#)).unwrap(),
+            (true, "c 1:3 rw".into())
+        );
+        assert_eq!(
+            rule(&dev(r#"{"allow":true,"type":"b","major":8}"#)).unwrap(),
+            (true, "b 8:* rwm".into())
+        );
+        assert!(rule(&dev(r#"{"allow":true,"type":"p"}"#)).is_err());
+        assert!(rule(&dev(r#"{"allow":true,"access":"rx"}"#)).is_err());
+    }
+
+    #[test]
+    fn spec_rules_first_then_defaults() {
+        let r = rules(&[dev(r#"{"allow":false,"access":"rwm"}"#)]).unwrap();
+        assert_eq!(r[0], (false, "a *:* rwm".into()));
+        assert_eq!(r.len(), 1 + DEFAULT_ALLOW.len());
+        assert!(r[1..].iter().all(|(allow, _)| *allow));
+    }
+}
