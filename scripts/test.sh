@@ -15,6 +15,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "build"
 cargo build --workspace
 
+step "pure cgroup v2 host: Debian's kernel under QEMU (tcg)"
+bash scripts/vm/run.sh target/debug/hezi
+
 step "unit, integration and end-to-end tests"
 # The e2e tests start many short containers; two threads per core keeps a small VM responsive.
 cargo test --workspace -- --test-threads="${HEZI_TEST_THREADS:-4}"
