@@ -384,4 +384,22 @@ pub fn assert_nothing_left(h: &Hezi, id: &str, bundle: &Bundle, marker: Option<&
     if let Some(m) = marker {
         assert_eq!(process_with_cmdline(m), None, "process {m:?} still alive");
     }
+    let cgroups = cgroup_dirs(id);
+    assert!(cgroups.is_empty(), "cgroups of {id} left: {cgroups:?}");
+}
+
+/// The cgroup directories that exist for container `id` at hezi's default place (`/hezi/<id>`)
+/// in any hierarchy mounted under /sys/fs/cgroup: the v2 root, or each v1 controller and the
+/// hybrid layout's unified mount.
+pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    let base = Path::new("/sys/fs/cgroup");
+    let mut roots = vec![base.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(base) {
+        roots.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    roots
+        .into_iter()
+        .map(|r| r.join("hezi").join(id))
+        .filter(|d| d.exists())
+        .collect()
 }

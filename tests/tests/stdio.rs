@@ -1,0 +1,176 @@
+//! The container's stdio: `--console-socket` receiving the pty master (consoleSize applied),
+//! `--preserve-fds` passing extra descriptors, and LISTEN_FDS socket activation.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+
+use hezi_e2e::{hezi_bin, require, unique_id, Bundle, Hezi, TempDir};
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use serde_json::json;
+
+/// Accept one connection on `listener` and receive the fd it carries (SCM_RIGHTS).
+fn receive_fd(listener: &UnixListener) -> OwnedFd {
+    let (conn, _) = listener.accept().expect("accept console socket");
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).expect("recvmsg");
+    for c in msg.cmsgs().expect("control messages") {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel just installed this descriptor for us; nothing else owns it.
+            return unsafe { OwnedFd::from_raw_fd(fds[0]) };
+        }
+    }
+    panic!("no fd received on the console socket");
+}
+
+#[test]
+fn console_socket_receives_the_pty_master() {
+    require!();
+    let h = Hezi::new();
+    let dir = TempDir::new("console");
+    let sock = dir.path().join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let mut b = Bundle::busybox(&["sh", "-c", "tty; stty size; echo done"]);
+    b.config["process"]["terminal"] = json!(true);
+    b.config["process"]["consoleSize"] = json!({ "height": 33, "width": 111 });
+    let id = unique_id("tty");
+    b.write();
+    let receiver = std::thread::spawn(move || receive_fd(&listener));
+    h.ok(&[
+        "create",
+        "-b",
+        b.path().to_str().unwrap(),
+        "--console-socket",
+        sock.to_str().unwrap(),
+        &id,
+    ]);
+    let master = receiver.join().unwrap();
+    h.ok(&["start", &id]);
+    let mut file = std::fs::File::from(master);
+    let mut out = Vec::new();
+    // Reading the master ends with EIO once the container's side is closed.
+    let mut chunk = [0u8; 1024];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+        }
+        if String::from_utf8_lossy(&out).contains("done") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&out).replace('\r', "");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("/dev/pts/") || lines[0] == "/dev/console",
+        "{text:?}"
+    );
+    assert_eq!(lines[1], "33 111", "consoleSize applied: {text:?}");
+    h.ok(&["delete", "-f", &id]);
+}
+
+#[test]
+fn terminal_without_console_socket_is_refused() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["true"]);
+    b.config["process"]["terminal"] = json!(true);
+    b.write();
+    let id = unique_id("notty");
+    let out = h.cmd(&["create", "-b", b.path().to_str().unwrap(), &id]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("console-socket"));
+    assert!(h.ids().is_empty());
+}
+
+/// Run `hezi` with `file` as its fd 3 (and fd 4 when given), so `--preserve-fds` or
+/// LISTEN_FDS can hand them on.
+fn with_fds(cmd: &mut std::process::Command, fds: Vec<std::fs::File>) {
+    // SAFETY: between fork and exec only async-signal-safe dup2/close are called.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (i, f) in fds.iter().enumerate() {
+                let target = 3 + i as i32;
+                if libc::dup2(f.as_raw_fd(), target) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn preserve_fds_hands_on_extra_descriptors() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["sh", "-c", "echo through-fd3 >&3; ls /proc/self/fd"]);
+    b.write();
+    let dir = TempDir::new("fds");
+    let target = dir.path().join("fd3.txt");
+    let id = unique_id("pfds");
+    let out_path = dir.path().join("stdout");
+    let mut cmd = h.command(&["run", "--preserve-fds", "1", "-b", b.path().to_str().unwrap(), &id]);
+    cmd.stdout(std::fs::File::create(&out_path).unwrap());
+    with_fds(&mut cmd, vec![std::fs::File::create(&target).unwrap()]);
+    assert!(cmd.status().unwrap().success());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "through-fd3\n");
+    let fds: Vec<String> = std::fs::read_to_string(&out_path)
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    // 0-2, the preserved 3, and the one `ls` opens for the directory: nothing of hezi's.
+    assert!(
+        fds.len() <= 5 && fds.starts_with(&["0".into(), "1".into(), "2".into(), "3".into()]),
+        "{fds:?}"
+    );
+}
+
+#[test]
+fn without_preserve_fds_no_extra_descriptor_leaks_in() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["ls", "/proc/self/fd"]);
+    b.write();
+    let dir = TempDir::new("nofds");
+    let id = unique_id("nofds");
+    let out_path = dir.path().join("stdout");
+    let mut cmd = h.command(&["run", "-b", b.path().to_str().unwrap(), &id]);
+    cmd.stdout(std::fs::File::create(&out_path).unwrap());
+    with_fds(&mut cmd, vec![std::fs::File::create(dir.path().join("x")).unwrap()]);
+    assert!(cmd.status().unwrap().success());
+    let fds = std::fs::read_to_string(&out_path).unwrap();
+    assert_eq!(
+        fds.split_whitespace().collect::<Vec<_>>(),
+        ["0", "1", "2", "3"],
+        "3 is ls's own dir fd"
+    );
+}
+
+#[test]
+fn listen_fds_are_passed_on_with_listen_pid_1() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["sh", "-c", "echo $LISTEN_FDS $LISTEN_PID; echo activated >&3"]);
+    b.write();
+    let dir = TempDir::new("listen");
+    let target = dir.path().join("sock.txt");
+    let id = unique_id("listen");
+    let out_path = dir.path().join("stdout");
+    // LISTEN_PID must name hezi itself: a shell sets it to its own pid and execs hezi.
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.args(["-c", "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\""])
+        .arg(hezi_bin())
+        .arg("--root")
+        .arg(h.root())
+        .args(["run", "-b", b.path().to_str().unwrap(), &id]);
+    cmd.stdout(std::fs::File::create(&out_path).unwrap());
+    with_fds(&mut cmd, vec![std::fs::File::create(&target).unwrap()]);
+    assert!(cmd.status().unwrap().success());
+    assert_eq!(std::fs::read_to_string(&out_path).unwrap(), "1 1\n");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "activated\n");
+}
