@@ -265,13 +265,16 @@ fn run_keep_leaves_a_stopped_container() {
     assert_nothing_left(&h, &id, &b, None);
 }
 
+/// What is wrong, how the bundle is broken, and what the error must name.
+type SetupCase = (&'static str, fn(&mut Bundle), &'static [&'static str]);
+
 /// A failure inside the container's setup comes back from `create` and `run` naming the step
 /// and the path, with a non-zero exit and nothing left behind.
 #[test]
 fn setup_failures_name_the_step_and_leave_nothing() {
     require!();
     let h = Hezi::new();
-    let cases: &[(&str, fn(&mut Bundle), &[&str])] = &[
+    let cases: &[SetupCase] = &[
         (
             "missing executable",
             |b| b.config["process"]["args"] = serde_json::json!(["/bin/nope", "x"]),
