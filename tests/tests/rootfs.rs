@@ -62,6 +62,22 @@ fn spec_mounts_land_with_their_flags() {
     ] {
         assert_eq!(mount_of(&out, dest).map(|m| m.1).as_deref(), Some(fs), "{dest}");
     }
+    // The default spec's cgroup mount: the host's hierarchies (v1 controllers, or cgroup2),
+    // read-only.
+    let cgroup_mounts: Vec<(String, String)> = out
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-")?;
+            f[4].starts_with("/sys/fs/cgroup")
+                .then(|| (f[5].to_string(), f[sep + 1].to_string()))
+        })
+        .filter(|(_, fs)| fs == "cgroup" || fs == "cgroup2")
+        .collect();
+    assert!(!cgroup_mounts.is_empty(), "no cgroup mount: {out}");
+    for (opts, _) in &cgroup_mounts {
+        assert!(opts.split(',').any(|o| o == "ro"), "cgroup mount not read-only: {opts}");
+    }
     assert!(!host.path().join("x").exists(), "read-only bind was written");
     assert_nothing_left(&h, &id, &b, None);
 }
