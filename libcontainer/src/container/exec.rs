@@ -106,6 +106,10 @@ impl Runtime {
                 status: "stopped".into(),
             });
         }
+        // CVE-2019-5736: the child is this binary inside the container until its execve.
+        // Non-dumpable (inherited by the clone, reset by execve), a container process cannot open
+        // its /proc/PID/exe to overwrite the binary later.
+        nix::sys::prctl::set_dumpable(false).ctx(|| "make the runtime non-dumpable".into())?;
         // Our own pid namespace, to return to once the child exists: while pid_for_children
         // differs from it, the kernel refuses to create threads (the terminal relay needs them).
         let own_pid_ns = if in_spec(LinuxNamespaceType::Pid) {
