@@ -197,3 +197,156 @@ done
         "the container reached the hezi binary: {text}"
     );
 }
+
+/// The `Cap*` lines of /proc/self/status as (name, mask).
+fn cap_masks(out: &str) -> Vec<(String, u64)> {
+    out.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.starts_with("Cap")
+                .then(|| (k.to_string(), u64::from_str_radix(v.trim(), 16).unwrap_or(u64::MAX)))
+        })
+        .collect()
+}
+
+const CAP_NET_BIND_SERVICE: u64 = 1 << 10;
+const CAP_SYS_CHROOT: u64 = 1 << 18;
+
+/// A non-root user keeps exactly the capabilities the spec gives it in all five sets: they
+/// survive the setuid (PR_SET_KEEPCAPS) and the execve (ambient).
+#[test]
+fn non_root_user_gets_the_spec_capabilities_in_all_five_sets() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["sh", "-c", "grep ^Cap /proc/self/status; id -u; id -g; id -G"]);
+    b.config["process"]["user"] = json!({ "uid": 1000, "gid": 1000, "additionalGids": [1001, 1002] });
+    let one = json!(["CAP_NET_BIND_SERVICE"]);
+    b.config["process"]["capabilities"] = json!({ "bounding": one, "effective": one, "permitted": one,
+                                                  "inheritable": one, "ambient": one });
+    let out = h.run_ok(&b, &unique_id("caps"));
+    let masks = cap_masks(&out);
+    let names: Vec<&str> = masks.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"], "{out}");
+    for (name, mask) in &masks {
+        assert_eq!(*mask, CAP_NET_BIND_SERVICE, "{name}: {out}");
+    }
+    let ids: Vec<&str> = out.lines().skip(5).collect();
+    assert_eq!(ids, ["1000", "1000", "1000 1001 1002"], "{out}");
+}
+
+/// A capability left out of the bounding set is gone for good: listing it in the other sets
+/// does not bring it back across the execve, and what needs it fails.
+#[test]
+fn root_cannot_regain_a_capability_dropped_from_the_bounding_set() {
+    require!();
+    let h = Hezi::new();
+    for (bounded, want_chroot) in [(false, false), (true, true)] {
+        let mut b = Bundle::busybox(&[
+            "sh",
+            "-c",
+            "grep ^Cap /proc/self/status; chroot / true 2>/dev/null && echo chroot-ok || echo chroot-denied",
+        ]);
+        let mut bounding = vec!["CAP_AUDIT_WRITE", "CAP_KILL"];
+        if bounded {
+            bounding.push("CAP_SYS_CHROOT");
+        }
+        let all = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_SYS_CHROOT"]);
+        b.config["process"]["capabilities"] = json!({ "bounding": bounding, "effective": all,
+                                                      "permitted": all, "inheritable": [] });
+        let out = h.run_ok(&b, &unique_id("bnd"));
+        for (name, mask) in cap_masks(&out) {
+            if name == "CapInh" || name == "CapAmb" {
+                continue;
+            }
+            assert_eq!(
+                mask & CAP_SYS_CHROOT != 0,
+                want_chroot,
+                "{name} (bounding has it: {bounded}): {out}"
+            );
+        }
+        let verdict = if want_chroot { "chroot-ok" } else { "chroot-denied" };
+        assert!(out.ends_with(&format!("{verdict}\n")), "{out}");
+    }
+}
+
+/// CVE-2024-21626: a cwd through one of the runtime's own fds would leave the process in a host
+/// directory. For each such fd number the container either fails or starts inside its root.
+#[test]
+fn cve_2024_21626_cwd_through_a_leaked_fd_never_lands_outside() {
+    require!();
+    let h = Hezi::new();
+    for n in 3..=9 {
+        let mut b = Bundle::busybox(&["sh", "-c", "pwd -P; ls"]);
+        b.config["process"]["cwd"] = json!(format!("/proc/self/fd/{n}"));
+        let id = unique_id("cwdfd");
+        let (code, out, err) = h.run(&b, &id);
+        assert!(
+            !out.contains("unreachable"),
+            "fd {n}: the cwd is outside the container: {out}"
+        );
+        if code == 0 {
+            assert!(out.starts_with('/'), "fd {n}: {out}");
+        } else {
+            assert!(err.contains("cwd"), "fd {n}: the error names the cwd: {err}");
+        }
+        assert_nothing_left(&h, &id, &b, None);
+    }
+}
+
+/// Open fds of the process in the container, from `ls -l /proc/self/fd` (ls's own directory fd
+/// left out): `(fd, target)`.
+fn open_fds(ls: &str) -> Vec<(u32, String)> {
+    ls.lines()
+        .filter_map(|l| {
+            let (name, target) = l.split_once(" -> ")?;
+            let fd = name.rsplit(' ').next()?.parse().ok()?;
+            (!(target.starts_with("/proc/") && target.ends_with("/fd"))).then(|| (fd, target.to_string()))
+        })
+        .collect()
+}
+
+/// CVE-2024-21626: nothing hezi or its caller had open reaches the container, except what
+/// --preserve-fds passes on; the same for `hezi exec`, and its --cwd through an fd.
+#[test]
+fn cve_2024_21626_only_stdio_and_preserved_fds_reach_the_container() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["sh", "-c", "ls -l /proc/self/fd; sleep 1303"]);
+    b.write();
+    let id = unique_id("fds");
+    // fd 3 (a host file) passed on with --preserve-fds 1; fds 4 and 5 (a host directory and
+    // file) held by hezi's caller must not be.
+    let script = format!(
+        "exec 3</etc/hostname 4</ 5</etc/passwd; exec {} --root {} run -d --preserve-fds 1 -b {} {id} >{}/out 2>&1",
+        hezi_bin().display(),
+        h.root().display(),
+        b.path().display(),
+        b.path().display()
+    );
+    let status = Command::new("sh").args(["-c", &script]).status().unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(b.path().join("out")).unwrap_or_default()
+    );
+    let out = wait_for(&b.path().join("out"), 10, |l| l.contains(" 3 -> "));
+    let fds: Vec<u32> = open_fds(&out).iter().map(|(fd, _)| *fd).collect();
+    assert_eq!(fds, [0, 1, 2, 3], "{out}");
+    assert!(out.contains(" 3 -> /etc/hostname"), "{out}");
+
+    let exec = h.ok(&["exec", &id, "ls", "-l", "/proc/self/fd"]);
+    let fds: Vec<u32> = open_fds(&exec).iter().map(|(fd, _)| *fd).collect();
+    assert_eq!(fds, [0, 1, 2], "exec: {exec}");
+    for n in 3..=9 {
+        let fd = format!("/proc/self/fd/{n}");
+        let out = h.cmd(&["exec", "--cwd", &fd, &id, "pwd", "-P"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !text.contains("unreachable"),
+            "exec --cwd {fd}: outside the container: {text}"
+        );
+        assert!(out.status.success() || String::from_utf8_lossy(&out.stderr).contains("cwd"));
+    }
+    h.ok(&["delete", "-f", &id]);
+    assert_nothing_left(&h, &id, &b, Some("sleep 1303"));
+}
