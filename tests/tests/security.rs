@@ -350,3 +350,237 @@ fn cve_2024_21626_only_stdio_and_preserved_fds_reach_the_container() {
     h.ok(&["delete", "-f", &id]);
     assert_nothing_left(&h, &id, &b, Some("sleep 1303"));
 }
+
+/// Replace the spec's /dev tmpfs with a bind of `dev` (a directory the test fills): the way an
+/// image gets to choose what /dev/null and /dev/console are.
+fn bind_dev(b: &mut Bundle, dev: &Path) {
+    for d in ["pts", "shm", "mqueue"] {
+        std::fs::create_dir_all(dev.join(d)).unwrap();
+    }
+    symlink("pts/ptmx", dev.join("ptmx")).unwrap();
+    let null = std::ffi::CString::new(dev.join("null").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; makes the 1:3 character device there.
+    let r = unsafe { libc::mknod(null.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
+    assert_eq!(r, 0, "mknod {}", dev.join("null").display());
+    for m in b.config["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/dev" {
+            *m = json!({ "destination": "/dev", "type": "bind", "source": dev, "options": ["rbind"] });
+        }
+    }
+}
+
+fn core_pattern() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap()
+}
+
+/// CVE-2025-31133: masking binds /dev/null over each masked path. An image whose /dev/null is a
+/// symlink to a /proc file (or any other file) would have that bound there instead, writable;
+/// hezi checks by fd that it binds the 1:3 character device and refuses otherwise.
+#[test]
+fn cve_2025_31133_a_fake_dev_null_is_refused() {
+    require!();
+    let h = Hezi::new();
+    let before = core_pattern();
+    for fake in ["symlink", "file"] {
+        let mut b = Bundle::busybox(&["sh", "-c", "echo '|/tmp/pwn' > /proc/kcore; cat /proc/kcore"]);
+        let dev = b.path().join("evildev");
+        bind_dev(&mut b, &dev);
+        std::fs::remove_file(dev.join("null")).unwrap();
+        match fake {
+            "symlink" => symlink("/proc/sys/kernel/core_pattern", dev.join("null")).unwrap(),
+            _ => std::fs::write(dev.join("null"), "not a device").unwrap(),
+        }
+        let id = unique_id("fakenull");
+        let (code, out, err) = h.run(&b, &id);
+        assert_ne!(code, 0, "{fake} /dev/null accepted: {out}");
+        assert!(
+            err.contains("/dev/null") && err.contains("not the null device"),
+            "{fake}: {err}"
+        );
+        assert_eq!(core_pattern(), before);
+        assert_nothing_left(&h, &id, &b, None);
+    }
+}
+
+/// CVE-2025-31133, the other end: a masked path that the image made a symlink (here to a file
+/// holding a secret) stays masked, and the mount never follows the link out of the rootfs.
+#[test]
+fn masked_path_swapped_for_a_symlink_stays_masked() {
+    require!();
+    let h = Hezi::new();
+    let outside = TempDir::new("secret");
+    std::fs::write(outside.path().join("key"), "host-secret").unwrap();
+    let mut b = Bundle::busybox(&["sh", "-c", "cat /etc/key /etc/abs 2>&1; echo; cat /etc/real-key"]);
+    std::fs::write(b.rootfs().join("etc/real-key"), "image-secret").unwrap();
+    symlink("real-key", b.rootfs().join("etc/key")).unwrap();
+    symlink(outside.path().join("key"), b.rootfs().join("etc/abs")).unwrap();
+    let masked = b.linux()["maskedPaths"].as_array_mut().unwrap();
+    masked.push(json!("/etc/key"));
+    masked.push(json!("/etc/abs"));
+    let id = unique_id("masklink");
+    let (code, out, err) = h.run(&b, &id);
+    assert_eq!(code, 0, "{err}");
+    // Both names read as /dev/null; the file the relative link named keeps its own name.
+    assert_eq!(out, "\nimage-secret", "{err}");
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("key")).unwrap(),
+        "host-secret"
+    );
+    assert_nothing_left(&h, &id, &b, None);
+}
+
+/// CVE-2025-52565: the pty is bound on /dev/console before the masks and read-only paths exist.
+/// An image whose /dev/console is a symlink to a /proc file would get the bind there; hezi refuses
+/// anything but a regular file or character device (a plain file, as some images ship, is fine).
+#[test]
+fn cve_2025_52565_dev_console_swapped_for_a_symlink_is_refused() {
+    require!();
+    let h = Hezi::new();
+    let before = core_pattern();
+    let sockdir = TempDir::new("console");
+    let sock = sockdir.path().join("sock");
+    // Never accepted: the connection waits in the backlog and the master is queued on it.
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    for fake in ["symlink", "directory", "file"] {
+        let mut b = Bundle::busybox(&["sleep", "1304"]);
+        b.config["process"]["terminal"] = json!(true);
+        let dev = b.path().join("evildev");
+        bind_dev(&mut b, &dev);
+        match fake {
+            "symlink" => symlink("/proc/sys/kernel/core_pattern", dev.join("console")).unwrap(),
+            "directory" => std::fs::create_dir(dev.join("console")).unwrap(),
+            _ => std::fs::write(dev.join("console"), "").unwrap(),
+        }
+        b.write();
+        let id = unique_id("console");
+        let out = h.cmd(&[
+            "create",
+            "--console-socket",
+            sock.to_str().unwrap(),
+            "-b",
+            b.path().to_str().unwrap(),
+            &id,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        if fake == "file" {
+            assert!(out.status.success(), "a plain /dev/console file is fine: {err}");
+            h.ok(&["delete", "-f", &id]);
+        } else {
+            assert!(!out.status.success(), "{fake} /dev/console accepted");
+            assert!(err.contains("/dev/console"), "{fake}: {err}");
+        }
+        assert_eq!(core_pattern(), before);
+        assert_nothing_left(&h, &id, &b, Some("sleep 1304"));
+    }
+}
+
+/// CVE-2025-52881: sysctls are written under /proc. A spec that mounts a host file over the
+/// sysctl's file, or a directory with a symlink in its place, would redirect the write to the
+/// host; hezi writes only to procfs, resolving without symlinks or mount crossings.
+#[test]
+fn cve_2025_52881_sysctl_writes_cannot_be_redirected() {
+    require!();
+    let h = Hezi::new();
+    let host = TempDir::new("redirect");
+    let victim = host.path().join("victim");
+    std::fs::write(&victim, "untouched").unwrap();
+    let dir = host.path().join("kernel");
+    std::fs::create_dir(&dir).unwrap();
+    symlink(&victim, dir.join("domainname")).unwrap();
+    let tmpfs = json!({ "destination": "/proc/sys/kernel", "type": "tmpfs", "source": "tmpfs" });
+    for (how, mount) in [
+        (
+            "file",
+            json!({ "destination": "/proc/sys/kernel/domainname", "type": "bind",
+                         "source": victim, "options": ["bind"] }),
+        ),
+        (
+            "symlink",
+            json!({ "destination": "/proc/sys/kernel", "type": "bind",
+                            "source": dir, "options": ["bind"] }),
+        ),
+        ("tmpfs", tmpfs),
+    ] {
+        let mut b = Bundle::busybox(&["true"]);
+        b.config["mounts"].as_array_mut().unwrap().push(mount);
+        b.linux()["sysctl"] = json!({ "kernel.domainname": "pwned" });
+        let id = unique_id("sysctl");
+        let (code, _, err) = h.run(&b, &id);
+        assert_ne!(code, 0, "{how}: sysctl written through a redirect");
+        assert!(err.contains("/proc/sys/kernel/domainname"), "{how}: {err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched", "{how}");
+        assert_nothing_left(&h, &id, &b, None);
+    }
+    // The same sysctl on a plain /proc works.
+    let mut b = Bundle::busybox(&["cat", "/proc/sys/kernel/domainname"]);
+    b.linux()["sysctl"] = json!({ "kernel.domainname": "fine" });
+    assert_eq!(h.run_ok(&b, &unique_id("sysctl")), "fine\n");
+}
+
+/// A background thread swaps a rootfs directory with a symlink to a host directory, over and
+/// over, while hezi mounts a tmpfs below it: resolution stays inside the rootfs and mounts go
+/// through the resolved fd, so the host directory never receives anything.
+#[test]
+fn symlink_exchange_race_on_a_mount_destination_never_reaches_the_host() {
+    require!();
+    let h = Hezi::new();
+    let outside = TempDir::new("raceout");
+    let mut b = Bundle::busybox(&["true"]);
+    let flip = b.rootfs().join("flip");
+    let link = b.rootfs().join("fliplink");
+    std::fs::create_dir(&flip).unwrap();
+    symlink(outside.path(), &link).unwrap();
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "destination": "/flip/x", "type": "tmpfs", "source": "tmpfs" }));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flipper = {
+        let stop = stop.clone();
+        let (a, c) = (
+            std::ffi::CString::new(flip.to_str().unwrap()).unwrap(),
+            std::ffi::CString::new(link.to_str().unwrap()).unwrap(),
+        );
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: two valid NUL-terminated paths; RENAME_EXCHANGE swaps them atomically.
+                let r = unsafe {
+                    libc::renameat2(
+                        libc::AT_FDCWD,
+                        a.as_ptr(),
+                        libc::AT_FDCWD,
+                        c.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    )
+                };
+                swaps += (r == 0) as u64;
+            }
+            swaps
+        })
+    };
+    let mut ran = 0;
+    for _ in 0..60 {
+        let id = unique_id("race");
+        // Some runs fail (the name is a symlink to a directory missing in the rootfs, which is
+        // then made inside it); none may touch the host.
+        if h.run(&b, &id).0 == 0 {
+            ran += 1;
+        }
+        let escaped: Vec<_> = std::fs::read_dir(outside.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            escaped.is_empty(),
+            "the mount destination escaped to the host: {escaped:?}"
+        );
+        assert!(mounts_under(outside.path()).is_empty());
+        assert_nothing_left(&h, &id, &b, None);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = flipper.join().unwrap();
+    eprintln!("{swaps} swaps, {ran} of 60 containers ran");
+    assert!(swaps > 1000, "the race ran ({swaps} swaps, {ran} containers ran)");
+}
