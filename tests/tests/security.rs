@@ -584,3 +584,60 @@ fn symlink_exchange_race_on_a_mount_destination_never_reaches_the_host() {
     eprintln!("{swaps} swaps, {ran} of 60 containers ran");
     assert!(swaps > 1000, "the race ran ({swaps} swaps, {ran} containers ran)");
 }
+
+fn host_has_apparmor() -> bool {
+    std::fs::read("/sys/module/apparmor/parameters/enabled").is_ok_and(|v| v.starts_with(b"Y"))
+}
+
+fn host_has_selinux() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+/// AppArmor and SELinux settings on a host without the module: a clear error naming the
+/// setting, from `create` and `exec`, with nothing left behind. Where the host has AppArmor,
+/// the profile is applied ("unconfined" works anywhere).
+#[test]
+fn lsm_settings_apply_or_fail_clearly() {
+    require!();
+    let h = Hezi::new();
+    let mut cases = Vec::new();
+    if !host_has_apparmor() {
+        cases.push(("process", "apparmorProfile", "hezi-profile", "AppArmor is not enabled"));
+    }
+    if !host_has_selinux() {
+        let label = "system_u:system_r:container_t:s0:c1,c2";
+        cases.push(("process", "selinuxLabel", label, "selinux is disabled or not supported"));
+        cases.push(("linux", "mountLabel", label, "linux.mountLabel"));
+    }
+    for (section, key, value, want) in cases {
+        let mut b = Bundle::busybox(&["sleep", "1305"]);
+        b.config[section][key] = json!(value);
+        let id = unique_id("lsm");
+        let (code, _, err) = h.run(&b, &id);
+        assert_ne!(code, 0, "{key} accepted");
+        assert!(err.contains(want), "{key}: {err}");
+        assert_nothing_left(&h, &id, &b, Some("sleep 1305"));
+    }
+    // "unconfined" asks for nothing, with or without AppArmor.
+    let mut b = Bundle::busybox(&["sh", "-c", "cat /proc/self/attr/current 2>/dev/null; echo; echo ran"]);
+    b.config["process"]["apparmorProfile"] = json!("unconfined");
+    let out = h.run_ok(&b, &unique_id("lsm"));
+    assert!(out.ends_with("ran\n"), "{out}");
+    if host_has_apparmor() {
+        assert!(out.starts_with("unconfined"), "{out}");
+    }
+    // exec with a process that asks for a profile the host cannot give.
+    if !host_has_apparmor() {
+        let b = Bundle::busybox(&["sleep", "1306"]);
+        let id = unique_id("lsmexec");
+        h.create(&b, &id);
+        let p = b.path().join("process.json");
+        let process = json!({ "args": ["true"], "cwd": "/", "user": { "uid": 0, "gid": 0 },
+                              "apparmorProfile": "hezi-profile" });
+        std::fs::write(&p, process.to_string()).unwrap();
+        let out = h.cmd(&["exec", "-p", p.to_str().unwrap(), &id]);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("AppArmor is not enabled"));
+        h.ok(&["delete", "-f", &id]);
+    }
+}

@@ -74,6 +74,7 @@ impl Runtime {
             }
         }
         let spec = crate::spec::parse_file(&st.bundle.join("config.json"))?;
+        crate::lsm::check_process(&opts.process)?;
         // runc gives exec'd processes the container's seccomp filter: compile it before cloning.
         let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(crate::seccomp::Filter::compile(s)?),
