@@ -19,13 +19,12 @@ use std::path::Path;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
+use nix::sys::statfs::{PROC_SUPER_MAGIC, SELINUX_MAGIC};
 use oci_spec::runtime::{Process, Spec};
 
 use crate::error::{Error, Result, SysContext};
 use crate::sys;
 
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-const SELINUX_MAGIC: i64 = 0xf97c_ff8c;
 /// Inode number of the root directory of every procfs instance.
 const PROC_ROOT_INO: u64 = 1;
 const RESOLVE_NO_XDEV: u64 = 0x01;
@@ -40,7 +39,14 @@ pub fn apparmor_enabled() -> bool {
 
 /// SELinux is enabled: selinuxfs is mounted where the kernel mounts it.
 pub fn selinux_enabled() -> bool {
-    nix::sys::statfs::statfs("/sys/fs/selinux").is_ok_and(|s| s.filesystem_type().0 as i64 == SELINUX_MAGIC)
+    let Ok(fd) = nix::fcntl::open(
+        "/sys/fs/selinux",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    nix::sys::statfs::fstatfs(fd.as_fd()).is_ok_and(|fs| fs.filesystem_type() == SELINUX_MAGIC)
 }
 
 fn set(v: &Option<String>) -> Option<&str> {
@@ -158,7 +164,7 @@ fn proc_root() -> Result<OwnedFd> {
     .ctx(|| "open /proc".into())?;
     let fs = nix::sys::statfs::fstatfs(fd.as_fd()).ctx(|| "statfs /proc".into())?;
     let st = nix::sys::stat::fstat(fd.as_fd()).ctx(|| "stat /proc".into())?;
-    if fs.filesystem_type().0 as i64 != PROC_SUPER_MAGIC || st.st_ino != PROC_ROOT_INO {
+    if fs.filesystem_type() != PROC_SUPER_MAGIC || st.st_ino != PROC_ROOT_INO {
         return Err(Error::Other(
             "/proc in the container is not the root of a procfs; refusing to write LSM attributes".into(),
         ));

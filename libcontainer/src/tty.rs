@@ -77,8 +77,7 @@ pub fn setup(socket: &OwnedFd, size: Option<ConsoleSize>, console: bool) -> Resu
 /// bind-mounted /dev) may have put a symlink or a /proc or /sys file there, and a bind over that
 /// would land elsewhere (CVE-2025-52565); refuse anything but a regular file or character device.
 fn console_target() -> Result<OwnedFd> {
-    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-    const SYSFS_MAGIC: i64 = 0x6265_6572;
+    use nix::sys::statfs::{PROC_SUPER_MAGIC, SYSFS_MAGIC};
     let root = Root::open(Path::new("/"))?;
     let path = Path::new("dev/console");
     let fd = match root.open_path(path, OFlag::O_NOFOLLOW) {
@@ -100,8 +99,7 @@ fn console_target() -> Result<OwnedFd> {
         ));
     }
     let fs = nix::sys::statfs::fstatfs(fd.as_fd()).ctx(|| "statfs /dev/console".into())?;
-    let magic = fs.filesystem_type().0 as i64;
-    if magic == PROC_SUPER_MAGIC || magic == SYSFS_MAGIC {
+    if [PROC_SUPER_MAGIC, SYSFS_MAGIC].contains(&fs.filesystem_type()) {
         return Err(Error::Other(
             "/dev/console in the container is a /proc or /sys file; refusing to mount the terminal on it".into(),
         ));
