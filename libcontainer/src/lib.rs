@@ -8,6 +8,7 @@ pub mod container;
 pub mod error;
 pub mod hooks;
 pub mod id;
+pub mod lsm;
 pub mod namespaces;
 pub mod process;
 pub mod procfs;

@@ -55,6 +55,18 @@ pub fn parse_file(path: &Path) -> Result<Spec> {
     })
 }
 
+/// Parse and validate config.json bytes as `Bundle::load` does, without the filesystem: errors
+/// name `config.json`. For fuzzing and for callers that hold the bytes already.
+pub fn parse_and_validate(bytes: &[u8]) -> Result<Spec> {
+    let path = Path::new("config.json");
+    let spec = parse_bytes(bytes).map_err(|message| Error::Spec {
+        path: path.into(),
+        message,
+    })?;
+    validate(&spec, path)?;
+    Ok(spec)
+}
+
 fn parse_bytes(text: &[u8]) -> std::result::Result<Spec, String> {
     serde_json::from_slice(text).map_err(|e| e.to_string())
 }

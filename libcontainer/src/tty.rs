@@ -49,8 +49,7 @@ pub fn setup(socket: &OwnedFd, size: Option<ConsoleSize>, console: bool) -> Resu
         resize(master.as_fd(), s.height() as u16, s.width() as u16)?;
     }
     if console {
-        let root = Root::open(Path::new("/"))?;
-        let target = root.ensure(Path::new("dev/console"), Kind::File)?;
+        let target = console_target()?;
         bind(&slave, &target, false).ctx(|| format!("bind {name} on /dev/console"))?;
     }
     send_fd(socket.as_fd(), master.as_fd(), &name)?;
@@ -72,6 +71,40 @@ pub fn setup(socket: &OwnedFd, size: Option<ConsoleSize>, console: bool) -> Resu
         ));
     }
     Ok(())
+}
+
+/// An O_PATH fd of /dev/console to bind the pty on, made if missing. The image (through a
+/// bind-mounted /dev) may have put a symlink or a /proc or /sys file there, and a bind over that
+/// would land elsewhere (CVE-2025-52565); refuse anything but a regular file or character device.
+fn console_target() -> Result<OwnedFd> {
+    use nix::sys::statfs::{PROC_SUPER_MAGIC, SYSFS_MAGIC};
+    let root = Root::open(Path::new("/"))?;
+    let path = Path::new("dev/console");
+    let fd = match root.open_path(path, OFlag::O_NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => {
+            root.ensure(path, Kind::File)?;
+            root.open_path(path, OFlag::O_NOFOLLOW)
+                .map_err(|e| Error::sys("open /dev/console", e))?
+        }
+        Err(e) => return Err(Error::sys("open /dev/console", e)),
+    };
+    let st = nix::sys::stat::fstat(fd.as_fd()).ctx(|| "stat /dev/console".into())?;
+    let kind = st.st_mode & libc::S_IFMT;
+    if kind != libc::S_IFREG && kind != libc::S_IFCHR {
+        return Err(Error::Other(
+            "/dev/console in the container is not a regular file or character device (a symlink?); \
+             refusing to mount the terminal on it"
+                .into(),
+        ));
+    }
+    let fs = nix::sys::statfs::fstatfs(fd.as_fd()).ctx(|| "statfs /dev/console".into())?;
+    if [PROC_SUPER_MAGIC, SYSFS_MAGIC].contains(&fs.filesystem_type()) {
+        return Err(Error::Other(
+            "/dev/console in the container is a /proc or /sys file; refusing to mount the terminal on it".into(),
+        ));
+    }
+    Ok(fd)
 }
 
 /// Set a terminal's window size.

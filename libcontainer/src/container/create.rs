@@ -144,6 +144,11 @@ impl Runtime {
         )
         .ctx(|| format!("open {}", dir.display()))?;
 
+        // CVE-2019-5736: until its execve the init is this binary, and a process in the container
+        // (a hook, `hezi exec` before `start`) could open /proc/<init>/exe and later write the
+        // binary through it. Non-dumpable (inherited by the clone, reset by execve), the init's
+        // exe, fds and memory need CAP_SYS_PTRACE in the host's user namespace.
+        nix::sys::prctl::set_dumpable(false).ctx(|| "make the runtime non-dumpable".into())?;
         let pid = match sys::clone3(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_fd()))
             .ctx(|| "clone3 the container init".into())?
         {
@@ -253,6 +258,7 @@ fn check_supported(spec: &oci_spec::runtime::Spec, opts: &CreateOptions) -> Resu
             .flatten()
             .any(|n| n.typ() == t)
     };
+    crate::lsm::check(spec)?;
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has_ns(oci_spec::runtime::LinuxNamespaceType::Uts)
     {
         return Err(Error::InvalidSpec("hostname needs a uts namespace".into()));

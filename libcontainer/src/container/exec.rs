@@ -74,6 +74,7 @@ impl Runtime {
             }
         }
         let spec = crate::spec::parse_file(&st.bundle.join("config.json"))?;
+        crate::lsm::check_process(&opts.process)?;
         // runc gives exec'd processes the container's seccomp filter: compile it before cloning.
         let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(crate::seccomp::Filter::compile(s)?),
@@ -106,6 +107,10 @@ impl Runtime {
                 status: "stopped".into(),
             });
         }
+        // CVE-2019-5736: the child is this binary inside the container until its execve.
+        // Non-dumpable (inherited by the clone, reset by execve), a container process cannot open
+        // its /proc/PID/exe to overwrite the binary later.
+        nix::sys::prctl::set_dumpable(false).ctx(|| "make the runtime non-dumpable".into())?;
         // Our own pid namespace, to return to once the child exists: while pid_for_children
         // differs from it, the kernel refuses to create threads (the terminal relay needs them).
         let own_pid_ns = if in_spec(LinuxNamespaceType::Pid) {

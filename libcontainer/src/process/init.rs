@@ -179,6 +179,8 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the next step may drop:
     // load it now (as runc does), and the profile must then allow the rest of this setup.
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    // Before the filter and the uid change, as runc: both may forbid writing our /proc attrs.
+    crate::lsm::apply_exec(process)?;
     if !no_new_privs {
         crate::seccomp::install(a.seccomp, &a.channel)?;
     }

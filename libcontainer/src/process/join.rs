@@ -64,6 +64,7 @@ fn setup(a: &JoinArgs<'_>) -> Result<Prepared> {
     attrs::rlimits(p)?;
     // As in the init: without no_new_privs the filter needs CAP_SYS_ADMIN, so before the drop.
     let no_new_privs = p.no_new_privileges().unwrap_or(false);
+    crate::lsm::apply_exec(p)?;
     if !no_new_privs {
         crate::seccomp::install(a.seccomp, &a.channel)?;
     }

@@ -57,7 +57,7 @@ pub fn prepare(s: &Setup<'_>, before_pivot: &mut dyn FnMut() -> Result<()>) -> R
     .ctx(|| format!("bind {} on itself", s.rootfs.display()))?;
     let root = Root::open(s.rootfs)?;
     let spec_mounts = s.spec.mounts().as_deref().unwrap_or(&[]);
-    mounts::mount_all(&root, s.bundle, spec_mounts, s.cgroups)?;
+    mounts::mount_all(&root, s.bundle, spec_mounts, s.cgroups, crate::lsm::mount_label(s.spec))?;
     if !dev_is_bind_mounted(s.spec) {
         let spec_devices = s
             .spec

@@ -16,14 +16,21 @@ use super::resolve::{fd_path, relative, Kind, Root};
 use crate::error::{Error, Result, SysContext};
 
 /// Mount every entry of `mounts` under `root`. Relative bind sources are relative to `bundle`.
-pub fn mount_all(root: &Root, bundle: &Path, mounts: &[Mount], cgroups: Option<&CgroupMounts>) -> Result<()> {
+/// `label`: linux.mountLabel, given to the filesystems that take one (see `lsm::labels_mount`).
+pub fn mount_all(
+    root: &Root,
+    bundle: &Path,
+    mounts: &[Mount],
+    cgroups: Option<&CgroupMounts>,
+    label: Option<&str>,
+) -> Result<()> {
     for m in mounts {
-        mount_one(root, bundle, m, cgroups)?;
+        mount_one(root, bundle, m, cgroups, label)?;
     }
     Ok(())
 }
 
-fn mount_one(root: &Root, bundle: &Path, m: &Mount, cgroups: Option<&CgroupMounts>) -> Result<()> {
+fn mount_one(root: &Root, bundle: &Path, m: &Mount, cgroups: Option<&CgroupMounts>, label: Option<&str>) -> Result<()> {
     let typ = m.typ().as_deref().unwrap_or("");
     let opts = options::parse(m.options().as_deref().unwrap_or(&[]))
         .map_err(|e| Error::InvalidSpec(format!("mount {}: {e}", m.destination().display())))?;
@@ -58,7 +65,9 @@ fn mount_one(root: &Root, bundle: &Path, m: &Mount, cgroups: Option<&CgroupMount
     } else {
         let dst = root.ensure(dest, Kind::Dir)?;
         let source = m.source().as_deref().unwrap_or(Path::new(typ));
-        let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+        let label = label.filter(|_| crate::lsm::labels_mount(typ));
+        let data = crate::lsm::mount_data(&opts.data, label);
+        let data = (!data.is_empty()).then_some(data.as_str());
         let flags = opts.flags - MsFlags::MS_REMOUNT;
         match mount(Some(source), &fd_path(dst.as_fd()), Some(typ), flags, data) {
             Ok(()) => {}
