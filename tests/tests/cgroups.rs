@@ -404,7 +404,7 @@ fn kill_all_leaves_no_process_in_the_cgroup() {
     }
     h.wait_status(&id, "stopped");
     h.ok(&["delete", &id]);
-    assert_nothing_left(&h, &id, &b, Some("sleep 201"));
+    assert_nothing_left(&h, &id, &b, Some("sleep 2016"));
 }
 
 #[test]
