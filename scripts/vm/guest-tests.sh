@@ -278,6 +278,22 @@ t_events_stats_and_ps() {
     hezi --root $ROOT delete -f ev
 }
 
+# events follows memory.events (inotify) and reports an OOM kill, then ends with the container.
+t_events_oom() {
+    bundle '"sh", "-c", "sleep 1; x=$(head -c 40000000 /dev/urandom); sleep 100"' '{"memory": {"limit": 16777216, "swap": 16777216}}'
+    hezi --root $ROOT run -d -b $B oomev || { fail events_oom "run -d failed"; return; }
+    hezi --root $ROOT events --interval 10s oomev > /tmp/events.out 2>&1 &
+    evpid=$!
+    i=0
+    while ! grep -q '"type":"oom"' /tmp/events.out && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
+    hezi --root $ROOT kill oomev KILL 2>/dev/null
+    wait $evpid
+    rc=$?
+    grep -qx '{"type":"oom","id":"oomev"}' /tmp/events.out && [ $rc = 0 ] && pass events_oom \
+        || fail events_oom "rc $rc: $(cat /tmp/events.out | cut -c1-200)"
+    hezi --root $ROOT delete -f oomev
+}
+
 # Device rules on pure v2 are an eBPF program on the container's cgroup. /dev/mem (1:1) is made
 # in the container from linux.devices but not allowed by the rules; /dev/null is in the default
 # allow list. The containers get CAP_SYS_RAWIO, which opening /dev/mem needs, so an EPERM there
@@ -327,6 +343,7 @@ t_cgroups_paths
 t_pause_resume
 t_update
 t_events_stats_and_ps
+t_events_oom
 t_device_program
 leftover=$(ls $ROOT)
 [ -z "$leftover" ] && pass no_state_left || fail no_state_left "$leftover"
