@@ -19,6 +19,8 @@ use crate::error::{Error, Result, SysContext};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// The resources as changed by `update`.
+pub const RESOURCES_FILE: &str = "resources.json";
 
 /// What hezi remembers about a container between commands.
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -127,6 +129,30 @@ impl Store {
             }
             _ => Ok(()),
         }
+    }
+
+    /// The resources as `update` last set them (runc keeps them in its state too), so the next
+    /// `update` starts from them; `None` before the first update. A file of its own beside
+    /// state.json: only `update` writes it, under the container's lock.
+    pub fn load_resources(&self, id: &str) -> Result<Option<oci_spec::runtime::LinuxResources>> {
+        let path = self.dir(id).join(RESOURCES_FILE);
+        match fs::read(&path) {
+            Ok(d) => serde_json::from_slice(&d)
+                .map(Some)
+                .map_err(|e| Error::Other(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("read {}", path.display()), e)),
+        }
+    }
+
+    /// Save the updated resources atomically (temp file + rename).
+    pub fn save_resources(&self, id: &str, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        let dir = self.dir(id);
+        let tmp = dir.join(".resources.json.tmp");
+        let data = serde_json::to_vec(r).map_err(|e| Error::Other(format!("encode resources: {e}")))?;
+        fs::write(&tmp, data).ctx(|| format!("write {}", tmp.display()))?;
+        let path = dir.join(RESOURCES_FILE);
+        fs::rename(&tmp, &path).ctx(|| format!("rename {} to {}", tmp.display(), path.display()))
     }
 
     /// Ids of every container directory under the root, sorted.

@@ -130,13 +130,11 @@ fn clone_into_cgroup_freeze_kill_destroy() {
     cg.mgr.freeze().unwrap();
     assert!(cg.mgr.is_frozen().unwrap());
     assert!(cg.read("cgroup.events").lines().any(|l| l == "frozen 1"));
-    // A paused container stays paused when signalled; the signal lands once thawed.
+    // A paused container stays paused when signalled. (Whether the process is still alive is a
+    // race: a signal whose default action kills makes the v2 freezer let the task exit, so
+    // SIGTERM to a frozen sleep may or may not have done its work by the next line.)
     cg.mgr.kill_all(libc::SIGTERM).unwrap();
     assert!(cg.mgr.is_frozen().unwrap());
-    assert_eq!(
-        waitpid(pid, Some(WaitPidFlag::WNOHANG)).unwrap(),
-        WaitStatus::StillAlive
-    );
     cg.mgr.thaw().unwrap();
     assert!(!cg.mgr.is_frozen().unwrap());
     assert_eq!(wait_signal(pid, Duration::from_secs(10)), Some(Signal::SIGTERM));

@@ -123,8 +123,8 @@ t_more_limits() {
     [ "$pids" = 7 ] && pass unified_key || fail unified_key "pids.max=$pids"
 }
 
-# pause/resume are not in the CLI yet: freeze through cgroup.freeze and check that `state`
-# reads the manager's is_frozen, and that delete -f kills a frozen container.
+# Freezing behind hezi's back (cgroup.freeze by hand): `state` reads the freezer, and delete -f
+# kills a frozen container.
 t_frozen_state_and_forced_delete() {
     bundle '"sleep", "100"'
     hezi --root $ROOT run -d -b $B frz || { fail state_paused_when_frozen "run -d failed"; return; }
@@ -214,6 +214,119 @@ t_cgroups_paths() {
     [ $ok = yes ] && [ ! -e $CG/rel ] && pass cgroups_path_relative || fail cgroups_path_relative "placed=$ok; $(ls -d $CG/rel 2>&1)"
 }
 
+t_pause_resume() {
+    bundle '"sleep", "100"'
+    hezi --root $ROOT run -d -b $B pr || { fail pause_resume "run -d failed"; return; }
+    dir=$CG/hezi/pr
+    hezi --root $ROOT pause pr
+    st=$(status_of pr)
+    if [ "$st" = paused ] && grep -qx "frozen 1" $dir/cgroup.events; then
+        pass pause
+    else
+        fail pause "status $st, $(grep frozen $dir/cgroup.events)"
+    fi
+    hezi --root $ROOT pause pr 2>/dev/null && fail pause_twice "a paused container paused again" || pass pause_twice
+    hezi --root $ROOT resume pr
+    st=$(status_of pr)
+    if [ "$st" = running ] && grep -qx "frozen 0" $dir/cgroup.events; then
+        pass resume
+    else
+        fail resume "status $st, $(grep frozen $dir/cgroup.events)"
+    fi
+    hezi --root $ROOT resume pr 2>/dev/null && fail resume_running "resumed a running container" || pass resume_running
+    hezi --root $ROOT delete -f pr
+}
+
+t_update() {
+    bundle '"sleep", "100"' '{"pids": {"limit": 50}}'
+    hezi --root $ROOT run -d -b $B upd || { fail update_flags "run -d failed"; return; }
+    dir=$CG/hezi/upd
+    hezi --root $ROOT update --memory 64m --pids-limit 20 --cpu-share 1024 upd
+    mem=$(cat $dir/memory.max); pids=$(cat $dir/pids.max); weight=$(cat $dir/cpu.weight)
+    [ "$mem" = 67108864 ] && [ "$pids" = 20 ] && [ "$weight" = 39 ] && pass update_flags \
+        || fail update_flags "memory.max=$mem pids.max=$pids cpu.weight=$weight"
+    echo '{"pids": {"limit": 30}, "cpu": {"quota": 20000, "period": 100000}}' > /tmp/res.json
+    hezi --root $ROOT update -r /tmp/res.json upd
+    pids=$(cat $dir/pids.max); cpumax=$(cat $dir/cpu.max); mem=$(cat $dir/memory.max)
+    # The memory limit of the first update stays: updates start from the saved resources.
+    [ "$pids" = 30 ] && [ "$cpumax" = "20000 100000" ] && [ "$mem" = 67108864 ] && pass update_resources_file \
+        || fail update_resources_file "pids.max=$pids cpu.max=$cpumax memory.max=$mem"
+    echo '{"memory": {"limit": -1}}' | hezi --root $ROOT update -r - upd
+    mem=$(cat $dir/memory.max)
+    [ "$mem" = max ] && pass update_resources_stdin || fail update_resources_stdin "memory.max=$mem"
+    hezi --root $ROOT delete -f upd
+}
+
+t_events_stats_and_ps() {
+    bundle '"sh", "-c", "sleep 100 \& exec sleep 101"' '{"memory": {"limit": 67108864}, "pids": {"limit": 40}}'
+    hezi --root $ROOT run -d -b $B ev || { fail events_stats "run -d failed"; return; }
+    dir=$CG/hezi/ev
+    i=0
+    while [ "$(wc -l < $dir/cgroup.procs)" -lt 2 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    out=$(hezi --root $ROOT events --stats ev)
+    case "$out" in
+        '{"type":"stats","id":"ev","data":{"cpu":{"usage":{'*'"limit":67108864'*'"pids":{"current":2,"limit":40}'*) pass events_stats ;;
+        *) fail events_stats "$out" ;;
+    esac
+    want=$(sort -n $dir/cgroup.procs | tr '\n' ',' | sed 's/,$//')
+    json=$(hezi --root $ROOT ps --format json ev)
+    [ "$json" = "[$want]" ] && pass ps_json || fail ps_json "got $json, cgroup.procs [$want]"
+    table=$(hezi --root $ROOT ps ev)
+    n=$(echo "$table" | grep -c "sleep 10[01]")
+    lines=$(echo "$table" | wc -l)
+    echo "$table" | head -n1 | grep -q PID && [ "$n" = 2 ] && [ "$lines" = 3 ] && pass ps_table || fail ps_table "$table"
+    hezi --root $ROOT delete -f ev
+}
+
+# events follows memory.events (inotify) and reports an OOM kill, then ends with the container.
+t_events_oom() {
+    bundle '"sh", "-c", "sleep 1; x=$(head -c 40000000 /dev/urandom); sleep 100"' '{"memory": {"limit": 16777216, "swap": 16777216}}'
+    hezi --root $ROOT run -d -b $B oomev || { fail events_oom "run -d failed"; return; }
+    hezi --root $ROOT events --interval 10s oomev > /tmp/events.out 2>&1 &
+    evpid=$!
+    i=0
+    while ! grep -q '"type":"oom"' /tmp/events.out && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
+    hezi --root $ROOT kill oomev KILL 2>/dev/null
+    wait $evpid
+    rc=$?
+    grep -qx '{"type":"oom","id":"oomev"}' /tmp/events.out && [ $rc = 0 ] && pass events_oom \
+        || fail events_oom "rc $rc: $(cat /tmp/events.out | cut -c1-200)"
+    hezi --root $ROOT delete -f oomev
+}
+
+# Device rules on pure v2 are an eBPF program on the container's cgroup. /dev/mem (1:1) is made
+# in the container from linux.devices but not allowed by the rules; /dev/null is in the default
+# allow list. The containers get CAP_SYS_RAWIO, which opening /dev/mem needs, so an EPERM there
+# comes from the device program alone.
+mem_device() {
+    sed -i -e 's|^  "linux": {|  "linux": {"devices": [{"path": "/dev/mem", "type": "c", "major": 1, "minor": 1}],|' \
+        -e 's|"CAP_KILL"|"CAP_KILL", "CAP_SYS_RAWIO"|' "$B/config.json"
+}
+
+t_device_program() {
+    bundle '"sh", "-c", "cat /dev/null \&\& echo null-ok; head -c1 /dev/mem; echo x > /dev/null \&\& echo write-ok"' \
+        '{"devices": [{"allow": false, "access": "rwm"}]}'
+    mem_device
+    out=$(hezi --root $ROOT run -b $B devs 2>&1)
+    case "$out" in
+        *null-ok*"Operation not permitted"*write-ok*) pass device_program_denies ;;
+        *) fail device_program_denies "$out" ;;
+    esac
+    # A later rule opens read access to /dev/mem but not write.
+    bundle '"sh", "-c", "head -c1 /dev/mem > /dev/null \&\& echo read-ok; echo x > /dev/mem"' \
+        '{"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 1, "access": "r"}]}'
+    mem_device
+    out=$(hezi --root $ROOT run -b $B devs2 2>&1)
+    case "$out" in
+        *read-ok*"Operation not permitted"*) pass device_program_access ;;
+        *) fail device_program_access "$out" ;;
+    esac
+    # A hole punched in a wildcard allow is refused before anything runs.
+    bundle '"true"' '{"devices": [{"allow": true, "type": "c", "access": "rwm"}, {"allow": false, "type": "c", "major": 1, "minor": 1}]}'
+    out=$(hezi --root $ROOT run -b $B devs3 2>&1) && { fail device_hole_refused "run succeeded"; return; }
+    case "$out" in *"wider rule"*) pass device_hole_refused ;; *) fail device_hole_refused "$out" ;; esac
+}
+
 mkdir -p $ROOT
 t_run_exit_code
 t_cgroup_placement_and_cleanup
@@ -227,6 +340,11 @@ t_exec_joins_cgroup
 t_oom_kill
 t_bad_resources_leave_nothing
 t_cgroups_paths
+t_pause_resume
+t_update
+t_events_stats_and_ps
+t_events_oom
+t_device_program
 leftover=$(ls $ROOT)
 [ -z "$leftover" ] && pass no_state_left || fail no_state_left "$leftover"
 # hezi made /hezi for its containers and removes it with the last one.

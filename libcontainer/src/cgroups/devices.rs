@@ -1,10 +1,12 @@
 //! cgroup v1 device rules (devices.allow / devices.deny lines) from the spec.
 //!
-//! The spec's rules are written in order, each an allow or a deny, so a leading
-//! `{"allow": false, "access": "rwm"}` denies everything and later rules open holes. After them
-//! come the devices the runtime spec requires in every container (null, zero, full, random,
-//! urandom, tty, ptmx, the pts consoles) plus mknod of any node and /dev/net/tun: runc's
-//! default allow list. Without it a deny-all spec would break /dev/null.
+//! A device list starts from deny-all, as runc's (whose emulator defaults to an allow list, on
+//! v1 and v2 alike): `a *:* rwm` goes to devices.deny first. Then the spec's rules are written
+//! in order, each an allow or a deny, so later rules open holes (or, after an allow-all `a`
+//! rule, close them). After them come the devices the runtime spec requires in every container
+//! (null, zero, full, random, urandom, tty, ptmx, the pts consoles) plus mknod of any node and
+//! /dev/net/tun: runc's default allow list. Without it a deny-all spec would break /dev/null.
+//! The v2 eBPF program (`v2_devices`) follows the same order.
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
@@ -53,9 +55,12 @@ pub(crate) fn rule(d: &LinuxDeviceCgroup) -> Result<(bool, String)> {
     ))
 }
 
-/// The lines to write, in order: the spec's rules, then the default allow list.
+/// The lines to write, in order: deny-all, the spec's rules, then the default allow list.
 pub(crate) fn rules(devs: &[LinuxDeviceCgroup]) -> Result<Vec<(bool, String)>> {
-    let mut out = devs.iter().map(rule).collect::<Result<Vec<_>>>()?;
+    let mut out = vec![(false, "a *:* rwm".to_string())];
+    for d in devs {
+        out.push(rule(d)?);
+    }
     out.extend(DEFAULT_ALLOW.iter().map(|r| (true, r.to_string())));
     Ok(out)
 }
@@ -87,10 +92,11 @@ mod tests {
     }
 
     #[test]
-    fn spec_rules_first_then_defaults() {
-        let r = rules(&[dev(r#"{"allow":false,"access":"rwm"}"#)]).unwrap();
+    fn deny_all_then_spec_rules_then_defaults() {
+        let r = rules(&[dev(r#"{"allow":true,"type":"b","major":7,"access":"r"}"#)]).unwrap();
         assert_eq!(r[0], (false, "a *:* rwm".into()));
-        assert_eq!(r.len(), 1 + DEFAULT_ALLOW.len());
+        assert_eq!(r[1], (true, "b 7:* r".into()));
+        assert_eq!(r.len(), 2 + DEFAULT_ALLOW.len());
         assert!(r[1..].iter().all(|(allow, _)| *allow));
     }
 }

@@ -9,8 +9,10 @@
 //! - `convert`: v1 → v2 value conversions (runc's formulas).
 //! - `v1`, `v1_resources`, `devices`: the v1 (and hybrid) manager.
 //! - `v2`, `v2_resources`: the v2 manager; on hybrid hosts also the unified part of v1.
+//! - `v2_devices`, `bpf`: v2 device rules as an eBPF program emitted by hand and attached with bpf(2).
 //! - `stats`, `oom`: what `events` needs.
 
+mod bpf;
 mod convert;
 mod devices;
 mod fs;
@@ -21,6 +23,7 @@ mod stats;
 mod v1;
 mod v1_resources;
 mod v2;
+mod v2_devices;
 mod v2_resources;
 
 use std::collections::BTreeMap;
@@ -32,6 +35,7 @@ use nix::errno::Errno;
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
+pub use bpf::device_programs;
 pub use convert::{blkio_weight_to_io_weight, shares_to_weight, swap_to_v2, V2Value};
 pub use layout::{Hierarchy, Layout};
 pub use oom::OomNotifier;

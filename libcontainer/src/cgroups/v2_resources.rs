@@ -43,7 +43,7 @@ pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
     Err(e)
 }
 
-/// Apply everything (pure cgroup v2). Devices need an eBPF program and are not applied yet.
+/// Apply everything (pure cgroup v2).
 pub(crate) fn apply(dir: &Path, r: &LinuxResources) -> Result<()> {
     if let Some(p) = r.pids() {
         pids(dir, p)?;
@@ -66,10 +66,10 @@ pub(crate) fn apply(dir: &Path, r: &LinuxResources) -> Result<()> {
     if let Some(n) = r.network() {
         network(n)?;
     }
-    // TODO(devices-bpf): cgroup v2 has no devices files; the rules need a BPF_CGROUP_DEVICE
-    // program attached to the cgroup. Until then devices are not restricted on pure v2.
-    if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        tracing::debug!("cgroup v2: device rules not applied (no eBPF device filter yet)");
+    // v2 has no devices files: the rules become an eBPF program on the cgroup. No list at all
+    // leaves devices alone, as on v1.
+    if let Some(d) = r.devices() {
+        super::v2_devices::apply(dir, d)?;
     }
     if let Some(u) = r.unified() {
         unified(dir, u)?;

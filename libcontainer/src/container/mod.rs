@@ -2,9 +2,12 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
+mod pause;
 mod start;
 mod status;
+mod update;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,7 @@ use crate::state::{ContainerState, Store};
 use crate::sys;
 
 pub use create::{CreateOptions, Created};
+pub use events::Event;
 pub use exec::{ExecOptions, Execed};
 pub use status::Status;
 

@@ -1,11 +1,15 @@
 //! One function per command; each parses its own flags and calls libcontainer.
 
+mod events;
 mod exec;
 mod info;
 mod lifecycle;
 mod list;
+mod pause;
+mod ps;
 mod relay;
 mod run;
+mod update;
 
 use crate::{Failure, Global};
 
@@ -23,6 +27,11 @@ commands:
    exec      run another process in a running container
    run       create, start and wait for a container, then delete it
    list      list containers
+   pause     freeze every process of a container
+   resume    thaw a paused container
+   update    change a container's cgroup resources (runc's flags, or -r FILE|-)
+   events    stats and OOM events of a container as JSON lines (--stats: once)
+   ps        processes of a container (--format table|json, then ps options)
    spec      write a default config.json
    features  show what this runtime supports (OCI features JSON)
 
@@ -47,9 +56,12 @@ pub fn dispatch(g: &Global, command: &str, args: &[String]) -> Result<(), Failur
         "spec" => info::spec(args),
         "features" => info::features(args),
         "exec" => exec::exec(g, args),
-        "pause" | "resume" | "update" | "events" | "ps" | "checkpoint" | "restore" => {
-            Err(Failure::Error(format!("{command}: not implemented yet")))
-        }
+        "pause" => pause::pause(g, args),
+        "resume" => pause::resume(g, args),
+        "update" => update::update(g, args),
+        "events" => events::events(g, args),
+        "ps" => ps::ps(g, args),
+        "checkpoint" | "restore" => Err(Failure::Error(format!("{command}: not implemented yet"))),
         "help" => {
             print!("{USAGE}");
             Ok(())
@@ -61,7 +73,9 @@ pub fn dispatch(g: &Global, command: &str, args: &[String]) -> Result<(), Failur
 pub fn runtime(g: &Global) -> Result<libcontainer::Runtime, Failure> {
     if g.systemd_cgroup {
         return Err(Failure::Error(
-            "--systemd-cgroup: the systemd cgroup driver is not implemented yet".into(),
+            "--systemd-cgroup: hezi has no systemd cgroup driver yet; without the flag it manages \
+             cgroups through cgroupfs (cgroupsPath a path, not slice:prefix:name)"
+                .into(),
         ));
     }
     Ok(libcontainer::Runtime::new(&g.root)?)
