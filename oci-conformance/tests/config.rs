@@ -31,8 +31,7 @@ fn create_fails(edit: impl FnOnce(&mut Bundle)) -> bool {
 fn mountinfo_line(edit: impl FnOnce(&mut Bundle), dest: &str) -> String {
     let out = sh_out(edit, "cat /proc/self/mountinfo");
     out.lines()
-        .filter(|l| l.split(' ').nth(4) == Some(dest))
-        .last()
+        .rfind(|l| l.split(' ').nth(4) == Some(dest))
         .unwrap_or_else(|| panic!("{dest} is no mount point in the container: {out}"))
         .to_string()
 }
@@ -43,7 +42,10 @@ fn mountinfo_line(edit: impl FnOnce(&mut Bundle), dest: &str) -> String {
 #[test]
 fn config_oci_version_invalid_error() {
     require!();
-    assert!(create_fails(|b| b.config["ociVersion"] = json!("not-a-version")), "ociVersion \"not-a-version\" accepted");
+    assert!(
+        create_fails(|b| b.config["ociVersion"] = json!("not-a-version")),
+        "ociVersion \"not-a-version\" accepted"
+    );
 }
 
 /// Root `path`: "On POSIX platforms, `path` is either an absolute path or a relative path to the
@@ -81,7 +83,10 @@ fn config_root_path_must_be_directory() {
 #[test]
 fn config_root_readonly() {
     require!();
-    let out = sh_out(|b| b.config["root"]["readonly"] = json!(true), "touch /x 2>/dev/null && echo rw || echo ro");
+    let out = sh_out(
+        |b| b.config["root"]["readonly"] = json!(true),
+        "touch /x 2>/dev/null && echo rw || echo ro",
+    );
     assert_eq!(out, "ro\n");
     let out = sh_out(|_| {}, "touch /x 2>/dev/null && echo rw || echo ro");
     assert_eq!(out, "rw\n", "readonly defaults to false");
@@ -192,7 +197,9 @@ fn config_mounts_option_propagation() {
         |b| {
             std::fs::create_dir(b.path().join("prop")).expect("mkdir");
             let src = b.path().join("prop");
-            b.add_mount(json!({ "destination": "/prop", "type": "bind", "source": src, "options": ["rbind", "rshared"] }));
+            b.add_mount(
+                json!({ "destination": "/prop", "type": "bind", "source": src, "options": ["rbind", "rshared"] }),
+            );
         },
         "/prop",
     );
@@ -213,7 +220,10 @@ fn config_process_cwd() {
 #[test]
 fn config_process_cwd_relative_error() {
     require!();
-    assert!(create_fails(|b| b.config["process"]["cwd"] = json!("tmp")), "relative cwd accepted");
+    assert!(
+        create_fails(|b| b.config["process"]["cwd"] = json!("tmp")),
+        "relative cwd accepted"
+    );
 }
 
 /// Process `env`: "with the same semantics as IEEE Std 1003.1-2008's `environ`".
@@ -247,7 +257,10 @@ fn config_process_args_execvp() {
 #[test]
 fn config_process_args_empty_error() {
     require!();
-    assert!(create_fails(|b| b.config["process"]["args"] = json!([])), "empty args accepted");
+    assert!(
+        create_fails(|b| b.config["process"]["args"] = json!([])),
+        "empty args accepted"
+    );
 }
 
 /// Process `consoleSize`: "Runtimes MUST ignore `consoleSize` if `terminal` is `false` or unset."
@@ -310,7 +323,9 @@ fn config_process_rlimits_duplicate_error() {
 
 /// The capability lines of /proc/self/status, as "Name:hex" pairs.
 fn cap_lines(out: &str) -> Vec<String> {
-    out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect()
+    out.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
 }
 
 /// Process `capabilities`: the `bounding`, `effective`, `permitted` and `inheritable` sets are
@@ -330,7 +345,12 @@ fn config_process_capabilities() {
     );
     assert_eq!(
         cap_lines(&out),
-        ["CapInh: 0000000000000021", "CapPrm: 0000000000000021", "CapEff: 0000000000000021", "CapBnd: 0000000000000021"]
+        [
+            "CapInh: 0000000000000021",
+            "CapPrm: 0000000000000021",
+            "CapEff: 0000000000000021",
+            "CapBnd: 0000000000000021"
+        ]
     );
 }
 
@@ -349,7 +369,10 @@ fn config_process_capabilities_ambient() {
         },
         "grep -E '^Cap(Eff|Amb)' /proc/self/status",
     );
-    assert_eq!(cap_lines(&out), ["CapEff: 0000000000000400", "CapAmb: 0000000000000400"]);
+    assert_eq!(
+        cap_lines(&out),
+        ["CapEff: 0000000000000400", "CapAmb: 0000000000000400"]
+    );
 }
 
 /// Process `capabilities`: "Any value which cannot be mapped to a relevant kernel interface, or
@@ -374,11 +397,14 @@ fn config_process_capabilities_unknown_not_fatal() {
 fn config_process_no_new_privileges() {
     require!();
     let nnp = |on: bool| {
-        sh_out(|b| b.config["process"]["noNewPrivileges"] = json!(on), "grep NoNewPrivs /proc/self/status")
-            .split_whitespace()
-            .last()
-            .unwrap_or_default()
-            .to_string()
+        sh_out(
+            |b| b.config["process"]["noNewPrivileges"] = json!(on),
+            "grep NoNewPrivs /proc/self/status",
+        )
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_string()
     };
     assert_eq!(nnp(true), "1");
     assert_eq!(nnp(false), "0");
@@ -390,7 +416,10 @@ fn config_process_no_new_privileges() {
 #[test]
 fn config_process_oom_score_adj() {
     require!();
-    let out = sh_out(|b| b.config["process"]["oomScoreAdj"] = json!(345), "cat /proc/self/oom_score_adj");
+    let out = sh_out(
+        |b| b.config["process"]["oomScoreAdj"] = json!(345),
+        "cat /proc/self/oom_score_adj",
+    );
     assert_eq!(out, "345\n");
 }
 
@@ -451,7 +480,10 @@ fn config_process_user_uid_gid() {
         |b| b.config["process"]["user"] = json!({ "uid": 1234, "gid": 5678 }),
         "grep -E '^(Uid|Gid)' /proc/self/status",
     );
-    assert_eq!(cap_lines(&out), ["Uid: 1234 1234 1234 1234", "Gid: 5678 5678 5678 5678"]);
+    assert_eq!(
+        cap_lines(&out),
+        ["Uid: 1234 1234 1234 1234", "Gid: 5678 5678 5678 5678"]
+    );
 }
 
 /// User `additionalGids`: "specifies additional group IDs in the container namespace to be added
@@ -473,7 +505,10 @@ fn config_process_user_additional_gids() {
 #[test]
 fn config_process_user_umask() {
     require!();
-    let out = sh_out(|b| b.config["process"]["user"]["umask"] = json!(0o027), "grep Umask /proc/self/status");
+    let out = sh_out(
+        |b| b.config["process"]["user"]["umask"] = json!(0o027),
+        "grep Umask /proc/self/status",
+    );
     assert_eq!(out.split_whitespace().last(), Some("0027"), "{out}");
 }
 
@@ -483,7 +518,10 @@ fn config_process_user_umask() {
 #[test]
 fn config_hostname() {
     require!();
-    assert_eq!(sh_out(|b| b.config["hostname"] = json!("spec-host"), "hostname"), "spec-host\n");
+    assert_eq!(
+        sh_out(|b| b.config["hostname"] = json!("spec-host"), "hostname"),
+        "spec-host\n"
+    );
 }
 
 /// `domainname`: "specifies the container's domainname as seen by processes running inside the
@@ -492,7 +530,10 @@ fn config_hostname() {
 #[test]
 fn config_domainname() {
     require!();
-    let out = sh_out(|b| b.config["domainname"] = json!("spec.test"), "cat /proc/sys/kernel/domainname");
+    let out = sh_out(
+        |b| b.config["domainname"] = json!("spec.test"),
+        "cat /proc/sys/kernel/domainname",
+    );
     assert_eq!(out, "spec.test\n");
 }
 

@@ -39,7 +39,12 @@ fn created(edit: impl FnOnce(&mut Bundle)) -> (Runtime, Bundle, String, i64) {
 fn config_linux_default_filesystems() {
     require!();
     let out = sh_out(|_| {}, "cat /proc/self/mountinfo");
-    for (dest, fstype) in [("/proc", "proc"), ("/sys", "sysfs"), ("/dev/pts", "devpts"), ("/dev/shm", "tmpfs")] {
+    for (dest, fstype) in [
+        ("/proc", "proc"),
+        ("/sys", "sysfs"),
+        ("/dev/pts", "devpts"),
+        ("/dev/shm", "tmpfs"),
+    ] {
         let found = out.lines().any(|l| {
             l.split(' ').nth(4) == Some(dest) && l.split(" - ").nth(1).and_then(|r| r.split(' ').next()) == Some(fstype)
         });
@@ -55,7 +60,11 @@ fn config_linux_namespaces_created_without_path() {
     require!();
     let (_rt, _b, _id, pid) = created(|b| b.namespaces(&["pid", "network", "ipc", "uts", "mount", "cgroup"]));
     for kind in ["pid", "net", "ipc", "uts", "mnt", "cgroup"] {
-        assert_ne!(ns_link(&pid.to_string(), kind), ns_link("self", kind), "no new {kind} namespace");
+        assert_ne!(
+            ns_link(&pid.to_string(), kind),
+            ns_link("self", kind),
+            "no new {kind} namespace"
+        );
     }
 }
 
@@ -81,7 +90,11 @@ fn config_linux_namespaces_inherited_when_absent() {
     require!();
     let (_rt, _b, _id, pid) = created(|b| b.namespaces(&["pid", "mount"]));
     for kind in ["net", "ipc", "uts"] {
-        assert_eq!(ns_link(&pid.to_string(), kind), ns_link("self", kind), "{kind} namespace not inherited");
+        assert_eq!(
+            ns_link(&pid.to_string(), kind),
+            ns_link("self", kind),
+            "{kind} namespace not inherited"
+        );
     }
 }
 
@@ -102,7 +115,11 @@ fn config_linux_namespaces_path_joins() {
         b.config.as_object_mut().expect("config").remove("hostname");
     });
     for kind in ["net", "ipc", "uts"] {
-        assert_eq!(ns_link(&pid.to_string(), kind), ns_link(&holder.to_string(), kind), "{kind} not joined");
+        assert_eq!(
+            ns_link(&pid.to_string(), kind),
+            ns_link(&holder.to_string(), kind),
+            "{kind} not joined"
+        );
     }
 }
 
@@ -135,7 +152,10 @@ fn config_linux_namespaces_path_relative_error() {
 #[test]
 fn config_linux_namespaces_duplicate_error() {
     require!();
-    assert!(create_fails(|b| b.namespaces(&["pid", "mount", "network", "network"])), "duplicate namespace accepted");
+    assert!(
+        create_fails(|b| b.namespaces(&["pid", "mount", "network", "network"])),
+        "duplicate namespace accepted"
+    );
 }
 
 /// Namespaces `cgroup`: "the container will have an isolated view of the cgroup hierarchy".
@@ -145,7 +165,10 @@ fn config_linux_namespaces_cgroup_view() {
     require!();
     let out = sh_out(|b| b.namespaces(&["pid", "mount", "cgroup"]), "cat /proc/self/cgroup");
     for line in out.lines() {
-        assert!(line.ends_with(":/"), "the container sees a cgroup path outside its own: {line}");
+        assert!(
+            line.ends_with(":/"),
+            "the container sees a cgroup path outside its own: {line}"
+        );
     }
 }
 
@@ -185,7 +208,10 @@ fn config_linux_time_offsets() {
 
 /// The `stat -c '%F %t:%T %a %u:%g'` of `path` in a container with the given devices.
 fn device_stat(devices: Value, path: &str) -> String {
-    sh_out(|b| b.linux()["devices"] = devices, &format!("stat -c '%F %t:%T %a %u:%g' {path}"))
+    sh_out(
+        |b| b.linux()["devices"] = devices,
+        &format!("stat -c '%F %t:%T %a %u:%g' {path}"),
+    )
 }
 
 /// Devices: "lists devices that MUST be available in the container" with `type`, `major`, `minor`,
@@ -195,11 +221,15 @@ fn device_stat(devices: Value, path: &str) -> String {
 #[test]
 fn config_linux_devices() {
     require!();
-    let dev = |path: &str| {
-        json!([{ "path": path, "type": "c", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 12, "gid": 34 }])
-    };
-    assert_eq!(device_stat(dev("/dev/spec-null"), "/dev/spec-null"), "character special file 1:3 640 12:34\n");
-    assert_eq!(device_stat(dev("/elsewhere/null"), "/elsewhere/null"), "character special file 1:3 640 12:34\n");
+    let dev = |path: &str| json!([{ "path": path, "type": "c", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 12, "gid": 34 }]);
+    assert_eq!(
+        device_stat(dev("/dev/spec-null"), "/dev/spec-null"),
+        "character special file 1:3 640 12:34\n"
+    );
+    assert_eq!(
+        device_stat(dev("/elsewhere/null"), "/elsewhere/null"),
+        "character special file 1:3 640 12:34\n"
+    );
 }
 
 /// Devices `major, minor`: "REQUIRED unless `type` is `p`" — a FIFO needs neither.
@@ -207,7 +237,10 @@ fn config_linux_devices() {
 #[test]
 fn config_linux_devices_fifo() {
     require!();
-    let out = device_stat(json!([{ "path": "/dev/spec-fifo", "type": "p", "fileMode": 0o600 }]), "/dev/spec-fifo");
+    let out = device_stat(
+        json!([{ "path": "/dev/spec-fifo", "type": "p", "fileMode": 0o600 }]),
+        "/dev/spec-fifo",
+    );
     assert!(out.starts_with("fifo "), "{out}");
 }
 
@@ -243,7 +276,10 @@ fn config_linux_default_devices() {
                 /dev/urandom character special file 1:9\n/dev/tty character special file 5:0\n";
     assert!(out.starts_with(want), "{out}");
     let ptmx: Vec<&str> = out.lines().skip(6).collect();
-    assert!(ptmx.len() == 2 && ptmx[0] == ptmx[1], "/dev/ptmx is not the container's /dev/pts/ptmx: {out}");
+    assert!(
+        ptmx.len() == 2 && ptmx[0] == ptmx[1],
+        "/dev/ptmx is not the container's /dev/pts/ptmx: {out}"
+    );
 }
 
 /// Cgroups path: "In the case of an absolute path (starting with `/`), the runtime MUST take the
@@ -255,7 +291,11 @@ fn config_linux_cgroups_path_absolute() {
     let path = format!("/{}", unique_id("oci-conformance"));
     let (_rt, _b, _id, pid) = created(|b| b.linux()["cgroupsPath"] = json!(path));
     for controller in ["pids", "memory", "cpu"] {
-        assert_eq!(cgroup_of(pid, controller).as_deref(), Some(path.as_str()), "{controller} cgroup");
+        assert_eq!(
+            cgroup_of(pid, controller).as_deref(),
+            Some(path.as_str()),
+            "{controller} cgroup"
+        );
     }
 }
 
@@ -279,7 +319,10 @@ fn config_linux_cgroups_path_consistent() {
         cg
     };
     let first = place(1);
-    assert!(first.as_deref().is_some_and(|p| p.contains(&path)), "{first:?} does not hold {path}");
+    assert!(
+        first.as_deref().is_some_and(|p| p.contains(&path)),
+        "{first:?} does not hold {path}"
+    );
     assert_eq!(place(2), first);
 }
 
@@ -321,11 +364,19 @@ fn config_linux_resources_devices_order() {
     let kmsg = |allow: bool| json!({ "allow": allow, "type": "c", "major": 1, "minor": 11, "access": "rwm" });
     let listed = |rules: Value| {
         let (_rt, _b, _id, pid) = created(|b| b.linux()["resources"] = json!({ "devices": rules }));
-        cgroup_file(pid, "devices", "devices.list").lines().any(|l| l.starts_with("c 1:11 "))
+        cgroup_file(pid, "devices", "devices.list")
+            .lines()
+            .any(|l| l.starts_with("c 1:11 "))
     };
     let deny_all = json!({ "allow": false, "access": "rwm" });
-    assert!(!listed(json!([deny_all, kmsg(true), kmsg(false)])), "allow-then-deny left 1:11 allowed");
-    assert!(listed(json!([deny_all, kmsg(false), kmsg(true)])), "deny-then-allow left 1:11 denied");
+    assert!(
+        !listed(json!([deny_all, kmsg(true), kmsg(false)])),
+        "allow-then-deny left 1:11 allowed"
+    );
+    assert!(
+        listed(json!([deny_all, kmsg(false), kmsg(true)])),
+        "deny-then-allow left 1:11 denied"
+    );
 }
 
 /// Sysctl: "allows kernel parameters to be modified at runtime for the container."
@@ -356,10 +407,22 @@ fn seccomp_mkdir(action: &str, errno: Option<u32>) -> Value {
 fn config_linux_seccomp_errno() {
     require!();
     let try_mkdir = "mkdir /blocked 2>&1; true";
-    let out = sh_out(|b| b.linux()["seccomp"] = seccomp_mkdir("SCMP_ACT_ERRNO", None), try_mkdir);
-    assert!(out.contains("Operation not permitted"), "default errno is not EPERM: {out}");
-    let out = sh_out(|b| b.linux()["seccomp"] = seccomp_mkdir("SCMP_ACT_ERRNO", Some(13)), try_mkdir);
-    assert!(out.contains("Permission denied"), "errnoRet 13 (EACCES) not returned: {out}");
+    let out = sh_out(
+        |b| b.linux()["seccomp"] = seccomp_mkdir("SCMP_ACT_ERRNO", None),
+        try_mkdir,
+    );
+    assert!(
+        out.contains("Operation not permitted"),
+        "default errno is not EPERM: {out}"
+    );
+    let out = sh_out(
+        |b| b.linux()["seccomp"] = seccomp_mkdir("SCMP_ACT_ERRNO", Some(13)),
+        try_mkdir,
+    );
+    assert!(
+        out.contains("Permission denied"),
+        "errnoRet 13 (EACCES) not returned: {out}"
+    );
 }
 
 /// Seccomp `errnoRet`: "When the action doesn't support an errno, the runtime MUST print and error
@@ -396,14 +459,30 @@ fn config_linux_seccomp_names_empty_error() {
 fn config_linux_rootfs_propagation() {
     require!();
     let root_line = |value: &str| {
-        let out = sh_out(|b| b.linux()["rootfsPropagation"] = json!(value), "cat /proc/self/mountinfo");
-        let line = out.lines().find(|l| l.split(' ').nth(4) == Some("/")).expect("a / mount").to_string();
+        let out = sh_out(
+            |b| b.linux()["rootfsPropagation"] = json!(value),
+            "cat /proc/self/mountinfo",
+        );
+        let line = out
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some("/"))
+            .expect("a / mount")
+            .to_string();
         line.split(" - ").next().unwrap_or_default().to_string()
     };
-    assert!(root_line("shared").contains("shared:"), "shared rootfs is in no peer group");
-    assert!(root_line("unbindable").contains("unbindable"), "unbindable rootfs is bindable");
+    assert!(
+        root_line("shared").contains("shared:"),
+        "shared rootfs is in no peer group"
+    );
+    assert!(
+        root_line("unbindable").contains("unbindable"),
+        "unbindable rootfs is bindable"
+    );
     let private = root_line("private");
-    assert!(!private.contains("shared:") && !private.contains("master:"), "private rootfs propagates: {private}");
+    assert!(
+        !private.contains("shared:") && !private.contains("master:"),
+        "private rootfs propagates: {private}"
+    );
     assert!(!root_line("slave").contains("shared:"), "slave rootfs is shared");
 }
 
@@ -451,6 +530,9 @@ fn config_linux_personality_linux32() {
         eprintln!("SKIP: the expected 32-bit name is only known here for x86_64");
         return;
     }
-    let out = sh_out(|b| b.linux()["personality"] = json!({ "domain": "LINUX32" }), "uname -m");
+    let out = sh_out(
+        |b| b.linux()["personality"] = json!({ "domain": "LINUX32" }),
+        "uname -m",
+    );
     assert_eq!(out, "i686\n");
 }

@@ -9,7 +9,10 @@ use serde_json::{json, Value};
 /// A host hook script `name` appending `line` to the bundle's hooks.log; returns the hook entry.
 fn log_hook(bundle: &Bundle, name: &str, line: &str) -> Value {
     let log = bundle.path().join("hooks.log");
-    let path = bundle.script(&format!("hooks/{name}.sh"), &format!("echo {line} >> {}", log.display()));
+    let path = bundle.script(
+        &format!("hooks/{name}.sh"),
+        &format!("echo {line} >> {}", log.display()),
+    );
     json!({ "path": path })
 }
 
@@ -41,10 +44,14 @@ fn config_hooks_called_in_order() {
         }
     }
     // startContainer runs in the container; it appends to the same log through a bind mount.
-    bundle.add_mount(json!({ "destination": "/hooklog", "type": "bind", "source": bundle.path(), "options": ["bind"] }));
+    bundle
+        .add_mount(json!({ "destination": "/hooklog", "type": "bind", "source": bundle.path(), "options": ["bind"] }));
     bundle.script("rootfs/bin/start-hook.sh", "echo $1 >> /hooklog/hooks.log");
     for n in ["startContainer1", "startContainer2"] {
-        bundle.add_hook("startContainer", json!({ "path": "/bin/start-hook.sh", "args": ["start-hook.sh", n] }));
+        bundle.add_hook(
+            "startContainer",
+            json!({ "path": "/bin/start-hook.sh", "args": ["start-hook.sh", n] }),
+        );
     }
     let id = unique_id("order");
     rt.create_ok(&bundle, &id);
@@ -52,7 +59,14 @@ fn config_hooks_called_in_order() {
     let read = || std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(
         lines(&read()),
-        ["prestart1", "prestart2", "createRuntime1", "createRuntime2", "createContainer1", "createContainer2"],
+        [
+            "prestart1",
+            "prestart2",
+            "createRuntime1",
+            "createRuntime2",
+            "createContainer1",
+            "createContainer2"
+        ],
         "hooks run by create"
     );
     rt.start_ok(&id);
@@ -88,9 +102,14 @@ fn config_hooks_state_on_stdin() {
     rt.wait_status(&id, "stopped");
     rt.ok(&["delete", &id]);
     let bundle_path = std::fs::canonicalize(bundle.path()).expect("canonical bundle");
-    for (kind, status) in [("createRuntime", "creating"), ("poststart", "running"), ("poststop", "stopped")] {
+    for (kind, status) in [
+        ("createRuntime", "creating"),
+        ("poststart", "running"),
+        ("poststop", "stopped"),
+    ] {
         let text = bundle.read(&format!("{kind}.json"));
-        let state: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{kind} stdin is not JSON ({e}): {text:?}"));
+        let state: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{kind} stdin is not JSON ({e}): {text:?}"));
         assert_eq!(state["id"], json!(id), "{kind}: {state}");
         assert_eq!(state["bundle"], json!(bundle_path.to_str()), "{kind}: {state}");
         assert!(state["ociVersion"].is_string(), "{kind}: {state}");
@@ -113,7 +132,10 @@ fn config_hooks_args_and_env() {
     let rt = Runtime::new();
     let mut bundle = Bundle::new(&["true"]);
     let out = bundle.path().join("args.out");
-    let path = bundle.script("hooks/args.sh", &format!("echo \"$0|$1|$2|$HOOK_VAR\" > {}", out.display()));
+    let path = bundle.script(
+        "hooks/args.sh",
+        &format!("echo \"$0|$1|$2|$HOOK_VAR\" > {}", out.display()),
+    );
     bundle.add_hook(
         "createRuntime",
         json!({ "path": path, "args": ["ignored-argv0", "one", "two"], "env": ["HOOK_VAR=from-env"] }),
@@ -121,7 +143,10 @@ fn config_hooks_args_and_env() {
     let id = unique_id("args");
     rt.create_ok(&bundle, &id);
     // $0 of a script is its path (the kernel runs the interpreter with it), $1.. are args[1..].
-    assert_eq!(bundle.read("args.out"), format!("{}|one|two|from-env\n", path.display()));
+    assert_eq!(
+        bundle.read("args.out"),
+        format!("{}|one|two|from-env\n", path.display())
+    );
 }
 
 /// prestart and createRuntime hooks "MUST be executed in the runtime namespace"; createContainer
@@ -134,7 +159,10 @@ fn config_hooks_namespaces() {
     let mut bundle = Bundle::new(&["sleep", "1000"]);
     for kind in ["prestart", "createRuntime", "createContainer", "poststart"] {
         let out = bundle.path().join(format!("{kind}.ns"));
-        let body = format!("readlink /proc/self/ns/mnt /proc/self/ns/uts /proc/self/ns/ipc > {}", out.display());
+        let body = format!(
+            "readlink /proc/self/ns/mnt /proc/self/ns/uts /proc/self/ns/ipc > {}",
+            out.display()
+        );
         let h = hook(&bundle, kind, &body);
         bundle.add_hook(kind, h);
     }
@@ -144,9 +172,17 @@ fn config_hooks_namespaces() {
     let pid = rt.pid(&id).to_string();
     let of = |p: &str| ["mnt", "uts", "ipc"].map(|k| ns_link(p, k)).join("\n") + "\n";
     for kind in ["prestart", "createRuntime", "poststart"] {
-        assert_eq!(bundle.read(&format!("{kind}.ns")), of("self"), "{kind} did not run in the runtime namespaces");
+        assert_eq!(
+            bundle.read(&format!("{kind}.ns")),
+            of("self"),
+            "{kind} did not run in the runtime namespaces"
+        );
     }
-    assert_eq!(bundle.read("createContainer.ns"), of(&pid), "createContainer did not run in the container namespaces");
+    assert_eq!(
+        bundle.read("createContainer.ns"),
+        of(&pid),
+        "createContainer did not run in the container namespaces"
+    );
 }
 
 /// startContainer: "The `startContainer` hooks' path MUST resolve in the container namespace. The
@@ -166,8 +202,15 @@ fn config_hooks_start_container_in_container() {
     rt.create_ok(&bundle, &id);
     assert_eq!(bundle.read("rootfs/hook-ran"), "", "startContainer ran at create");
     rt.start_ok(&id);
-    assert!(wait_until(10, || !bundle.read("rootfs/program-saw").is_empty()), "program never ran");
-    assert_eq!(bundle.read("rootfs/program-saw"), "conformance\n", "hook did not run (in the container) first");
+    assert!(
+        wait_until(10, || !bundle.read("rootfs/program-saw").is_empty()),
+        "program never ran"
+    );
+    assert_eq!(
+        bundle.read("rootfs/program-saw"),
+        "conformance\n",
+        "hook did not run (in the container) first"
+    );
 }
 
 /// Poststart: "The `poststart` hooks MUST be called after the user-specified process is executed
@@ -183,13 +226,20 @@ fn config_hooks_poststart_before_start_returns() {
     let h = hook(
         &bundle,
         "poststart",
-        &format!("pid=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p'); tr '\\0' ' ' < /proc/$pid/cmdline > {}", out.display()),
+        &format!(
+            "pid=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p'); tr '\\0' ' ' < /proc/$pid/cmdline > {}",
+            out.display()
+        ),
     );
     bundle.add_hook("poststart", h);
     let id = unique_id("poststart");
     rt.create_ok(&bundle, &id);
     rt.start_ok(&id);
-    assert_eq!(bundle.read("poststart.cmdline"), "sleep 1000 ", "poststart did not see the user program");
+    assert_eq!(
+        bundle.read("poststart.cmdline"),
+        "sleep 1000 ",
+        "poststart did not see the user program"
+    );
 }
 
 /// Poststop: "The `poststop` hooks MUST be called after the container is deleted but before the
@@ -223,12 +273,25 @@ fn runtime_lifecycle_create_hook_failure() {
         let h = hook(&bundle, kind, "exit 3");
         bundle.add_hook(kind, h);
         let id = unique_id("hookfail");
-        assert!(!rt.create(&bundle, &id).success(), "create succeeded although {kind} failed");
+        assert!(
+            !rt.create(&bundle, &id).success(),
+            "create succeeded although {kind} failed"
+        );
         if let Some(pid) = rt.state(&id).and_then(|s| s["pid"].as_i64()).filter(|p| *p > 0) {
-            assert!(wait_until(5, || !alive(pid)), "{kind} failed but the container process lives on");
+            assert!(
+                wait_until(5, || !alive(pid)),
+                "{kind} failed but the container process lives on"
+            );
         }
-        assert_ne!(rt.status(&id), "created", "{kind} failed but the container is still created");
-        assert!(!bundle.rootfs().join("ran").exists(), "{kind} failed but the program ran");
+        assert_ne!(
+            rt.status(&id),
+            "created",
+            "{kind} failed but the container is still created"
+        );
+        assert!(
+            !bundle.rootfs().join("ran").exists(),
+            "{kind} failed but the program ran"
+        );
     }
 }
 
@@ -245,7 +308,10 @@ fn runtime_lifecycle_start_container_hook_failure() {
     let id = unique_id("startfail");
     rt.create_ok(&bundle, &id);
     let pid = rt.pid(&id);
-    assert!(!rt.start(&id).success(), "start succeeded although startContainer failed");
+    assert!(
+        !rt.start(&id).success(),
+        "start succeeded although startContainer failed"
+    );
     assert!(wait_until(5, || !alive(pid)), "the container process lives on");
     assert!(!bundle.rootfs().join("ran").exists(), "the program ran");
 }
@@ -265,8 +331,16 @@ fn runtime_lifecycle_poststart_failure_warns() {
     let id = unique_id("postfail");
     rt.create_ok(&bundle, &id);
     let out = rt.start(&id);
-    assert!(out.success(), "start failed because of a poststart hook: {}", out.stderr);
-    assert_eq!(bundle.read("hooks.log"), "after\n", "the remaining poststart hook did not run");
+    assert!(
+        out.success(),
+        "start failed because of a poststart hook: {}",
+        out.stderr
+    );
+    assert_eq!(
+        bundle.read("hooks.log"),
+        "after\n",
+        "the remaining poststart hook did not run"
+    );
     assert_eq!(rt.status(&id), "running");
 }
 
@@ -287,8 +361,16 @@ fn runtime_lifecycle_poststop_failure_warns() {
     rt.start_ok(&id);
     rt.wait_status(&id, "stopped");
     let out = rt.delete(&id);
-    assert!(out.success(), "delete failed because of a poststop hook: {}", out.stderr);
-    assert_eq!(bundle.read("hooks.log"), "after\n", "the remaining poststop hook did not run");
+    assert!(
+        out.success(),
+        "delete failed because of a poststop hook: {}",
+        out.stderr
+    );
+    assert_eq!(
+        bundle.read("hooks.log"),
+        "after\n",
+        "the remaining poststop hook did not run"
+    );
     assert!(rt.state(&id).is_none(), "the container was not deleted");
 }
 
@@ -321,7 +403,10 @@ fn config_hooks_timeout_zero_error() {
     let mut h = hook(&bundle, "zero", "true");
     h["timeout"] = json!(0);
     bundle.add_hook("createRuntime", h);
-    assert!(!rt.create(&bundle, &unique_id("zero")).success(), "timeout 0 was accepted");
+    assert!(
+        !rt.create(&bundle, &unique_id("zero")).success(),
+        "timeout 0 was accepted"
+    );
 }
 
 /// Hook `path`: "This specification extends the IEEE standard in that `path` MUST be absolute."
@@ -334,5 +419,8 @@ fn config_hooks_path_absolute() {
     let mut bundle = Bundle::new(&["true"]);
     bundle.script("hooks/rel.sh", "true");
     bundle.add_hook("createRuntime", json!({ "path": "hooks/rel.sh" }));
-    assert!(!rt.create(&bundle, &unique_id("relhook")).success(), "a relative hook path was accepted");
+    assert!(
+        !rt.create(&bundle, &unique_id("relhook")).success(),
+        "a relative hook path was accepted"
+    );
 }

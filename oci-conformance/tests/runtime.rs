@@ -1,5 +1,5 @@
 //! runtime.md: the state of a container, its lifecycle, errors, and the operations
-//! (state, create, start, kill, delete). Hooks are in hooks.rs; runtime-linux.md in runtime_linux.rs.
+//! (state, create, start, kill, delete). Hooks are in hooks.rs.
 
 use std::time::Duration;
 
@@ -57,11 +57,16 @@ fn runtime_state_oci_version() {
     let sleeper_bundle = sleeper();
     rt.create_ok(&sleeper_bundle, &id);
     let state = rt.state_ok(&id);
-    let version = state["ociVersion"].as_str().unwrap_or_else(|| panic!("no ociVersion string: {state}"));
+    let version = state["ociVersion"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no ociVersion string: {state}"));
     let core = version.split(['-', '+']).next().unwrap_or_default();
     let parts: Vec<&str> = core.split('.').collect();
     assert!(
-        parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())),
+        parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())),
         "ociVersion {version:?} is not SemVer"
     );
 }
@@ -138,12 +143,18 @@ fn runtime_state_pid_of_container_process() {
     let sleeper_bundle = sleeper();
     rt.create_ok(&sleeper_bundle, &id);
     let created_pid = rt.pid(&id);
-    assert!(created_pid > 0 && alive(created_pid), "pid {created_pid} of a created container is not alive");
+    assert!(
+        created_pid > 0 && alive(created_pid),
+        "pid {created_pid} of a created container is not alive"
+    );
     rt.start_ok(&id);
     let pid = rt.pid(&id);
     assert_eq!(pid, created_pid, "the container process changed on start");
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    assert_eq!(cmdline, b"sleep\x001000\x00", "host pid {pid} is not the container's process");
+    assert_eq!(
+        cmdline, b"sleep\x001000\x00",
+        "host pid {pid} is not the container's process"
+    );
 }
 
 /// "`bundle` (string, REQUIRED) is the absolute path to the container's bundle directory."
@@ -162,7 +173,11 @@ fn runtime_state_bundle_absolute() {
     cmd.current_dir(parent);
     let (out, stdout) = rt.exec(cmd);
     rt.track(&id, stdout);
-    assert!(out.success(), "create with a relative bundle path failed: {}", out.stderr);
+    assert!(
+        out.success(),
+        "create with a relative bundle path failed: {}",
+        out.stderr
+    );
     let want = std::fs::canonicalize(bundle.path()).expect("canonical bundle path");
     assert_eq!(rt.state_ok(&id)["bundle"], json!(want.to_str()));
 }
@@ -194,7 +209,11 @@ fn runtime_lifecycle_create_builds_environment() {
     rt.create_ok(&sleeper_bundle, &id);
     let pid = rt.pid(&id).to_string();
     for ns in ["pid", "net", "ipc", "uts", "mnt"] {
-        assert_ne!(ns_link(&pid, ns), ns_link("self", ns), "created container shares the host's {ns} namespace");
+        assert_ne!(
+            ns_link(&pid, ns),
+            ns_link("self", ns),
+            "created container shares the host's {ns} namespace"
+        );
     }
 }
 
@@ -208,7 +227,10 @@ fn runtime_lifecycle_create_unable_error() {
     let mut bundle = sleeper();
     bundle.config["root"]["path"] = json!("no-such-rootfs");
     let id = unique_id("unable");
-    assert!(!rt.create(&bundle, &id).success(), "create succeeded without a root filesystem");
+    assert!(
+        !rt.create(&bundle, &id).success(),
+        "create succeeded without a root filesystem"
+    );
 }
 
 /// Create: "`process.args` MUST NOT be applied until triggered by the `start` operation."
@@ -223,7 +245,10 @@ fn runtime_create_does_not_run_program() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(!bundle.rootfs().join("ran").exists(), "the program ran at create");
     rt.start_ok(&id);
-    assert!(wait_until(10, || bundle.rootfs().join("ran").exists()), "the program did not run at start");
+    assert!(
+        wait_until(10, || bundle.rootfs().join("ran").exists()),
+        "the program did not run at start"
+    );
 }
 
 /// Lifecycle step 2: "Any updates to config.json after this step MUST NOT affect the container."
@@ -238,8 +263,14 @@ fn runtime_lifecycle_config_update_after_create_ignored() {
     bundle.config["process"]["args"] = json!(["sh", "-c", "touch /changed; exec sleep 1000"]);
     bundle.write();
     rt.start_ok(&id);
-    assert!(wait_until(10, || bundle.rootfs().join("original").exists()), "the created program did not run");
-    assert!(!bundle.rootfs().join("changed").exists(), "the program from the updated config.json ran");
+    assert!(
+        wait_until(10, || bundle.rootfs().join("original").exists()),
+        "the created program did not run"
+    );
+    assert!(
+        !bundle.rootfs().join("changed").exists(),
+        "the program from the updated config.json ran"
+    );
 }
 
 /// Errors: "Unless otherwise stated, generating an error MUST leave the state of the environment as
@@ -252,7 +283,10 @@ fn runtime_errors_leave_no_trace() {
     let mut bad = Bundle::sh("touch /ran; exec sleep 1000");
     bad.add_mount(json!({ "destination": "/mnt", "type": "no-such-fs-type", "source": "none" }));
     let id = unique_id("err");
-    assert!(!rt.create(&bad, &id).success(), "create with an unmountable mount succeeded");
+    assert!(
+        !rt.create(&bad, &id).success(),
+        "create with an unmountable mount succeeded"
+    );
     assert!(rt.state(&id).is_none(), "a failed create left a container behind");
     assert!(!bad.rootfs().join("ran").exists(), "the program ran");
     // As if never attempted: the id is free for a good container.
@@ -321,7 +355,11 @@ fn runtime_create_duplicate_id_error() {
     let second = Bundle::sh("touch /second; exec sleep 1000");
     assert!(!rt.create(&second, &id).success(), "a duplicate id was accepted");
     let state = rt.state_ok(&id);
-    assert_eq!((state["pid"].as_i64(), &state["bundle"]), (Some(pid), &bundle_path), "the first container changed");
+    assert_eq!(
+        (state["pid"].as_i64(), &state["bundle"]),
+        (Some(pid), &bundle_path),
+        "the first container changed"
+    );
     assert_eq!(state["status"], json!("created"));
     rt.start_ok(&id);
     std::thread::sleep(Duration::from_millis(300));
@@ -340,7 +378,10 @@ fn runtime_create_invalid_id_error() {
         let out = rt.create(&bundle, id);
         assert!(!out.success(), "create accepted the invalid id {id:?}");
     }
-    assert!(!rt.root().parent().expect("root parent").join("escape").exists(), "state written outside --root");
+    assert!(
+        !rt.root().parent().expect("root parent").join("escape").exists(),
+        "state written outside --root"
+    );
     assert!(!bundle.rootfs().join("ran").exists());
 }
 
@@ -355,7 +396,10 @@ fn runtime_create_unappliable_property_error() {
     // A namespace path that is no namespace cannot be joined.
     bundle.linux()["namespaces"][1] = json!({ "type": "network", "path": "/dev/null" });
     let id = unique_id("unappliable");
-    assert!(!rt.create(&bundle, &id).success(), "create joined /dev/null as a network namespace");
+    assert!(
+        !rt.create(&bundle, &id).success(),
+        "create joined /dev/null as a network namespace"
+    );
     assert!(rt.state(&id).is_none(), "a container was created anyway");
 }
 
@@ -449,7 +493,10 @@ fn runtime_kill_stopped_error() {
     let (_bundle, id) = stopped(&rt);
     assert!(!rt.kill(&id, "KILL").success(), "kill of a stopped container succeeded");
     assert_eq!(rt.status(&id), "stopped");
-    assert!(!Runtime::new().kill(&unique_id("ghost"), "KILL").success(), "kill of a missing container succeeded");
+    assert!(
+        !Runtime::new().kill(&unique_id("ghost"), "KILL").success(),
+        "kill of a missing container succeeded"
+    );
 }
 
 /// Kill: "This operation MUST send the specified signal to the container process."
@@ -459,12 +506,17 @@ fn runtime_kill_sends_signal() {
     require!();
     let rt = Runtime::new();
     // pid 1 only sees signals it handles: trap USR1, and say it was USR1 (not just any signal).
-    let bundle =
-        Bundle::sh("trap 'echo USR1 > /got; exit 0' USR1; touch /ready; while true; do sleep 0.1; done");
+    let bundle = Bundle::sh("trap 'echo USR1 > /got; exit 0' USR1; touch /ready; while true; do sleep 0.1; done");
     let id = started(&rt, &bundle);
-    assert!(wait_until(10, || bundle.rootfs().join("ready").exists()), "container never got ready");
+    assert!(
+        wait_until(10, || bundle.rootfs().join("ready").exists()),
+        "container never got ready"
+    );
     rt.ok(&["kill", &id, "USR1"]);
-    assert!(wait_until(10, || bundle.read("rootfs/got") == "USR1\n"), "USR1 never arrived");
+    assert!(
+        wait_until(10, || bundle.read("rootfs/got") == "USR1\n"),
+        "USR1 never arrived"
+    );
     rt.wait_status(&id, "stopped");
 }
 
@@ -480,7 +532,10 @@ fn runtime_kill_created_container() {
     rt.create_ok(&sleeper_bundle, &id);
     let pid = rt.pid(&id);
     rt.ok(&["kill", &id, "KILL"]);
-    assert!(wait_until(10, || !alive(pid)), "the created container's process survived KILL");
+    assert!(
+        wait_until(10, || !alive(pid)),
+        "the created container's process survived KILL"
+    );
     rt.wait_status(&id, "stopped");
 }
 
@@ -554,7 +609,10 @@ fn runtime_delete_removes_resources() {
     assert!(!mountinfo.contains(&rootfs), "mounts under {rootfs} survive delete");
     if let Some(cg) = cgroup {
         let dir = format!("/sys/fs/cgroup/pids{cg}");
-        assert!(wait_until(5, || !std::path::Path::new(&dir).exists()), "cgroup {dir} survives delete");
+        assert!(
+            wait_until(5, || !std::path::Path::new(&dir).exists()),
+            "cgroup {dir} survives delete"
+        );
     }
 }
 
@@ -581,8 +639,15 @@ fn runtime_delete_keeps_foreign_resources() {
     assert_eq!(bundle.read("rootfs/seen"), "precious\n", "the bind mount was not there");
     rt.ok(&["delete", &id]);
 
-    assert_eq!(bundle.read("data/keep"), "precious\n", "delete removed the bind mount's source");
-    assert!(alive(holder_pid), "delete killed the container owning the joined network namespace");
+    assert_eq!(
+        bundle.read("data/keep"),
+        "precious\n",
+        "delete removed the bind mount's source"
+    );
+    assert!(
+        alive(holder_pid),
+        "delete killed the container owning the joined network namespace"
+    );
     assert_eq!(ns_link(&holder_pid.to_string(), "net"), netns);
     assert_eq!(rt.status(&holder), "running");
 }
