@@ -46,10 +46,16 @@ for rt in "${RUNTIMES[@]}"; do
     TABLE+="
 | $rt | $passed | $failed | $((passed + failed)) |"
     names=$(grep -E '^test .* \.\.\. FAILED$' "$LOGS/$rt.log" | awk '{print $2}' | sort)
-    FAILURES+="
-**$rt** failing:${names:+
-$(sed 's/^/- /' <<<"$names")}${names:- none}
+    if [ -n "$names" ]; then
+        FAILURES+="
+**$rt** failing:
+$(sed 's/^/- /' <<<"$names")
 "
+    else
+        FAILURES+="
+**$rt** failing: none
+"
+    fi
 done
 
 echo
