@@ -240,3 +240,25 @@ pub fn open_in_root(root: &Path, path: &str) -> io::Result<File> {
 pub fn path_cstring(p: &Path) -> io::Result<CString> {
     cstr(p.as_os_str().as_bytes())
 }
+
+/// The target of symlink `name` in `dir`.
+pub fn readlink_at(dir: RawFd, name: &[u8]) -> io::Result<Vec<u8>> {
+    let c = cstr(name)?;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: valid dir fd, NUL-terminated name, and a writable buffer of the length passed.
+    let n = unsafe { libc::readlinkat(dir, c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+/// Open an existing regular file `name` in `dir` for reading, not following a symlink.
+pub fn open_file_at(dir: RawFd, name: &[u8]) -> io::Result<File> {
+    let c = cstr(name)?;
+    // SAFETY: valid dir fd and NUL-terminated name.
+    let fd = check(unsafe { libc::openat(dir, c.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC) })?;
+    // SAFETY: fd is new and ours.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}

@@ -3,14 +3,24 @@
 //! snapshots, mounting them as a bundle's rootfs, and the image config turned into a runtime
 //! spec.
 
+pub mod bundle;
+pub mod copy;
+pub mod demo;
 pub mod digest;
 pub mod error;
 pub mod fsutil;
+pub mod images;
+pub mod import;
 pub mod manifest;
 pub mod media;
+pub mod mount;
 pub mod platform;
 pub mod reference;
+pub mod registry;
+pub mod snapshot;
+pub mod spec;
 pub mod store;
 pub mod unpack;
+pub mod user;
 
 pub use error::{Error, Result};

@@ -1,6 +1,7 @@
 //! One function per command; each parses its own flags and calls libcontainer.
 
 mod exec;
+mod image;
 mod info;
 mod lifecycle;
 mod list;
@@ -21,10 +22,11 @@ commands:
    kill      send a signal to the container's init (or all its processes with --all)
    delete    delete a container and everything it made
    exec      run another process in a running container
-   run       create, start and wait for a container, then delete it
+   run       create, start and wait for a container, then delete it (--image REF ID [-- CMD...]: from an image)
    list      list containers
    spec      write a default config.json
    features  show what this runtime supports (OCI features JSON)
+   image     import, pull, list and remove images (hezi image help); run --image ID runs one
 
 global options:
    --root DIR            state directory (default /run/hezi)
@@ -47,6 +49,7 @@ pub fn dispatch(g: &Global, command: &str, args: &[String]) -> Result<(), Failur
         "spec" => info::spec(args),
         "features" => info::features(args),
         "exec" => exec::exec(g, args),
+        "image" => image::image(g, args),
         "pause" | "resume" | "update" | "events" | "ps" | "checkpoint" | "restore" => {
             Err(Failure::Error(format!("{command}: not implemented yet")))
         }
