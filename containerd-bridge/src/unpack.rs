@@ -373,7 +373,7 @@ impl Unpacker {
     fn finish(&mut self) -> Result<()> {
         self.cache = None;
         let mut times = std::mem::take(&mut self.dir_times);
-        times.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        times.sort_by_key(|t| std::cmp::Reverse(t.0.len()));
         for (path, mtime) in times {
             let comps: Vec<&[u8]> = path.split(|b| *b == b'/').collect();
             let shown = String::from_utf8_lossy(&path).into_owned();

@@ -129,7 +129,7 @@ pub fn resolve_with(spec: &str, passwd: &str, group: &str) -> Result<User> {
     let mut additional_gids: Vec<u32> = match entry {
         Some(p) => groups
             .iter()
-            .filter(|x| x.members.iter().any(|m| *m == p.name) && x.gid != gid)
+            .filter(|x| x.members.contains(&p.name) && x.gid != gid)
             .map(|x| x.gid)
             .collect(),
         None => Vec::new(),

@@ -96,15 +96,19 @@ impl Client {
             if let Some(a) = authz {
                 req = req.set("Authorization", a);
             }
-            req.call()
+            // Boxed: ureq's error holds a whole response.
+            req.call().map_err(Box::new)
         };
-        let fail = |e: ureq::Error| Error::Registry {
+        let fail = |e: Box<ureq::Error>| Error::Registry {
             url: url.clone(),
-            message: describe(e),
+            message: describe(*e),
         };
         match send(self.authz().as_deref()) {
             Ok(r) => Ok(r),
-            Err(ureq::Error::Status(401, resp)) => {
+            Err(e) if matches!(*e, ureq::Error::Status(401, _)) => {
+                let ureq::Error::Status(_, resp) = *e else {
+                    unreachable!("matched 401 above")
+                };
                 let header = resp.header("www-authenticate").unwrap_or("").to_string();
                 let ch = auth::parse_challenge(&header).ok_or_else(|| Error::Registry {
                     url: url.clone(),
