@@ -779,3 +779,54 @@ fn registry_errors_are_named() {
     assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}");
     assert_store_clean(&h);
 }
+
+/// A registry that wants a bearer token from its own /token endpoint, then answers 404: seeing
+/// the 404 proves hezi fetched the token (with the challenge's service and scope) and used it.
+fn fake_bearer_registry() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(8) {
+            let Ok(mut s) = s else { continue };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let req = String::from_utf8_lossy(&req).to_lowercase();
+            let (status, extra, body) = if req.starts_with("get /token?") {
+                let ok = req.contains("service=fake") && req.contains("scope=repository%3ax%2fy%3apull");
+                if ok {
+                    ("200 OK", String::new(), "{\"token\":\"t0k3n\"}".to_string())
+                } else {
+                    ("400 Bad Request", String::new(), format!("bad token request {req}"))
+                }
+            } else if req.contains("authorization: bearer t0k3n") {
+                ("404 Not Found", String::new(), "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\"}]}".to_string())
+            } else {
+                let ch = format!(
+                    "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"fake\",scope=\"repository:x/y:pull\"\r\n"
+                );
+                ("401 Unauthorized", ch, "{}".to_string())
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn bearer_token_flow() {
+    require!();
+    let h = Hezi::new();
+    let port = fake_bearer_registry();
+    let e = fails(&h, &["image", "pull", "--plain-http", &format!("127.0.0.1:{port}/x/y:1")]);
+    assert!(e.contains("404") && e.contains("MANIFEST_UNKNOWN"), "{e}");
+}
