@@ -19,8 +19,14 @@ fn main() -> ExitCode {
         let mut head = [0u8; 4];
         let n = std::io::Read::read(&mut f, &mut head).map_err(|e| format!("read {blob}: {e}"))?;
         let mut r = std::io::Read::chain(&head[..n], f);
-        let d = apply_compressed(&mut r, Compression::sniff(&head[..n]), Path::new(dest), Whiteouts::Overlay, false)
-            .map_err(|e| e.to_string())?;
+        let d = apply_compressed(
+            &mut r,
+            Compression::sniff(&head[..n]),
+            Path::new(dest),
+            Whiteouts::Overlay,
+            false,
+        )
+        .map_err(|e| e.to_string())?;
         Ok(d.to_string())
     };
     match run() {

@@ -731,19 +731,26 @@ fn pull_with_basic_auth() {
     assert_eq!(h.ok(&["run", "--image", &dest, &id, "--", "cat", "/keep/k"]), "k\n");
 }
 
-/// A registry that answers every request with one fixed status.
-fn fake_registry(status: &'static str) -> u16 {
+/// A fake registry on a free loopback port: `respond(request head, port)` gives each answer's
+/// (status, extra header lines, body).
+fn fake_registry(respond: impl Fn(&str, u16) -> (String, String, String) + Send + 'static) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for s in l.incoming().take(8) {
             let Ok(mut s) = s else { continue };
+            let mut req = Vec::new();
             let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
-            let body = "{\"errors\":[{\"code\":\"TEST\",\"message\":\"fake\"}]}";
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let (status, extra, body) = respond(&String::from_utf8_lossy(&req).to_lowercase(), port);
             let _ = write!(
                 s,
-                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
         }
@@ -760,7 +767,7 @@ fn registry_errors_are_named() {
         ("401 Unauthorized", "401"),
         ("404 Not Found", "404"),
     ] {
-        let port = fake_registry(status);
+        let port = fake_registry(move |_, _| (status.into(), String::new(), "{\"errors\":[]}".into()));
         let e = fails(
             &h,
             &["image", "pull", "--plain-http", &format!("127.0.0.1:{port}/x/y:1")],
@@ -782,51 +789,36 @@ fn registry_errors_are_named() {
 
 /// A registry that wants a bearer token from its own /token endpoint, then answers 404: seeing
 /// the 404 proves hezi fetched the token (with the challenge's service and scope) and used it.
-fn fake_bearer_registry() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming().take(8) {
-            let Ok(mut s) = s else { continue };
-            let mut req = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            let req = String::from_utf8_lossy(&req).to_lowercase();
-            let (status, extra, body) = if req.starts_with("get /token?") {
-                let ok = req.contains("service=fake") && req.contains("scope=repository%3ax%2fy%3apull");
-                if ok {
-                    ("200 OK", String::new(), "{\"token\":\"t0k3n\"}".to_string())
-                } else {
-                    ("400 Bad Request", String::new(), format!("bad token request {req}"))
-                }
-            } else if req.contains("authorization: bearer t0k3n") {
-                ("404 Not Found", String::new(), "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\"}]}".to_string())
-            } else {
-                let ch = format!(
-                    "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"fake\",scope=\"repository:x/y:pull\"\r\n"
-                );
-                ("401 Unauthorized", ch, "{}".to_string())
-            };
-            let _ = write!(
-                s,
-                "HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
+fn bearer(req: &str, port: u16) -> (String, String, String) {
+    let none = String::new;
+    if req.starts_with("get /token?") {
+        if req.contains("service=fake") && req.contains("scope=repository%3ax%2fy%3apull") {
+            ("200 OK".into(), none(), "{\"token\":\"t0k3n\"}".into())
+        } else {
+            ("400 Bad Request".into(), none(), format!("bad token request {req}"))
         }
-    });
-    port
+    } else if req.contains("authorization: bearer t0k3n") {
+        (
+            "404 Not Found".into(),
+            none(),
+            "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\"}]}".into(),
+        )
+    } else {
+        let realm = format!("http://127.0.0.1:{port}/token");
+        let ch =
+            format!("WWW-Authenticate: Bearer realm=\"{realm}\",service=\"fake\",scope=\"repository:x/y:pull\"\r\n");
+        ("401 Unauthorized".into(), ch, "{}".into())
+    }
 }
 
 #[test]
 fn bearer_token_flow() {
     require!();
     let h = Hezi::new();
-    let port = fake_bearer_registry();
-    let e = fails(&h, &["image", "pull", "--plain-http", &format!("127.0.0.1:{port}/x/y:1")]);
+    let port = fake_registry(bearer);
+    let e = fails(
+        &h,
+        &["image", "pull", "--plain-http", &format!("127.0.0.1:{port}/x/y:1")],
+    );
     assert!(e.contains("404") && e.contains("MANIFEST_UNKNOWN"), "{e}");
 }

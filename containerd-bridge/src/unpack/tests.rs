@@ -219,3 +219,50 @@ fn corrupt_tar_and_compression() {
     fs::remove_dir_all(d).unwrap();
     fs::remove_dir_all(d2).unwrap();
 }
+
+#[test]
+fn xattrs_owners_and_devices() {
+    let d = tmpdir("meta");
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([("SCHILY.xattr.user.hezi", &b"yes"[..])])
+        .unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o4755);
+    h.set_size(2);
+    h.set_uid(if is_root() { 1234 } else { 0 });
+    h.set_gid(if is_root() { 5678 } else { 0 });
+    h.set_mtime(42);
+    b.append_data(&mut h, "suid", &b"hi"[..]).unwrap();
+    if is_root() {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Char);
+        h.set_mode(0o666);
+        h.set_size(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_device_major(1).unwrap();
+        h.set_device_minor(3).unwrap();
+        b.append_data(&mut h, "null", &[][..]).unwrap();
+    }
+    let t = b.into_inner().unwrap();
+    apply(&t[..], &d, Whiteouts::Delete, false).unwrap();
+    let m = fs::metadata(d.join("suid")).unwrap();
+    // The set-uid bit survives the chown (mode is applied after it).
+    assert_eq!((m.permissions().mode() & 0o7777, m.mtime()), (0o4755, 42));
+    let root = fsutil::open_dir(&d).unwrap();
+    let x = fsutil::get_xattrs_at(root.as_raw_fd(), b"suid").unwrap();
+    assert!(
+        x.iter().any(|(k, v)| k.to_bytes() == b"user.hezi" && v == b"yes"),
+        "{x:?}"
+    );
+    if is_root() {
+        assert_eq!((m.uid(), m.gid()), (1234, 5678));
+        let n = fs::symlink_metadata(d.join("null")).unwrap();
+        use std::os::unix::fs::FileTypeExt;
+        assert!(n.file_type().is_char_device());
+        assert_eq!(n.rdev(), libc::makedev(1, 3));
+    }
+    fs::remove_dir_all(d).unwrap();
+}
