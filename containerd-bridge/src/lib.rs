@@ -1,4 +1,26 @@
-//! containerd-bridge: the image and snapshot layer (content store, import, registry pull, layer
-//! unpack, overlay snapshots, image config to runtime spec).
-//!
-//! Nothing is implemented yet; see the containerd-bridge issue.
+//! containerd-bridge: the image and snapshot layer under `hezi run --image`: a content store,
+//! OCI-layout and docker-archive import, registry pull, layer unpack, overlay (or copying)
+//! snapshots, mounting them as a bundle's rootfs, and the image config turned into a runtime
+//! spec.
+
+pub mod bundle;
+pub mod copy;
+pub mod demo;
+pub mod digest;
+pub mod error;
+pub mod fsutil;
+pub mod images;
+pub mod import;
+pub mod manifest;
+pub mod media;
+pub mod mount;
+pub mod platform;
+pub mod reference;
+pub mod registry;
+pub mod snapshot;
+pub mod spec;
+pub mod store;
+pub mod unpack;
+pub mod user;
+
+pub use error::{Error, Result};

@@ -78,7 +78,10 @@ pub fn delete(g: &Global, args: &[String]) -> Result<(), Failure> {
     let rt = super::runtime(g)?;
     match rt.delete(id, a.is_set("f")) {
         // runc: `delete --force` of a container that does not exist is not an error.
-        Err(libcontainer::Error::NotFound(_)) if a.is_set("f") => Ok(()),
-        r => Ok(r?),
+        Err(libcontainer::Error::NotFound(_)) if a.is_set("f") => {}
+        r => r?,
     }
+    // A container made by `run --image -d` leaves its bundle (rootfs mount, snapshot) to us.
+    containerd_bridge::bundle::remove(&g.root, id).map_err(|e| Failure::Error(e.to_string()))?;
+    Ok(())
 }

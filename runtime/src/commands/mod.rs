@@ -2,6 +2,7 @@
 
 mod events;
 mod exec;
+mod image;
 mod info;
 mod lifecycle;
 mod list;
@@ -25,7 +26,7 @@ commands:
    kill      send a signal to the container's init (or all its processes with --all)
    delete    delete a container and everything it made
    exec      run another process in a running container
-   run       create, start and wait for a container, then delete it
+   run       create, start and wait for a container, then delete it (--image REF ID [-- CMD...]: from an image)
    list      list containers
    pause     freeze every process of a container
    resume    thaw a paused container
@@ -34,6 +35,7 @@ commands:
    ps        processes of a container (--format table|json, then ps options)
    spec      write a default config.json
    features  show what this runtime supports (OCI features JSON)
+   image     import, pull, list and remove images (hezi image help); run --image ID runs one
 
 global options:
    --root DIR            state directory (default /run/hezi)
@@ -61,6 +63,7 @@ pub fn dispatch(g: &Global, command: &str, args: &[String]) -> Result<(), Failur
         "update" => update::update(g, args),
         "events" => events::events(g, args),
         "ps" => ps::ps(g, args),
+        "image" => image::image(g, args),
         "checkpoint" | "restore" => Err(Failure::Error(format!("{command}: not implemented yet"))),
         "help" => {
             print!("{USAGE}");

@@ -9,7 +9,7 @@ use std::os::fd::AsFd;
 
 use super::lifecycle::{create_options, CREATE_FLAGS};
 use super::relay::Relay;
-use crate::cli::{self, flag, Flag};
+use crate::cli::{self, flag, opt, Flag};
 use crate::{Failure, Global};
 
 pub const FORWARDED: &[Signal] = &[
@@ -31,7 +31,12 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
             takes_value: f.takes_value,
         })
         .collect();
-    flags.extend([flag(&["d", "detach"]), flag(&["keep"]), flag(&["no-subreaper"])]);
+    flags.extend([
+        flag(&["d", "detach"]),
+        flag(&["keep"]),
+        flag(&["no-subreaper"]),
+        opt(&["image"]),
+    ]);
     let a = cli::parse(args, &flags, false)?;
     let id = a.id("run")?;
     let mut opts = create_options(&a)?;
@@ -60,7 +65,33 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
             .map_err(|e| Failure::Error(format!("block signals: {e}")))?;
     }
-    let created = rt.create(id, &opts)?;
+    // `--image REF [-- CMD ARG...]`: the bundle is made from the image store (containerd-bridge)
+    // and goes again with the container (here, or in `delete` for -d).
+    let image_bundle = match a.value("image") {
+        Some(_) if a.value("b").is_some() => {
+            return Err(Failure::Usage("--image and --bundle cannot be used together".into()))
+        }
+        Some(image) => {
+            opts.bundle = containerd_bridge::bundle::prepare(&g.root, image, id, &a.positional[1..])
+                .map_err(|e| Failure::Error(format!("image {image}: {e}")))?;
+            true
+        }
+        None => false,
+    };
+    let drop_bundle = || {
+        if image_bundle {
+            if let Err(e) = containerd_bridge::bundle::remove(&g.root, id) {
+                tracing::warn!("remove the image bundle of {id}: {e}");
+            }
+        }
+    };
+    let created = match rt.create(id, &opts) {
+        Ok(c) => c,
+        Err(e) => {
+            drop_bundle();
+            return Err(e.into());
+        }
+    };
     drop(opts.console_fd.take());
     let relay = match (&console_peer, created.terminal) {
         (Some(peer), true) => {
@@ -71,6 +102,7 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
                 Ok(r) => Some(r),
                 Err(e) => {
                     let _ = rt.delete(id, true);
+                    drop_bundle();
                     return Err(Failure::Error(e));
                 }
             }
@@ -79,6 +111,7 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
     };
     if let Err(e) = rt.start(id) {
         let _ = rt.delete(id, true);
+        drop_bundle();
         return Err(e.into());
     }
     if detach {
@@ -92,6 +125,7 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
         if let Err(e) = rt.delete(id, true) {
             tracing::warn!("delete {id} after run: {e}");
         }
+        drop_bundle();
     }
     match code {
         Ok(0) => Ok(()),
