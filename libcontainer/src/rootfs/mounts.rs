@@ -79,7 +79,7 @@ fn mount_one(root: &Root, bundle: &Path, m: &Mount, cgroups: Option<&CgroupMount
                 bind(&src, &dst, true).ctx(|| what("bind"))?;
                 remount_bind(root, dest, flags | MsFlags::MS_RDONLY).ctx(|| what("remount"))?;
             }
-            Err(e) => return Err(Error::sys(what(&format!("mount {typ}")), e)),
+            Err(e) => return Err(Error::sys(format!("{} (type {typ})", what("mount")), e)),
         }
     }
     apply_propagation(root, dest, &opts).ctx(|| what("set propagation of"))

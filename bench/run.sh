@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# hezi's benchmarks against crun and runc, each comparison in one hyperfine run, with ratios.
+# usage: bench/run.sh [OUT.md]   (root; builds hezi in release first)
+#
+# crun 1.8 refuses a hybrid cgroup host while the v2 mount holds a controller (hugetlb here).
+# Binding hugetlb to a v1 hierarchy lets it run; that is the one host change this script makes,
+# and it is undone at exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-/dev/stdout}
+cargo build --release -p hezi >/dev/null
+hezi=$PWD/target/release/hezi
+work=$(mktemp -d /tmp/hezi-bench.XXXXXX)
+mounted_hugetlb=
+cleanup() {
+    for rt in hezi crun runc; do
+        for id in $("$(rt_bin $rt)" --root "$work/root-$rt" list -q 2>/dev/null); do
+            "$(rt_bin $rt)" --root "$work/root-$rt" delete -f "$id" >/dev/null 2>&1 || true
+        done
+    done
+    [ -n "$mounted_hugetlb" ] && umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
+    rm -rf "$work"
+}
+rt_bin() { case $1 in hezi) echo "$hezi" ;; *) command -v "$1" ;; esac; }
+trap cleanup EXIT
+
+if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ] && [ -s /sys/fs/cgroup/unified/cgroup.controllers ]; then
+    if mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb 2>/dev/null; then
+        mounted_hugetlb=1
+    else
+        rmdir /sys/fs/cgroup/hugetlb 2>/dev/null || true
+        echo "note: could not bind hugetlb to v1 (in use on the unified mount); crun may refuse this host" >&2
+    fi
+fi
+
+# One bundle: busybox-static running /bin/true, ociVersion 1.0.2 (crun 1.8 reads up to 1.1).
+bundle=$work/bundle
+mkdir -p "$bundle/rootfs/bin"
+cp /bin/busybox "$bundle/rootfs/bin/"
+ln -s busybox "$bundle/rootfs/bin/true"
+ln -s busybox "$bundle/rootfs/bin/sh"
+"$hezi" spec --bundle "$bundle"
+sed -i -e 's/"terminal": true/"terminal": false/' -e 's/"ociVersion": "1.2.0"/"ociVersion": "1.0.2"/' \
+    -e 's|^\( *\)"sh"$|\1"/bin/true"|' "$bundle/config.json"
+
+runtimes=(hezi crun runc)
+cmd() { echo "$(rt_bin "$1") --root $work/root-$1 $2"; }
+json=$work/json
+mkdir -p "$json"
+
+# 1. run of /bin/true: create, start, wait, delete.
+args=()
+for rt in "${runtimes[@]}"; do args+=(-n "$rt" "$(cmd "$rt" "run -b $bundle b1-$rt")"); done
+hyperfine -N -w 10 -r 100 --show-output --export-json "$json/run.json" "${args[@]}" >&2
+
+# 2. create, start and delete on their own.
+args=()
+for rt in "${runtimes[@]}"; do
+    args+=(-n "$rt" --prepare "$(cmd "$rt" "delete -f b2-$rt")" "$(cmd "$rt" "create -b $bundle b2-$rt")")
+done
+hyperfine -N -w 5 -r 60 --export-json "$json/create.json" "${args[@]}" >&2
+args=()
+for rt in "${runtimes[@]}"; do
+    args+=(-n "$rt" --prepare "sh -c '$(cmd "$rt" "delete -f b3-$rt") && $(cmd "$rt" "create -b $bundle b3-$rt")'"
+        "$(cmd "$rt" "start b3-$rt")")
+done
+hyperfine -N -w 5 -r 60 --export-json "$json/start.json" "${args[@]}" >&2
+args=()
+for rt in "${runtimes[@]}"; do
+    args+=(-n "$rt" --prepare "sh -c '$(cmd "$rt" "create -b $bundle b4-$rt") && $(cmd "$rt" "start b4-$rt") && sleep 0.05'"
+        "$(cmd "$rt" "delete -f b4-$rt")")
+done
+hyperfine -N -w 5 -r 60 --export-json "$json/delete.json" "${args[@]}" >&2
+
+# 3. 100 containers one after another; 4. 50 at once.
+args=()
+for rt in "${runtimes[@]}"; do
+    args+=(-n "$rt" "sh -c 'for i in \$(seq 100); do $(cmd "$rt" "run -b $bundle s\$i-$rt") || exit 1; done'")
+done
+hyperfine -N -w 1 -r 5 --export-json "$json/seq100.json" "${args[@]}" >&2
+args=()
+for rt in "${runtimes[@]}"; do
+    args+=(-n "$rt" "sh -c 'seq 50 | xargs -P 50 -I{} $(cmd "$rt" "run -b $bundle p{}-$rt")'")
+done
+hyperfine -N -w 1 -r 5 --export-json "$json/par50.json" "${args[@]}" >&2
+
+# 6. Peak resident memory of the runtime process during create (GNU time's maximum RSS).
+peak() {
+    local rt=$1 kb
+    kb=$(/usr/bin/time -f %M $(cmd "$rt" "create -b $bundle m-$rt") 2>&1 >/dev/null | tail -n1)
+    $(cmd "$rt" "delete -f m-$rt") >/dev/null
+    echo "$kb"
+}
+
+python3 - "$json" "$out" "$(peak hezi)" "$(peak crun)" "$(peak runc)" <<'PY'
+import json, sys, datetime, platform, os
+d, out, *peaks = sys.argv[1:]
+rows = [("run of /bin/true", "run.json"), ("create", "create.json"), ("start", "start.json"),
+        ("delete", "delete.json"), ("100 containers one after another", "seq100.json"),
+        ("50 containers at once", "par50.json")]
+lines = [f"Measured {datetime.date.today()} on {os.cpu_count()} CPUs, kernel {platform.release()}, with `bench/run.sh`.", "",
+         "| benchmark | hezi | crun | runc | hezi/crun | hezi/runc |", "|---|---|---|---|---|---|"]
+for name, f in rows:
+    res = {r["command"]: r["mean"] for r in json.load(open(os.path.join(d, f)))["results"]}
+    h, c, r = res["hezi"], res["crun"], res["runc"]
+    ms = lambda x: f"{x*1000:.1f} ms"
+    lines.append(f"| {name} | {ms(h)} | {ms(c)} | {ms(r)} | {h/c:.2f} | {h/r:.2f} |")
+hk, ck, rk = (int(p) for p in peaks)
+lines.append(f"| peak RSS of `create` | {hk} KiB | {ck} KiB | {rk} KiB | {hk/ck:.2f} | {hk/rk:.2f} |")
+open(out, "w").write("\n".join(lines) + "\n")
+PY
