@@ -64,11 +64,45 @@ pub fn run(hooks: Option<&Hooks>, stage: Stage, state_json: &str) -> Result<()> 
     Ok(())
 }
 
-/// Like `run`, but for the stages whose failures the spec says only to log.
+/// For the stages whose failures the spec says only to log (poststart, poststop): every hook
+/// runs, whatever the ones before it did, and each failure is a warning.
 pub fn run_logged(hooks: Option<&Hooks>, stage: Stage, state_json: &str) {
-    if let Err(e) = run(hooks, stage, state_json) {
-        tracing::warn!("{e}");
+    for (i, hook) in of(hooks, stage).iter().enumerate() {
+        if let Err(m) = run_one(hook, state_json) {
+            tracing::warn!("{} hook #{i} ({}): {m}", stage.name(), hook.path().display());
+        }
     }
+}
+
+/// Every hook of every stage: an absolute path and, when given, a timeout above zero
+/// (config.md "POSIX-platform Hooks").
+pub fn validate(hooks: Option<&Hooks>) -> std::result::Result<(), String> {
+    let stages = [
+        Stage::Prestart,
+        Stage::CreateRuntime,
+        Stage::CreateContainer,
+        Stage::StartContainer,
+        Stage::Poststart,
+        Stage::Poststop,
+    ];
+    for stage in stages {
+        for (i, hook) in of(hooks, stage).iter().enumerate() {
+            if !hook.path().is_absolute() {
+                return Err(format!(
+                    "{} hook #{i}: path {} must be absolute",
+                    stage.name(),
+                    hook.path().display()
+                ));
+            }
+            if let Some(t) = hook.timeout().filter(|t| *t <= 0) {
+                return Err(format!(
+                    "{} hook #{i}: timeout {t} must be greater than zero",
+                    stage.name()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn run_one(hook: &Hook, state_json: &str) -> std::result::Result<(), String> {

@@ -1,6 +1,7 @@
 //! `start`: release a created container's init by reading its exec fifo.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
 use std::time::Duration;
 
 use nix::fcntl::OFlag;
@@ -37,30 +38,12 @@ impl Runtime {
             Mode::empty(),
         )
         .ctx(|| format!("open {}", path.display()))?;
-        let pid = Pid::from_raw(st.pid);
-        loop {
-            let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
-            let n = poll(&mut fds, PollTimeout::from(POLL_EVERY.as_millis() as u16)).or_else(|e| {
-                if e == nix::errno::Errno::EINTR {
-                    Ok(0)
-                } else {
-                    Err(e)
-                }
-            });
-            if n.ctx(|| format!("poll {}", path.display()))? > 0 {
-                let mut byte = [0u8; 1];
-                match nix::unistd::read(&fifo, &mut byte) {
-                    Ok(1) => break,
-                    Ok(_) | Err(nix::errno::Errno::EAGAIN) => {}
-                    Err(e) => return Err(Error::sys(format!("read {}", path.display()), e)),
-                }
-            }
-            if !procfs::is_alive(pid, st.init_start_time) {
-                let _ = std::fs::remove_file(&path);
-                return Err(Error::Init(format!("container {id} init exited before start")));
-            }
+        let report = wait_for_exec(&fifo, &path, Pid::from_raw(st.pid), st.init_start_time, id);
+        let _ = std::fs::remove_file(&path);
+        let report = report?;
+        if !report.is_empty() {
+            return Err(Error::Init(String::from_utf8_lossy(&report).into_owned()));
         }
-        std::fs::remove_file(&path).ctx(|| format!("remove {}", path.display()))?;
         if st.hooks.is_some() {
             crate::hooks::run_logged(
                 st.hooks.as_ref(),
@@ -69,5 +52,31 @@ impl Runtime {
             );
         }
         Ok(())
+    }
+}
+
+/// Wait until the init closes its end of the exec fifo, and return what it wrote: nothing once
+/// its execve succeeded (the fd is close-on-exec), or the message of what failed (a
+/// startContainer hook, the exec itself).
+fn wait_for_exec(fifo: &OwnedFd, path: &Path, pid: Pid, start_time: u64, id: &str) -> Result<Vec<u8>> {
+    let mut report = Vec::new();
+    loop {
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        let n = match poll(&mut fds, PollTimeout::from(POLL_EVERY.as_millis() as u16)) {
+            Err(nix::errno::Errno::EINTR) => 0,
+            r => r.ctx(|| format!("poll {}", path.display()))?,
+        };
+        if n > 0 {
+            // Ready means data or the writer's close (POLLHUP); never before the init opened it.
+            let mut buf = [0u8; 4096];
+            match nix::unistd::read(fifo, &mut buf) {
+                Ok(0) => return Ok(report),
+                Ok(k) => report.extend_from_slice(&buf[..k]),
+                Err(nix::errno::Errno::EAGAIN) => {}
+                Err(e) => return Err(Error::sys(format!("read {}", path.display()), e)),
+            }
+        } else if !procfs::is_alive(pid, start_time) {
+            return Err(Error::Init(format!("container {id} init exited before start")));
+        }
     }
 }

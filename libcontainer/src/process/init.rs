@@ -57,9 +57,8 @@ struct Ready {
 pub fn run(args: InitArgs<'_>) -> ! {
     match setup(&args) {
         Ok(ready) => {
-            let err = wait_and_exec(&args, ready);
-            // Past `Ready` the parent may be gone; stderr is the only place left to report.
-            eprintln!("hezi init: {err}");
+            // Past `Ready` the parent may be gone; `start` hears of a failure through the fifo.
+            let _ = wait_and_exec(&args, ready);
             std::process::exit(127);
         }
         Err(err) => {
@@ -240,7 +239,10 @@ fn make_cwd(cwd: &Path) -> Result<()> {
     }
 }
 
-/// Block until `start` opens the fifo for reading, then exec. Returns only on failure.
+/// Block until `start` opens the fifo, run the startContainer hooks, then exec. The fifo tells
+/// `start` how that went: a successful execve closes it (O_CLOEXEC) with nothing written, so
+/// `start` returns only once the program runs (and poststart hooks follow it); a failure writes
+/// its message first. Returns only on failure.
 fn wait_and_exec(a: &InitArgs<'_>, r: Ready) -> Error {
     let fifo = match nix::fcntl::openat(
         a.state_dir.as_fd(),
@@ -251,12 +253,18 @@ fn wait_and_exec(a: &InitArgs<'_>, r: Ready) -> Error {
         Ok(fd) => fd,
         Err(e) => return Error::sys("open the exec fifo", e),
     };
-    if let Err(e) = nix::unistd::write(&fifo, b"0") {
-        return Error::sys("write the exec fifo", e);
+    let err = hooks_and_exec(a, r);
+    let msg = err.to_string();
+    if !matches!(nix::unistd::write(&fifo, msg.as_bytes()), Ok(n) if n == msg.len()) {
+        // Nobody reads the fifo any more: stderr is the only place left to report.
+        eprintln!("hezi init: {msg}");
     }
-    drop(fifo);
+    err
+}
+
+fn hooks_and_exec(a: &InitArgs<'_>, r: Ready) -> Error {
     if let Some(json) = &r.state_json {
-        // A failing startContainer hook stops the container (the spec's MUST): return the error.
+        // A failing startContainer hook fails `start` and stops the container (the spec's MUST).
         if let Err(e) = crate::hooks::run(a.spec.hooks().as_ref(), Stage::StartContainer, json) {
             return e;
         }
