@@ -68,7 +68,47 @@ pub fn parse_and_validate(bytes: &[u8]) -> Result<Spec> {
 }
 
 fn parse_bytes(text: &[u8]) -> std::result::Result<Spec, String> {
-    serde_json::from_slice(text).map_err(|e| e.to_string())
+    let err = match serde_json::from_slice(text) {
+        Ok(spec) => return Ok(spec),
+        Err(e) => e.to_string(),
+    };
+    // A capability this runtime does not know is a warning, not a failure (config.md
+    // "capabilities": runtimes SHOULD NOT fail for capabilities that cannot be granted). Only
+    // on this slow path is the document parsed loosely; any other error keeps its position.
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(text) else {
+        return Err(err);
+    };
+    let dropped = drop_unknown_capabilities(&mut value);
+    if dropped.is_empty() {
+        return Err(err);
+    }
+    for cap in &dropped {
+        tracing::warn!("process.capabilities: {cap} is not known here; ignored");
+    }
+    serde_json::from_value(value).map_err(|_| err)
+}
+
+/// Remove from process.capabilities every name oci-spec cannot read; returns what was removed.
+fn drop_unknown_capabilities(spec: &mut serde_json::Value) -> Vec<String> {
+    let mut dropped = Vec::new();
+    let Some(sets) = spec
+        .pointer_mut("/process/capabilities")
+        .and_then(|c| c.as_object_mut())
+    else {
+        return dropped;
+    };
+    for list in sets.values_mut().filter_map(|l| l.as_array_mut()) {
+        list.retain(|cap| {
+            let known = serde_json::from_value::<oci_spec::runtime::Capability>(cap.clone()).is_ok();
+            if !known {
+                dropped.push(cap.as_str().unwrap_or("?").to_string());
+            }
+            known
+        });
+    }
+    dropped.sort();
+    dropped.dedup();
+    dropped
 }
 
 /// The OCI versions hezi reads: 1.0.0 up to 1.3.x (patch and pre-release suffixes allowed).
@@ -103,13 +143,12 @@ pub fn validate(spec: &Spec, config: &Path) -> Result<()> {
     if !process.cwd().is_absolute() {
         return bad(format!("process.cwd {:?} must be an absolute path", process.cwd()));
     }
+    if let Err(m) = crate::hooks::validate(spec.hooks().as_ref()) {
+        return bad(m);
+    }
+    // A relative mount destination is deprecated but allowed, read as relative to "/"
+    // (config.md "Mounts"); the mount code resolves every destination under the rootfs.
     for m in spec.mounts().iter().flatten() {
-        if !m.destination().is_absolute() {
-            return bad(format!(
-                "mount destination {:?} must be an absolute path",
-                m.destination()
-            ));
-        }
         if let Err(e) = crate::rootfs::options::parse(m.options().as_deref().unwrap_or(&[])) {
             return bad(format!("mount {}: {e}", m.destination().display()));
         }
@@ -214,14 +253,45 @@ mod tests {
     }
 
     #[test]
-    fn rejects_relative_cwd_and_mount() {
+    fn rejects_relative_cwd_accepts_relative_mount() {
         let s = spec(&MIN.replace(r#""cwd":"/""#, r#""cwd":"tmp""#).replace("}}", "}}}")).unwrap();
         assert!(validate(&s, Path::new("c")).is_err());
         let s = spec(&with(
             r#","mounts":[{"destination":"proc","type":"proc","source":"proc"}]"#,
         ))
         .unwrap();
-        assert!(validate(&s, Path::new("c")).is_err());
+        validate(&s, Path::new("c")).unwrap();
+    }
+
+    #[test]
+    fn hook_paths_absolute_and_timeouts_positive() {
+        let s = spec(&with(r#","hooks":{"poststart":[{"path":"/bin/true","timeout":0}]}"#)).unwrap();
+        let err = validate(&s, Path::new("c")).unwrap_err().to_string();
+        assert!(
+            err.contains("poststart hook #0: timeout 0 must be greater than zero"),
+            "{err}"
+        );
+        let s = spec(&with(r#","hooks":{"prestart":[{"path":"true"}]}"#)).unwrap();
+        let err = validate(&s, Path::new("c")).unwrap_err().to_string();
+        assert!(err.contains("path true must be absolute"), "{err}");
+        let s = spec(&with(r#","hooks":{"prestart":[{"path":"/bin/true","timeout":5}]}"#)).unwrap();
+        validate(&s, Path::new("c")).unwrap();
+    }
+
+    #[test]
+    fn unknown_capabilities_are_dropped_with_a_warning() {
+        let s = spec(concat!(
+            r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["sh"],"#,
+            r#""user":{"uid":0,"gid":0},"capabilities":{"bounding":["CAP_KILL","CAP_NOT_REAL"],"#,
+            r#""ambient":["CAP_NOT_REAL"]}}}"#
+        ))
+        .unwrap();
+        let caps = s.process().as_ref().unwrap().capabilities().as_ref().unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 1);
+        assert!(caps.ambient().as_ref().unwrap().is_empty());
+        // Other type errors keep their position.
+        let err = spec(r#"{"ociVersion": 7}"#).unwrap_err();
+        assert!(err.contains("line 1"), "{err}");
     }
 
     #[test]
