@@ -89,6 +89,10 @@ impl Profile {
 
     fn add(&mut self, call: &LinuxSyscall, index: usize, default_action: ScmpAction) -> Result<(), SeccompError> {
         let what = || format!("syscalls[{index}] ({})", call.names().join(", "));
+        if call.names().is_empty() {
+            // config-linux.md: names MUST contain at least one entry.
+            return Err(SeccompError::Invalid(format!("syscalls[{index}]: names is empty")));
+        }
         let act = action(call.action(), call.errno_ret(), &what())?;
         if act == ScmpAction::Notify {
             if let Some(name) = call.names().iter().find(|n| *n == FD_HANDOVER_SYSCALL) {
@@ -137,6 +141,14 @@ pub fn action(a: LinuxSeccompAction, errno_ret: Option<u32>, what: &str) -> Resu
             ))
         })
     };
+    let takes_errno = matches!(a, LinuxSeccompAction::ScmpActErrno | LinuxSeccompAction::ScmpActTrace);
+    if let (Some(v), false) = (errno_ret, takes_errno) {
+        // config-linux.md: errnoRet is only for actions that return an errno.
+        return Err(SeccompError::Invalid(format!(
+            "{what}: errnoRet {v} is only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not {}",
+            oci_name(&a)
+        )));
+    }
     Ok(match a {
         LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => ScmpAction::KillThread,
         LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
