@@ -23,6 +23,8 @@ pub struct Device {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// Listed in the spec's linux.devices (not one of the defaults).
+    pub from_spec: bool,
 }
 
 /// null, zero, full, random, urandom and tty, as the OCI spec requires.
@@ -44,6 +46,7 @@ fn defaults() -> Vec<Device> {
         mode: 0o666,
         uid: 0,
         gid: 0,
+        from_spec: false,
     })
     .collect()
 }
@@ -74,6 +77,7 @@ fn from_spec(d: &LinuxDevice) -> Result<Device> {
         mode: d.file_mode().unwrap_or(0o666) & 0o7777,
         uid: d.uid().unwrap_or(0),
         gid: d.gid().unwrap_or(0),
+        from_spec: true,
     })
 }
 
@@ -108,9 +112,21 @@ fn create(root: &Root, d: &Device, in_userns: bool) -> Result<()> {
     let what = || format!("mknod {}", root.display(inner));
     match mknodat(parent.as_fd(), name, d.kind, mode, dev) {
         Err(Errno::EEXIST) => {
-            // An image may ship its own /dev entries; replace them with the real thing.
-            nix::unistd::unlinkat(parent.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir).ctx(what)?;
-            mknodat(parent.as_fd(), name, d.kind, mode, dev).ctx(what)?;
+            let st = nix::sys::stat::fstatat(parent.as_fd(), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+                .ctx(|| format!("stat {}", root.display(inner)))?;
+            let matches = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == d.kind && st.st_rdev == dev;
+            if !matches && d.from_spec {
+                // config-linux.md "Devices": a non-matching file at the path is an error.
+                return Err(Error::InvalidSpec(format!(
+                    "device {}: a different file already exists there",
+                    d.path.display()
+                )));
+            }
+            if !matches {
+                // An image may ship its own /dev entries; a default device replaces them.
+                nix::unistd::unlinkat(parent.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir).ctx(what)?;
+                mknodat(parent.as_fd(), name, d.kind, mode, dev).ctx(what)?;
+            }
         }
         r => r.ctx(what)?,
     }
