@@ -41,7 +41,11 @@ fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
 pub fn prepare(s: &Setup<'_>, before_pivot: &mut dyn FnMut() -> Result<()>) -> Result<()> {
     let propagation = root_propagation(s.spec)?;
     // Keep the host from seeing anything mounted below (slave), unless the spec says otherwise.
-    let flags = propagation.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    // An unbindable / would refuse the bind of the rootfs onto itself below, so that one is
+    // applied only after the root switch (as every requested propagation is, again).
+    let flags = propagation
+        .filter(|p| !p.contains(MsFlags::MS_UNBINDABLE))
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).ctx(|| "set propagation of /".into())?;
     // pivot_root refuses a new root whose parent mount is shared (rootfsPropagation "rshared"
     // makes it so); the spec's propagation is applied to the new / after the switch instead.
