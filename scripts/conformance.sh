@@ -39,7 +39,7 @@ for rt in "${RUNTIMES[@]}"; do
     fi
     [ "$rt" = crun ] && crun_cgroup_fixup
     echo "running the suite against $rt ($bin)" >&2
-    RUNTIME="$bin" RUST_BACKTRACE=0 cargo test -p oci-conformance --no-fail-fast -- --test-threads=2 \
+    RUNTIME="$bin" RUST_BACKTRACE=0 cargo test -p oci-conformance --no-fail-fast -- --include-ignored --test-threads=2 \
         >"$LOGS/$rt.log" 2>&1
     passed=$(grep -cE '^test .* \.\.\. ok$' "$LOGS/$rt.log")
     failed=$(grep -cE '^test .* \.\.\. FAILED$' "$LOGS/$rt.log")

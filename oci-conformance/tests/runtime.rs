@@ -574,7 +574,12 @@ fn runtime_delete_running_error() {
 /// Delete: "Attempting to `delete` a container that is not `stopped` MUST have no effect on the
 /// container and MUST generate an error." (a created container)
 /// <https://github.com/opencontainers/runtime-spec/blob/v1.2.0/runtime.md#delete>
+///
+/// hezi deliberately follows runc here (crun does too): containerd's runc shim deletes a task
+/// that was created but never started without `--force`, and expects the runtime to kill it.
+/// Ignored in `cargo test`; `scripts/conformance.sh` runs it and counts it.
 #[test]
+#[ignore = "deliberate runc-compatible deviation: delete of a created container kills it"]
 fn runtime_delete_created_error() {
     require!();
     let rt = Runtime::new();
