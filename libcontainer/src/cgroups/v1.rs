@@ -50,6 +50,13 @@ impl V1Manager {
         Ok(has.then(|| u.path()))
     }
 
+    /// The unified directory with `controller` turned on for it, when the spec asks for a
+    /// limit only the unified hierarchy can apply (hybrid hosts).
+    pub(crate) fn unified_enable(&self, controller: &str) -> Result<Option<&Path>> {
+        let Some(u) = &self.unified else { return Ok(None) };
+        Ok(u.enable(controller)?.then(|| u.path()))
+    }
+
     pub(crate) fn unified_dir(&self) -> Option<&Path> {
         self.unified.as_ref().map(|u| u.path())
     }
@@ -97,7 +104,7 @@ impl V1Manager {
             }
         }
         if let Some(u) = &self.unified {
-            u.create()?;
+            u.create_bare()?;
         }
         Ok(())
     }

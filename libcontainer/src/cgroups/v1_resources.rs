@@ -286,7 +286,7 @@ fn hugetlb(m: &V1Manager, limits: &[LinuxHugepageLimit]) -> Result<()> {
         }
         return Ok(());
     }
-    match m.unified_with("hugetlb")? {
+    match m.unified_enable("hugetlb")? {
         Some(u) => v2_resources::hugetlb(u, limits),
         None => Err(CgroupError::Unsupported(
             "hugepageLimits need the hugetlb cgroup controller, which is in no mounted hierarchy".into(),
@@ -301,7 +301,7 @@ fn rdma(m: &V1Manager, map: &HashMap<String, LinuxRdma>) -> Result<()> {
         }
         return Ok(());
     }
-    match m.unified_with("rdma")? {
+    match m.unified_enable("rdma")? {
         Some(u) => v2_resources::rdma(u, map),
         None => Err(CgroupError::Unsupported(
             "linux.resources.rdma needs the rdma cgroup controller, which is in no mounted hierarchy".into(),

@@ -95,6 +95,30 @@ impl V2Cgroup {
         Ok(())
     }
 
+    /// mkdir the levels only. On a hybrid host the unified directory is there for placement:
+    /// turning its controllers on would change the host for every container (and crun
+    /// refuses a hybrid host whose v2 mount has controllers in use).
+    pub fn create_bare(&self) -> Result<()> {
+        self.dir.make(|_, _| Ok(()))
+    }
+
+    /// Turn `controller` on in every ancestor, so this cgroup has it; false when the
+    /// hierarchy does not offer it.
+    pub fn enable(&self, controller: &str) -> Result<bool> {
+        let levels = self.dir.levels();
+        for level in &levels[..levels.len() - 1] {
+            if !v2_resources::controllers(level)?.iter().any(|c| c == controller) {
+                return Ok(false);
+            }
+            let file = level.join("cgroup.subtree_control");
+            let on = read_opt(&file)?.unwrap_or_default();
+            if !on.split_whitespace().any(|c| c == controller) {
+                fs::write(&file, &format!("+{controller}"))?;
+            }
+        }
+        Ok(true)
+    }
+
     pub fn add_task(&self, pid: i32) -> Result<()> {
         fs::write(&self.dir.file("cgroup.procs"), &pid.to_string())
     }
