@@ -18,7 +18,12 @@ cleanup() {
             "$(rt_bin $rt)" --root "$work/root-$rt" delete -f "$id" >/dev/null 2>&1 || true
         done
     done
-    [ -n "$mounted_hugetlb" ] && umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
+    if [ -n "$mounted_hugetlb" ]; then
+        # Empty the hierarchy first: an unmounted v1 hierarchy with cgroups in it lives on and
+        # keeps hugetlb from the unified mount.
+        find /sys/fs/cgroup/hugetlb -mindepth 1 -type d | sort -r | xargs -r rmdir
+        umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
+    fi
     rm -rf "$work"
 }
 rt_bin() { case $1 in hezi) echo "$hezi" ;; *) command -v "$1" ;; esac; }
@@ -51,7 +56,7 @@ mkdir -p "$json"
 # 1. run of /bin/true: create, start, wait, delete.
 args=()
 for rt in "${runtimes[@]}"; do args+=(-n "$rt" "$(cmd "$rt" "run -b $bundle b1-$rt")"); done
-hyperfine -N -w 10 -r 100 --show-output --export-json "$json/run.json" "${args[@]}" >&2
+hyperfine -N -w 10 -r 100 --export-json "$json/run.json" "${args[@]}" >&2
 
 # 2. create, start and delete on their own.
 args=()
@@ -87,9 +92,10 @@ hyperfine -N -w 1 -r 5 --export-json "$json/par50.json" "${args[@]}" >&2
 # 6. Peak resident memory of the runtime process during create (GNU time's maximum RSS).
 peak() {
     local rt=$1 kb
-    kb=$(/usr/bin/time -f %M $(cmd "$rt" "create -b $bundle m-$rt") 2>&1 >/dev/null | tail -n1)
-    $(cmd "$rt" "delete -f m-$rt") >/dev/null
-    echo "$kb"
+    # The container's init inherits create's stdio: no pipes here, or the read never ends.
+    /usr/bin/time -o "$work/peak-$rt" -f %M $(cmd "$rt" "create -b $bundle m-$rt") >/dev/null 2>&1
+    $(cmd "$rt" "delete -f m-$rt") >/dev/null 2>&1
+    tail -n1 "$work/peak-$rt"
 }
 
 python3 - "$json" "$out" "$(peak hezi)" "$(peak crun)" "$(peak runc)" <<'PY'

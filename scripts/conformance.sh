@@ -24,8 +24,16 @@ crun_cgroup_fixup() {
     [ -s "$controllers" ] || return 0
     grep -qw hugetlb "$controllers" || return 0
     mountpoint -q /sys/fs/cgroup/hugetlb && return 0
-    echo "crun: binding hugetlb to a v1 hierarchy (/sys/fs/cgroup/hugetlb)" >&2
-    mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb
+    echo "crun: binding hugetlb to a v1 hierarchy (/sys/fs/cgroup/hugetlb) until the end of this run" >&2
+    mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb &&
+        trap crun_cgroup_undo EXIT
+}
+
+# Give hugetlb back to the unified mount: empty the v1 hierarchy first, since an unmounted v1
+# hierarchy that still has cgroups lives on and keeps the controller.
+crun_cgroup_undo() {
+    find /sys/fs/cgroup/hugetlb -mindepth 1 -type d | sort -r | xargs -r rmdir
+    umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
 }
 
 TABLE="| runtime | passed | failed | total |
