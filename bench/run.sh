@@ -2,9 +2,9 @@
 # hezi's benchmarks against crun and runc, each comparison in one hyperfine run, with ratios.
 # usage: bench/run.sh [OUT.md]   (root; builds hezi in release first)
 #
-# crun 1.8 refuses a hybrid cgroup host while the v2 mount holds a controller (hugetlb here).
-# Binding hugetlb to a v1 hierarchy lets it run; that is the one host change this script makes,
-# and it is undone at exit.
+# crun 1.8 refuses a hybrid cgroup host while the v2 mount holds a controller (hugetlb here):
+# scripts/hugetlb-v1.sh binds it to a v1 hierarchy for the run, the one host change allowed,
+# and gives it back at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/dev/stdout}
@@ -18,25 +18,13 @@ cleanup() {
             "$(rt_bin $rt)" --root "$work/root-$rt" delete -f "$id" >/dev/null 2>&1 || true
         done
     done
-    if [ -n "$mounted_hugetlb" ]; then
-        # Empty the hierarchy first: an unmounted v1 hierarchy with cgroups in it lives on and
-        # keeps hugetlb from the unified mount.
-        find /sys/fs/cgroup/hugetlb -mindepth 1 -type d | sort -r | xargs -r rmdir
-        umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
-    fi
+    if [ -n "$mounted_hugetlb" ]; then bash scripts/hugetlb-v1.sh release; fi
     rm -rf "$work"
 }
 rt_bin() { case $1 in hezi) echo "$hezi" ;; *) command -v "$1" ;; esac; }
 trap cleanup EXIT
 
-if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ] && [ -s /sys/fs/cgroup/unified/cgroup.controllers ]; then
-    if mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb 2>/dev/null; then
-        mounted_hugetlb=1
-    else
-        rmdir /sys/fs/cgroup/hugetlb 2>/dev/null || true
-        echo "note: could not bind hugetlb to v1 (in use on the unified mount); crun may refuse this host" >&2
-    fi
-fi
+if [ "$(bash scripts/hugetlb-v1.sh bind)" = bound ]; then mounted_hugetlb=1; fi
 
 # One bundle: busybox-static running /bin/true, ociVersion 1.0.2 (crun 1.8 reads up to 1.1).
 bundle=$work/bundle

@@ -16,24 +16,11 @@ RUNTIMES=("$@")
 LOGS=target/conformance
 mkdir -p "$LOGS"
 
-# crun 1.8 refuses a hybrid cgroup host while the cgroup2 mount holds a controller (here:
-# hugetlb). Binding hugetlb to a v1 hierarchy of its own frees the v2 mount. Only done for crun,
-# and only when needed: nothing else on the host is touched.
+# crun 1.8 refuses a hybrid cgroup host while the cgroup2 mount holds a controller (hugetlb
+# here): scripts/hugetlb-v1.sh binds it to a v1 hierarchy for crun's run and gives it back.
 crun_cgroup_fixup() {
-    local controllers=/sys/fs/cgroup/unified/cgroup.controllers
-    [ -s "$controllers" ] || return 0
-    grep -qw hugetlb "$controllers" || return 0
-    mountpoint -q /sys/fs/cgroup/hugetlb && return 0
-    echo "crun: binding hugetlb to a v1 hierarchy (/sys/fs/cgroup/hugetlb) until the end of this run" >&2
-    mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb &&
-        trap crun_cgroup_undo EXIT
-}
-
-# Give hugetlb back to the unified mount: empty the v1 hierarchy first, since an unmounted v1
-# hierarchy that still has cgroups lives on and keeps the controller.
-crun_cgroup_undo() {
-    find /sys/fs/cgroup/hugetlb -mindepth 1 -type d | sort -r | xargs -r rmdir
-    umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
+    [ "$(bash scripts/hugetlb-v1.sh bind)" = bound ] && trap 'bash scripts/hugetlb-v1.sh release' EXIT
+    return 0
 }
 
 TABLE="| runtime | passed | failed | total |
