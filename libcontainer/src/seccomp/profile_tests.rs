@@ -361,23 +361,23 @@ fn names_of_other_architectures_compile_on_this_one() {
 
 #[test]
 fn errno_ret_only_with_errno_actions_and_names_never_empty() {
-    let err = profile(serde_json::json!({
+    let Err(err) = profile(serde_json::json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{ "names": ["mkdir"], "action": "SCMP_ACT_KILL", "errnoRet": 1 }]
-    }))
-    .err()
-    .expect("errnoRet with KILL is refused")
-    .to_string();
+    })) else {
+        panic!("errnoRet with KILL is refused");
+    };
+    let err = err.to_string();
     assert!(
         err.contains("errnoRet 1 is only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE"),
         "{err}"
     );
-    let err = profile(serde_json::json!({
+    let Err(err) = profile(serde_json::json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{ "names": [], "action": "SCMP_ACT_ERRNO" }]
-    }))
-    .err()
-    .expect("empty names are refused")
-    .to_string();
+    })) else {
+        panic!("empty names are refused");
+    };
+    let err = err.to_string();
     assert!(err.contains("syscalls[0]: names is empty"), "{err}");
 }
