@@ -13,20 +13,12 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// Where the busybox binary comes from (Debian's busybox-static).
-pub const BUSYBOX: &str = "/bin/busybox";
-
-/// The busybox applets every rootfs gets as symlinks in /bin.
-const APPLETS: &[&str] = &[
-    "sh", "cat", "echo", "sleep", "true", "false", "ls", "grep", "wc", "head", "id", "kill", "mkdir", "touch",
-    "readlink", "stat", "hostname", "ps", "env", "pwd", "test", "mount", "ln", "rm", "awk", "sed", "tr", "cut",
-    "uname", "ionice", "mkfifo", "rmdir",
-];
+// Runtime-agnostic pieces shared with hezi's own end-to-end tests.
+pub use hezi_e2e::{alive, busybox_rootfs, next_number, ns_link, unique_id, wait_until, TempDir, BUSYBOX};
 
 /// The capability set of the template (Docker's default set): enough for busybox, far from all.
 pub const DEFAULT_CAPS: &[&str] = &[
@@ -97,39 +89,6 @@ macro_rules! require {
     };
 }
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A name unique to this test process: `<prefix>-<pid>-<n>`. Container ids use it too, so tests
-/// running in parallel (or a leftover from an earlier run) never collide.
-pub fn unique_id(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A temporary directory, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(prefix: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(unique_id(&format!("oci-{prefix}")));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The fixed, minimal, spec-conformant config.json of every bundle, running `args`.
 ///
 /// It declares `ociVersion` 1.0.2: it uses nothing newer, and runtimes refuse configs newer than
@@ -183,20 +142,7 @@ impl Bundle {
     /// A busybox bundle whose process runs `args`.
     pub fn new(args: &[&str]) -> Bundle {
         let dir = TempDir::new("bundle");
-        let rootfs = dir.path().join("rootfs");
-        for d in ["bin", "proc", "sys", "dev", "etc", "tmp"] {
-            std::fs::create_dir_all(rootfs.join(d)).expect("mkdir in rootfs");
-        }
-        std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).expect("copy busybox");
-        for a in APPLETS {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).expect("applet symlink");
-        }
-        std::fs::write(
-            rootfs.join("etc/passwd"),
-            "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
-        )
-        .expect("write passwd");
-        std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").expect("write group");
+        busybox_rootfs(&dir.path().join("rootfs"));
         Bundle {
             dir,
             config: base_config(args),
@@ -334,7 +280,7 @@ impl Runtime {
     /// Run a prepared command, its stdout and stderr going to files (never pipes: a created
     /// container's init inherits them, and a pipe would not see EOF until the container exits).
     pub fn exec(&self, mut command: Command) -> (Out, PathBuf) {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let n = next_number();
         let (out_path, err_path) = (
             self.io.path().join(format!("{n}.out")),
             self.io.path().join(format!("{n}.err")),
@@ -496,36 +442,6 @@ impl Drop for Runtime {
                 .status();
         }
     }
-}
-
-/// Wait (up to `secs`) until `cond` holds; returns whether it did.
-pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    cond()
-}
-
-/// Whether `pid` is a live process. A zombie counts as dead: an init whose `create` has exited is
-/// reparented to the host's pid 1, which may reap it late.
-pub fn alive(pid: i64) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with(['Z', 'X'])),
-        Err(_) => false,
-    }
-}
-
-/// The namespace link of `pid` (`/proc/PID/ns/<kind>`, e.g. `net:[4026531840]`); "self" works.
-pub fn ns_link(pid: &str, kind: &str) -> String {
-    std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 /// The cgroup path of `pid` in v1 `controller`'s hierarchy, from /proc/PID/cgroup.

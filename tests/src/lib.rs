@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{json, Value};
 
-/// The busybox applets every test rootfs gets as symlinks.
+/// The busybox applets every test rootfs gets as symlinks in /bin.
 const APPLETS: &[&str] = &[
     "sh", "cat", "echo", "sleep", "true", "false", "ls", "grep", "wc", "head", "id", "kill", "mkdir", "touch",
     "readlink", "stat", "hostname", "ps", "env", "pwd", "umask", "ulimit", "test", "mount", "ln", "rm", "chmod",
-    "nproc", "taskset", "ionice", "date", "uname", "tr", "cut", "awk", "sed", "seq", "dd", "mknod", "chroot",
+    "nproc", "taskset", "ionice", "date", "uname", "tr", "cut", "awk", "sed", "seq", "dd", "mknod", "chroot", "mkfifo",
+    "rmdir",
 ];
-
 /// Where the busybox binary comes from (Debian's busybox-static).
 pub const BUSYBOX: &str = "/bin/busybox";
 
@@ -75,13 +75,27 @@ pub fn hezi_bin() -> PathBuf {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// A container id unique to this test process: `<prefix>-<pid>-<n>`.
+/// A name unique to this test process: `<prefix>-<pid>-<n>`. Container ids use it too, so tests
+/// running in parallel (or a leftover from an earlier run) never collide.
 pub fn unique_id(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}-{}-{}", std::process::id(), next_number())
+}
+
+/// A number never handed out before in this process (for file names).
+pub fn next_number() -> usize {
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Wait (up to `secs`) until `cond` holds; returns whether it did.
+pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    cond()
 }
 
 /// A temporary directory removed on drop (after unmounting anything a failed test left there).
@@ -108,6 +122,24 @@ impl Drop for TempDir {
     }
 }
 
+/// Make `rootfs`: busybox-static with its applets in /bin, /etc/passwd and /etc/group (root and
+/// nobody), and the empty directories a spec's mounts need.
+pub fn busybox_rootfs(rootfs: &Path) {
+    for d in ["bin", "proc", "sys", "dev", "etc", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(d)).expect("mkdir in rootfs");
+    }
+    std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).expect("copy busybox");
+    for a in APPLETS {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).expect("applet symlink");
+    }
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+    )
+    .expect("write passwd");
+    std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").expect("write group");
+}
+
 /// A bundle: `rootfs/` with busybox, and a config.json built from `hezi spec`.
 pub struct Bundle {
     dir: TempDir,
@@ -118,20 +150,7 @@ impl Bundle {
     /// A busybox bundle running `args`, without a terminal, otherwise `hezi spec`'s defaults.
     pub fn busybox(args: &[&str]) -> Bundle {
         let dir = TempDir::new("bundle");
-        let rootfs = dir.path().join("rootfs");
-        for d in ["bin", "proc", "sys", "dev", "etc", "tmp"] {
-            std::fs::create_dir_all(rootfs.join(d)).expect("mkdir in rootfs");
-        }
-        std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).expect("copy busybox");
-        for a in APPLETS {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).expect("applet symlink");
-        }
-        std::fs::write(
-            rootfs.join("etc/passwd"),
-            "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
-        )
-        .expect("write passwd");
-        std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").expect("write group");
+        busybox_rootfs(&dir.path().join("rootfs"));
         let out = Command::new(hezi_bin())
             .args(["spec", "--bundle"])
             .arg(dir.path())
@@ -225,7 +244,7 @@ impl Hezi {
     /// not pipes: a container's processes inherit them (as with runc), and a pipe would not see
     /// its end until the container exits.
     pub fn cmd(&self, args: &[&str]) -> Output {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let n = next_number();
         let (out_path, err_path) = (
             self.io.path().join(format!("{n}.out")),
             self.io.path().join(format!("{n}.err")),
