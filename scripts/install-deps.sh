@@ -20,7 +20,7 @@ apt-get install -y -q --no-install-recommends \
     build-essential pkg-config ca-certificates \
     libseccomp-dev busybox-static \
     runc crun containerd podman umoci skopeo docker-registry hyperfine \
-    cpio gzip
+    cpio gzip time
 apt-get install -y -q --no-install-recommends -t bookworm-backports qemu-system-x86
 
 if ! command -v cargo >/dev/null; then

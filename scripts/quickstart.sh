@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cargo build --release -p hezi
-bash scripts/demo-bundle.sh demo
-target/release/hezi run --bundle demo "demo-$$"
+hezi=target/release/hezi
+"$hezi" image demo
+"$hezi" run --image hezi.local/demo:latest "demo-$$"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# hezi's whole test suite: formatting, lints, unit tests, end-to-end tests with real containers
-# (root), and the pure cgroup v2 VM. Run scripts/install-deps.sh first on a fresh machine.
+# hezi's whole test suite: formatting, lints, the pure cgroup v2 VM, a minute of fuzzing per
+# target, then unit, integration, end-to-end and conformance tests with real containers (root). Run scripts/install-deps.sh first on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,9 @@ cargo build --workspace
 
 step "pure cgroup v2 host: Debian's kernel under QEMU (tcg)"
 bash scripts/vm/run.sh target/debug/hezi
+
+step "fuzzing: config parsing and seccomp rule building, ${FUZZ_SECONDS:-60}s each"
+FUZZ_SECONDS=${FUZZ_SECONDS:-60} cargo run -p hezi-fuzz -- all
 
 step "unit, integration and end-to-end tests"
 # The e2e tests start many short containers; two threads per core keeps a small VM responsive.
