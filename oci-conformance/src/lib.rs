@@ -453,3 +453,23 @@ pub fn cgroup_of(pid: i64, controller: &str) -> Option<String> {
         ctrls.split(',').any(|c| c == controller).then(|| path.to_string())
     })
 }
+
+/// `run` a bundle whose process is `sh -c script`, edited by `edit`; returns its stdout (the
+/// container must exit 0).
+pub fn sh_out(edit: impl FnOnce(&mut Bundle), script: &str) -> String {
+    let rt = Runtime::new();
+    let mut bundle = Bundle::sh(script);
+    edit(&mut bundle);
+    rt.run_ok(&bundle)
+}
+
+/// Whether a bundle edited by `edit` is refused: by `create`, or, for runtimes that defer
+/// checks of `process` to it, by `start`. Nothing may be left either way: the Runtime's drop
+/// force-deletes whatever was created.
+pub fn create_fails(edit: impl FnOnce(&mut Bundle)) -> bool {
+    let rt = Runtime::new();
+    let mut bundle = Bundle::new(&["true"]);
+    edit(&mut bundle);
+    let id = unique_id("bad");
+    !rt.create(&bundle, &id).success() || !rt.start(&id).success()
+}

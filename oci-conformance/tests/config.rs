@@ -1,31 +1,8 @@
 //! config.md: specification version, root, mounts, process, user, hostname, domainname,
 //! annotations, extensibility and valid values. Hooks are in hooks.rs.
 
-use oci_conformance::{require, unique_id, Bundle, Runtime};
+use oci_conformance::{create_fails, require, sh_out, unique_id, Bundle, Runtime};
 use serde_json::json;
-
-/// `run` a bundle whose process is `sh -c script` and return its stdout (it must exit 0).
-fn sh_out(edit: impl FnOnce(&mut Bundle), script: &str) -> String {
-    let rt = Runtime::new();
-    let mut bundle = Bundle::sh(script);
-    edit(&mut bundle);
-    rt.run_ok(&bundle)
-}
-
-/// Whether `create` of a bundle edited by `edit` fails (then nothing may be left: the Runtime's
-/// drop force-deletes whatever was created).
-fn create_fails(edit: impl FnOnce(&mut Bundle)) -> bool {
-    let rt = Runtime::new();
-    let mut bundle = Bundle::new(&["true"]);
-    edit(&mut bundle);
-    let id = unique_id("bad");
-    let out = rt.create(&bundle, &id);
-    if out.success() {
-        // Some runtimes defer checks of `process` to start; a config they cannot run still errors.
-        return !rt.start(&id).success();
-    }
-    true
-}
 
 /// The mountinfo line (from inside the container) of mount point `dest`.
 fn mountinfo_line(edit: impl FnOnce(&mut Bundle), dest: &str) -> String {

@@ -1,25 +1,8 @@
 //! config-linux.md: filesystems, namespaces, id mappings, devices, cgroups, sysctl, seccomp,
 //! rootfs propagation, masked and read-only paths, personality.
 
-use oci_conformance::{cgroup_of, ns_link, require, unique_id, Bundle, Runtime};
+use oci_conformance::{cgroup_of, create_fails, ns_link, require, sh_out, unique_id, Bundle, Runtime};
 use serde_json::{json, Value};
-
-/// `run` a bundle whose process is `sh -c script`, edited by `edit`; returns its stdout.
-fn sh_out(edit: impl FnOnce(&mut Bundle), script: &str) -> String {
-    let rt = Runtime::new();
-    let mut bundle = Bundle::sh(script);
-    edit(&mut bundle);
-    rt.run_ok(&bundle)
-}
-
-/// Whether create (and, if that passes, start) of a bundle edited by `edit` fails.
-fn create_fails(edit: impl FnOnce(&mut Bundle)) -> bool {
-    let rt = Runtime::new();
-    let mut bundle = Bundle::new(&["true"]);
-    edit(&mut bundle);
-    let id = unique_id("bad");
-    !rt.create(&bundle, &id).success() || !rt.start(&id).success()
-}
 
 /// A created (not started) sleeper container; returns (runtime, bundle, id, host pid).
 fn created(edit: impl FnOnce(&mut Bundle)) -> (Runtime, Bundle, String, i64) {
