@@ -38,45 +38,17 @@ pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
-/// The runtime under test: `RUNTIME`, or `hezi` next to this test executable
-/// (target/<profile>/deps/<test>-<hash> → target/<profile>/hezi).
+/// The runtime under test: `RUNTIME`, or the workspace's own `hezi`.
 pub fn runtime_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("RUNTIME") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("path of the test executable");
-    exe.parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("hezi"))
-        .expect("test executable lives in target/<profile>/deps")
+    std::env::var_os("RUNTIME")
+        .map(PathBuf::from)
+        .unwrap_or_else(hezi_e2e::hezi_bin)
 }
 
 /// Returns false (after saying why) when this test cannot run here: not root, no busybox, or no
 /// runtime binary. Under CI a missing prerequisite panics instead.
 pub fn prerequisites() -> bool {
-    let mut missing = Vec::new();
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        missing.push("root".to_string());
-    }
-    if !Path::new(BUSYBOX).exists() {
-        missing.push(format!("{BUSYBOX} (apt-get install busybox-static)"));
-    }
-    if !runtime_bin().exists() {
-        missing.push(format!(
-            "{} (cargo build -p hezi, or set RUNTIME)",
-            runtime_bin().display()
-        ));
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("needs {}", missing.join(", "));
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}: CI must provide it");
-    }
-    eprintln!("SKIP: {msg}");
-    false
+    hezi_e2e::prerequisites_for(&runtime_bin(), "cargo build -p hezi, or set RUNTIME")
 }
 
 /// Skip the calling test (with a message) unless [`prerequisites`] hold.

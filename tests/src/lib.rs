@@ -21,9 +21,14 @@ const APPLETS: &[&str] = &[
 /// Where the busybox binary comes from (Debian's busybox-static).
 pub const BUSYBOX: &str = "/bin/busybox";
 
-/// Returns false (after saying why) when this test cannot run here: not root, or no busybox.
-/// Under CI a missing prerequisite panics instead.
+/// Returns false (after saying why) when this test cannot run here: not root, no busybox, or no
+/// hezi binary. Under CI a missing prerequisite panics instead.
 pub fn prerequisites() -> bool {
+    prerequisites_for(&hezi_bin(), "cargo build -p hezi first")
+}
+
+/// [`prerequisites`] for tests that drive `binary` (built or installed as `how` says).
+pub fn prerequisites_for(binary: &Path, how: &str) -> bool {
     let mut missing = Vec::new();
     if !nix_is_root() {
         missing.push("root".to_string());
@@ -31,8 +36,8 @@ pub fn prerequisites() -> bool {
     if !Path::new(BUSYBOX).exists() {
         missing.push(format!("{BUSYBOX} (apt-get install busybox-static)"));
     }
-    if !hezi_bin().exists() {
-        missing.push(format!("{} (cargo build -p hezi first)", hezi_bin().display()));
+    if !binary.exists() {
+        missing.push(format!("{} ({how})", binary.display()));
     }
     if missing.is_empty() {
         return true;
