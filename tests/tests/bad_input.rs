@@ -46,7 +46,15 @@ const CASES: &[Case] = &[
     Case {
         name: "missing executable",
         edit: Edit::Json(|c| c["process"]["args"] = json!(["/bin/no-such-program", "x"])),
-        want: &["\"/bin/no-such-program\"", "no such executable"],
+        want: &[
+            "\"/bin/no-such-program\"",
+            "stat /bin/no-such-program: no such file or directory",
+        ],
+    },
+    Case {
+        name: "program without the execute bit",
+        edit: Edit::Json(|c| c["process"]["args"] = json!(["/etc/passwd"])),
+        want: &["exec: \"/etc/passwd\": permission denied"],
     },
     Case {
         name: "executable not in PATH",
