@@ -1,0 +1,52 @@
+//! runc behaviour that containerd's runc shim and podman depend on, checked on hezi's command
+//! line directly (the containerd_runc_shim and podman tests show the same through the clients).
+
+use std::time::Duration;
+
+use hezi_e2e::containerd::wait_for;
+use hezi_e2e::{assert_nothing_left, process_with_cmdline, require, unique_id, Bundle, Hezi};
+
+/// `kill` of a stopped container fails in runc's words, which the shim reads as "already
+/// finished"; `kill --all` of one succeeds, as in runc.
+#[test]
+fn kill_of_a_stopped_container() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["true"]);
+    let id = unique_id("killstopped");
+    h.create(&b, &id);
+    h.ok(&["start", &id]);
+    h.wait_status(&id, "stopped");
+    let out = h.cmd(&["kill", &id, "KILL"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("container not running"), "{err}");
+    h.ok(&["kill", "--all", &id, "KILL"]);
+    h.ok(&["delete", &id]);
+    assert_nothing_left(&h, &id, &b, None);
+}
+
+/// An init in a shared pid namespace leaves its children when it exits; `kill --all` on the
+/// stopped container reaches them through its cgroup (what containerd's shim does on exit).
+#[test]
+fn kill_all_reaches_the_children_of_an_exited_init() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["sh", "-c", "sleep 1301 & exit 0"]);
+    b.namespaces(&["mount", "ipc", "uts", "network"]);
+    let id = unique_id("orphans");
+    h.create(&b, &id);
+    h.ok(&["start", &id]);
+    h.wait_status(&id, "stopped");
+    assert!(
+        wait_for(Duration::from_secs(10), || process_with_cmdline("sleep 1301").is_some()),
+        "the init's child runs on"
+    );
+    h.ok(&["kill", "--all", &id, "KILL"]);
+    assert!(
+        wait_for(Duration::from_secs(10), || process_with_cmdline("sleep 1301").is_none()),
+        "kill --all killed the child"
+    );
+    h.ok(&["delete", &id]);
+    assert_nothing_left(&h, &id, &b, Some("sleep 1301"));
+}
