@@ -50,3 +50,51 @@ fn kill_all_reaches_the_children_of_an_exited_init() {
     h.ok(&["delete", &id]);
     assert_nothing_left(&h, &id, &b, Some("sleep 1301"));
 }
+
+/// `exec --apparmor` and `--process-label` set the exec'd process's settings: applied where the
+/// host has the module, refused clearly where it has not ("unconfined" works anywhere).
+#[test]
+fn exec_apparmor_and_process_label() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["sleep", "1302"]);
+    let id = unique_id("execlsm");
+    h.create(&b, &id);
+    h.ok(&["start", &id]);
+    let out = h.ok(&[
+        "exec",
+        "--apparmor",
+        "unconfined",
+        &id,
+        "sh",
+        "-c",
+        "cat /proc/self/attr/current 2>/dev/null; echo; echo ran",
+    ]);
+    assert!(out.ends_with("ran\n"), "{out}");
+    let apparmor = std::fs::read("/sys/module/apparmor/parameters/enabled").is_ok_and(|v| v.starts_with(b"Y"));
+    if apparmor {
+        assert!(out.starts_with("unconfined"), "{out}");
+    } else {
+        let out = h.cmd(&["exec", "--apparmor", "hezi-profile", &id, "true"]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("apparmorProfile \"hezi-profile\"") && err.contains("not enabled"),
+            "{err}"
+        );
+    }
+    if !std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        let out = h.cmd(&[
+            "exec",
+            "--process-label",
+            "system_u:system_r:container_t:s0",
+            &id,
+            "true",
+        ]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("selinux is disabled or not supported"), "{err}");
+    }
+    h.ok(&["delete", "--force", &id]);
+    assert_nothing_left(&h, &id, &b, Some("sleep 1302"));
+}
