@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{json, Value};
 
+pub mod containerd;
+
 /// The busybox applets every test rootfs gets as symlinks.
 const APPLETS: &[&str] = &[
     "sh", "cat", "echo", "sleep", "true", "false", "ls", "grep", "wc", "head", "id", "kill", "mkdir", "touch",
