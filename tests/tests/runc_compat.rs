@@ -27,9 +27,10 @@ fn kill_of_a_stopped_container() {
 }
 
 /// An init in a shared pid namespace leaves its children when it exits; `kill --all` on the
-/// stopped container reaches them through its cgroup (what containerd's shim does on exit).
+/// stopped container reaches them through its cgroup (what containerd's shim does on exit), and
+/// `delete` kills what is left.
 #[test]
-fn kill_all_reaches_the_children_of_an_exited_init() {
+fn children_of_an_exited_init_die_by_kill_all_or_delete() {
     require!();
     let h = Hezi::new();
     let mut b = Bundle::busybox(&["sh", "-c", "sleep 1301 & exit 0"]);
@@ -49,6 +50,21 @@ fn kill_all_reaches_the_children_of_an_exited_init() {
     );
     h.ok(&["delete", &id]);
     assert_nothing_left(&h, &id, &b, Some("sleep 1301"));
+
+    // `delete` alone kills them too (podman --pid host deletes without kill --all), or the
+    // cgroup could not be removed and the container would stay.
+    let mut b = Bundle::busybox(&["sh", "-c", "sleep 1303 & exit 0"]);
+    b.namespaces(&["mount", "ipc", "uts", "network"]);
+    let id = unique_id("orphans");
+    h.create(&b, &id);
+    h.ok(&["start", &id]);
+    h.wait_status(&id, "stopped");
+    assert!(
+        wait_for(Duration::from_secs(10), || process_with_cmdline("sleep 1303").is_some()),
+        "the init's child runs on"
+    );
+    h.ok(&["delete", &id]);
+    assert_nothing_left(&h, &id, &b, Some("sleep 1303"));
 }
 
 /// `exec --apparmor` and `--process-label` set the exec'd process's settings: applied where the
