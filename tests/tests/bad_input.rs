@@ -89,10 +89,21 @@ const CASES: &[Case] = &[
             push_mount(
                 c,
                 json!({ "destination": "/x", "type": "tmpfs", "source": "tmpfs",
-                                                     "options": ["tmpcopyup"] }),
+                                                     "options": ["idmap"] }),
             )
         }),
-        want: &["mount /x", "tmpcopyup is not supported"],
+        want: &["mount /x", "idmap is not supported"],
+    },
+    Case {
+        name: "tmpcopyup on a mount that is not tmpfs",
+        edit: Edit::Json(|c| {
+            push_mount(
+                c,
+                json!({ "destination": "/x", "type": "bind", "source": "/tmp",
+                                                     "options": ["rbind", "tmpcopyup"] }),
+            )
+        }),
+        want: &["mount /x", "tmpcopyup is only for tmpfs"],
     },
     Case {
         name: "unknown namespace",

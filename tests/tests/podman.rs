@@ -343,3 +343,18 @@ fn terminal_for_run() {
     assert!(out.contains("/dev/pts/0"), "{out:?}");
     assert!(out.contains("tty-run-ok"), "{out:?}");
 }
+
+/// `--read-only` puts a tmpfs on /run, /tmp and /var/tmp, and `--tmpfs` one where asked, both
+/// with runc's `tmpcopyup`: the image's files are there, and writable.
+#[test]
+fn read_only_root_and_tmpfs_with_copy_up() {
+    let Some(p) = Podman::setup() else { return };
+    let out = p.run(
+        &["--rm", "--read-only", "--tmpfs", "/etc:size=1m"],
+        &["sh", "-c", "touch /x 2>/dev/null || echo root-ro; touch /tmp/y && echo tmp-rw; head -1 /etc/group; echo ok > /etc/z && cat /etc/z"],
+    );
+    assert_eq!(
+        out.ok("podman run --read-only --tmpfs"),
+        "root-ro\ntmp-rw\nroot:x:0:\nok\n"
+    );
+}

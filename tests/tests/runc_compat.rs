@@ -114,3 +114,35 @@ fn exec_apparmor_and_process_label() {
     h.ok(&["delete", "--force", &id]);
     assert_nothing_left(&h, &id, &b, Some("sleep 1302"));
 }
+
+/// runc's `tmpcopyup` (podman's `--tmpfs` and `--read-only`): the tmpfs starts with a copy of
+/// the directory it covers (files, modes, owners, symlinks as links), and is writable.
+#[test]
+fn tmpfs_with_tmpcopyup_starts_with_the_covered_content() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "grep ' /etc ' /proc/mounts | cut -d' ' -f3; head -1 /etc/passwd; readlink /etc/link; \
+         stat -c '%a %u:%g' /etc/secret; echo new > /etc/new && cat /etc/new",
+    ]);
+    let etc = b.rootfs().join("etc");
+    std::os::unix::fs::symlink("/proc/self/mounts", etc.join("link")).unwrap();
+    std::fs::write(etc.join("secret"), "s").unwrap();
+    std::os::unix::fs::chown(etc.join("secret"), Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(etc.join("secret"), std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    let mounts = b.config["mounts"].as_array_mut().expect("spec mounts");
+    mounts.push(
+        serde_json::json!({ "destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                                    "options": ["rw", "nosuid", "nodev", "tmpcopyup"] }),
+    );
+    let id = unique_id("copyup");
+    let out = h.run_ok(&b, &id);
+    assert_eq!(
+        out,
+        "tmpfs\nroot:x:0:0:root:/:/bin/sh\n/proc/self/mounts\n640 65534:65534\nnew\n"
+    );
+    assert!(!etc.join("new").exists(), "the write went to the tmpfs");
+    assert_nothing_left(&h, &id, &b, None);
+}
