@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{json, Value};
 
+pub mod containerd;
+
 /// The busybox applets every test rootfs gets as symlinks in /bin.
 const APPLETS: &[&str] = &[
     "sh", "cat", "echo", "sleep", "true", "false", "ls", "grep", "wc", "head", "id", "kill", "mkdir", "touch",
@@ -18,6 +20,7 @@ const APPLETS: &[&str] = &[
     "nproc", "taskset", "ionice", "date", "uname", "tr", "cut", "awk", "sed", "seq", "dd", "mknod", "chroot", "mkfifo",
     "rmdir",
 ];
+
 /// Where the busybox binary comes from (Debian's busybox-static).
 pub const BUSYBOX: &str = "/bin/busybox";
 

@@ -46,7 +46,15 @@ const CASES: &[Case] = &[
     Case {
         name: "missing executable",
         edit: Edit::Json(|c| c["process"]["args"] = json!(["/bin/no-such-program", "x"])),
-        want: &["\"/bin/no-such-program\"", "no such executable"],
+        want: &[
+            "\"/bin/no-such-program\"",
+            "stat /bin/no-such-program: no such file or directory",
+        ],
+    },
+    Case {
+        name: "program without the execute bit",
+        edit: Edit::Json(|c| c["process"]["args"] = json!(["/etc/passwd"])),
+        want: &["exec: \"/etc/passwd\": permission denied"],
     },
     Case {
         name: "executable not in PATH",
@@ -81,10 +89,21 @@ const CASES: &[Case] = &[
             push_mount(
                 c,
                 json!({ "destination": "/x", "type": "tmpfs", "source": "tmpfs",
-                                                     "options": ["tmpcopyup"] }),
+                                                     "options": ["idmap"] }),
             )
         }),
-        want: &["mount /x", "tmpcopyup is not supported"],
+        want: &["mount /x", "idmap is not supported"],
+    },
+    Case {
+        name: "tmpcopyup on a mount that is not tmpfs",
+        edit: Edit::Json(|c| {
+            push_mount(
+                c,
+                json!({ "destination": "/x", "type": "bind", "source": "/tmp",
+                                                     "options": ["rbind", "tmpcopyup"] }),
+            )
+        }),
+        want: &["mount /x", "tmpcopyup is only for tmpfs"],
     },
     Case {
         name: "unknown namespace",

@@ -27,7 +27,7 @@ impl Runtime {
             Err(e) => return Err(e),
         };
         match self.status(&st) {
-            Status::Stopped => {}
+            Status::Stopped => self.kill_leftovers(&st)?,
             // runc deletes a created container by killing its waiting init.
             Status::Created => self.kill_and_wait(&st)?,
             Status::Creating if force => {}
@@ -62,6 +62,21 @@ impl Runtime {
             Err(e) => return Err(e),
         }
         wait_gone(Pid::from_raw(st.pid), st.init_start_time)
+    }
+
+    /// Kill what a stopped container's cgroup still holds, as runc does before removing it: an
+    /// init that shared another pid namespace leaves its children running (podman --pid host),
+    /// and the cgroup cannot go while they live. With its own pid namespace there is nothing.
+    fn kill_leftovers(&self, st: &ContainerState) -> Result<()> {
+        let Some(cfg) = &st.cgroup else { return Ok(()) };
+        let m = cgroups::manager(cfg).map_err(cgroup_err)?;
+        if m.pids().map_err(cgroup_err)?.is_empty() {
+            return Ok(());
+        }
+        m.kill_all(Signal::SIGKILL as i32).map_err(cgroup_err)?;
+        // Removing the cgroup (destroy) waits for them to be gone.
+        let _ = m.thaw();
+        Ok(())
     }
 
     fn destroy(&self, st: &ContainerState) -> Result<()> {

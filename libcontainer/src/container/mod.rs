@@ -104,7 +104,10 @@ impl Runtime {
     pub fn kill(&self, id: &str, signal: Signal, all: bool) -> Result<()> {
         let st = self.load(id)?;
         let status = self.status(&st);
-        if matches!(status, Status::Stopped | Status::Creating) {
+        // With --all a stopped container is signalled too, as runc does: one that shares another
+        // pid namespace leaves its init's children behind, and containerd's runc shim kills them
+        // with `kill --all` once the init has exited.
+        if status == Status::Creating || (status == Status::Stopped && !all) {
             return Err(Error::WrongState {
                 id: id.into(),
                 op: "kill",
@@ -112,11 +115,14 @@ impl Runtime {
             });
         }
         if all {
-            if let Some(cfg) = &st.cgroup {
-                return cgroups::manager(cfg)
+            return match &st.cgroup {
+                Some(cfg) => cgroups::manager(cfg)
                     .and_then(|m| m.kill_all(signal as i32))
-                    .map_err(cgroup_err);
-            }
+                    .map_err(cgroup_err),
+                // No cgroup to find the processes in: only the init is ours to signal.
+                None if status == Status::Stopped => Ok(()),
+                None => signal_init(&st, signal),
+            };
         }
         signal_init(&st, signal)
     }

@@ -15,13 +15,18 @@ fn is_executable(p: &Path) -> bool {
 }
 
 /// Resolve `arg0` against `env`'s PATH. Runs inside the container, after the root switch.
+///
+/// The errors are runc's (Go's exec.LookPath) word for word, because clients classify them by
+/// text: podman exits 127 for "no such file or directory" and "executable file not found in",
+/// 126 for "permission denied".
 pub fn lookup(arg0: &str, env: &[String]) -> Result<PathBuf> {
     if arg0.contains('/') {
         let p = PathBuf::from(arg0);
-        if is_executable(&p) {
-            return Ok(p);
-        }
-        return Err(Error::Other(format!("exec: {arg0:?}: no such executable file")));
+        return match std::fs::metadata(&p) {
+            Err(e) => Err(Error::Other(format!("exec: {arg0:?}: stat {arg0}: {}", errno_text(&e)))),
+            Ok(_) if is_executable(&p) => Ok(p),
+            Ok(_) => Err(Error::Other(format!("exec: {arg0:?}: permission denied"))),
+        };
     }
     let path = env
         .iter()
@@ -40,6 +45,15 @@ pub fn lookup(arg0: &str, env: &[String]) -> Result<PathBuf> {
     )))
 }
 
+/// An I/O error as Go prints an errno: "no such file or directory", not std's
+/// "No such file or directory (os error 2)".
+fn errno_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_lowercase(),
+        None => e.to_string(),
+    }
+}
+
 pub fn cstrings<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Vec<CString>> {
     items
         .into_iter()
@@ -49,4 +63,32 @@ pub fn cstrings<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Vec<CStr
 
 pub fn path_cstring(p: &Path) -> Result<CString> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::InvalidSpec(format!("{p:?} contains a NUL byte")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_errors_are_runcs() {
+        let err = lookup("/no/such/program", &[]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "exec: \"/no/such/program\": stat /no/such/program: no such file or directory"
+        );
+        // A file without the execute bit, and a directory.
+        let file = std::env::temp_dir().join(format!("hezi-lookup-{}", std::process::id()));
+        std::fs::write(&file, "not a program").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = lookup(file.to_str().unwrap(), &[]).unwrap_err().to_string();
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(err, format!("exec: {:?}: permission denied", file.to_str().unwrap()));
+        let err = lookup("/etc", &[]).unwrap_err().to_string();
+        assert_eq!(err, "exec: \"/etc\": permission denied");
+        let err = lookup("no-such-program", &["PATH=/bin".into()])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "exec: \"no-such-program\": executable file not found in $PATH");
+        assert_eq!(lookup("sh", &["PATH=/nope:/bin".into()]).unwrap(), Path::new("/bin/sh"));
+    }
 }

@@ -2,6 +2,7 @@
 //! made read-only afterwards. Runs in the init, inside its new mount namespace.
 
 pub mod cgroupfs;
+pub mod copyup;
 pub mod devices;
 pub mod mounts;
 pub mod options;

@@ -35,6 +35,12 @@ fn mount_one(root: &Root, bundle: &Path, m: &Mount, cgroups: Option<&CgroupMount
     let opts = options::parse(m.options().as_deref().unwrap_or(&[]))
         .map_err(|e| Error::InvalidSpec(format!("mount {}: {e}", m.destination().display())))?;
     let dest = relative(m.destination());
+    if opts.copy_up && typ != "tmpfs" {
+        return Err(Error::InvalidSpec(format!(
+            "mount {}: tmpcopyup is only for tmpfs, not {typ:?}",
+            m.destination().display()
+        )));
+    }
     if typ == "cgroup" || typ == "cgroup2" {
         let cg = cgroups.ok_or_else(|| Error::Other("cgroup mount requested without a cgroup plan".into()))?;
         return cg.mount(root, dest, &opts);
@@ -68,7 +74,25 @@ fn mount_one(root: &Root, bundle: &Path, m: &Mount, cgroups: Option<&CgroupMount
         let label = label.filter(|_| crate::lsm::labels_mount(typ));
         let data = crate::lsm::mount_data(&opts.data, label);
         let data = (!data.is_empty()).then_some(data.as_str());
-        let flags = opts.flags - MsFlags::MS_REMOUNT;
+        let mut flags = opts.flags - MsFlags::MS_REMOUNT;
+        // tmpcopyup: open the directory before the tmpfs covers it; a read-only tmpfs is made
+        // read-only after the copy.
+        let covered = if opts.copy_up {
+            let fd = nix::fcntl::openat(
+                dst.as_fd(),
+                ".",
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::sys(format!("tmpcopyup: open {}", m.destination().display()), e))?;
+            Some(fd)
+        } else {
+            None
+        };
+        let read_only = covered.is_some() && flags.contains(MsFlags::MS_RDONLY);
+        if read_only {
+            flags -= MsFlags::MS_RDONLY;
+        }
         match mount(Some(source), &fd_path(dst.as_fd()), Some(typ), flags, data) {
             Ok(()) => {}
             // sysfs cannot be mounted from a user namespace that does not own the network
@@ -80,6 +104,15 @@ fn mount_one(root: &Root, bundle: &Path, m: &Mount, cgroups: Option<&CgroupMount
                 remount_bind(root, dest, flags | MsFlags::MS_RDONLY).ctx(|| what("remount"))?;
             }
             Err(e) => return Err(Error::sys(format!("{} (type {typ})", what("mount")), e)),
+        }
+        if let Some(covered) = covered {
+            let fresh = root.dir(dest)?;
+            super::copyup::copy_tree(covered.as_fd(), fresh.as_fd(), m.destination())?;
+            if read_only {
+                let fd = root.open_path(dest, OFlag::empty()).ctx(|| what("open"))?;
+                let remount = flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+                mount(None::<&str>, &fd_path(fd.as_fd()), None::<&str>, remount, data).ctx(|| what("remount"))?;
+            }
         }
     }
     apply_propagation(root, dest, &opts).ctx(|| what("set propagation of"))

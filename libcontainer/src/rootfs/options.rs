@@ -13,6 +13,8 @@ pub struct Options {
     pub data: String,
     pub bind: bool,
     pub recursive: bool,
+    /// runc's `tmpcopyup`: the new tmpfs starts with a copy of the directory it covers.
+    pub copy_up: bool,
 }
 
 impl Default for Options {
@@ -23,6 +25,7 @@ impl Default for Options {
             data: String::new(),
             bind: false,
             recursive: false,
+            copy_up: false,
         }
     }
 }
@@ -77,9 +80,11 @@ pub fn parse(options: &[String]) -> Result<Options, String> {
                 o.recursive = true;
                 (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty())
             }
-            // runc's extension: copy the image's content into a new tmpfs. Not done yet, and
-            // silently mounting an empty tmpfs instead would hide files, so say so.
-            "tmpcopyup" => return Err("mount option tmpcopyup is not supported yet".into()),
+            // runc's extension: copy the image's content into a new tmpfs (see copyup.rs).
+            "tmpcopyup" => {
+                o.copy_up = true;
+                continue;
+            }
             "idmap" | "ridmap" => {
                 return Err(format!("mount option {opt} is not supported yet"));
             }
@@ -149,6 +154,13 @@ mod tests {
         let o = p(&["rbind", "ro"]);
         assert!(o.bind && o.recursive);
         assert_eq!(o.bind_remount_flags(), MsFlags::MS_RDONLY);
+    }
+
+    #[test]
+    fn tmpcopyup_is_not_mount_data() {
+        let o = p(&["rw", "nosuid", "tmpcopyup", "size=1m"]);
+        assert!(o.copy_up);
+        assert_eq!(o.data, "size=1m");
     }
 
     #[test]

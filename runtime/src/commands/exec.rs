@@ -39,7 +39,8 @@ fn parse_id(s: &str, what: &str) -> Result<u32, Failure> {
     s.parse().map_err(|_| bad(format!("invalid {what} {s:?}")))
 }
 
-/// The process to run: `-p FILE` as is, or the container's process with the command and flags.
+/// The process to run: `-p FILE` as is (runc ignores the other process flags then), or the
+/// container's process with the command and flags.
 fn build_process(a: &cli::Args, base: Option<Process>, command: &[String]) -> Result<Process, Failure> {
     if let Some(path) = a.value("p") {
         let text = std::fs::read(path).map_err(|e| Failure::Error(format!("read {path}: {e}")))?;
@@ -96,6 +97,14 @@ fn build_process(a: &cli::Args, base: Option<Process>, command: &[String]) -> Re
     if a.is_set("no-new-privs") {
         p.set_no_new_privileges(Some(true));
     }
+    // libcontainer applies them at the exec, or refuses them up front on a host without the
+    // module (lsm::check_process).
+    if let Some(profile) = a.value("apparmor") {
+        p.set_apparmor_profile(Some(profile.to_string()));
+    }
+    if let Some(label) = a.value("process-label") {
+        p.set_selinux_label(Some(label.to_string()));
+    }
     Ok(p)
 }
 
@@ -105,10 +114,8 @@ pub fn exec(g: &Global, args: &[String]) -> Result<(), Failure> {
         .positional
         .split_first()
         .ok_or_else(|| bad("exec: requires the container id"))?;
-    for unsupported in ["apparmor", "process-label", "cgroup"] {
-        if a.value(unsupported).is_some() {
-            return Err(Failure::Error(format!("exec --{unsupported} is not supported yet")));
-        }
+    if a.value("cgroup").is_some() {
+        return Err(Failure::Error("exec --cgroup is not supported yet".into()));
     }
     let rt = super::runtime(g)?;
     let base = if a.value("p").is_none() {
@@ -165,5 +172,39 @@ pub fn exec(g: &Global, args: &[String]) -> Result<(), Failure> {
         Ok(0) => Ok(()),
         Ok(code) => Err(Failure::Exit(code)),
         Err(e) => Err(Failure::Error(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> cli::Args {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        cli::parse(&args, FLAGS, true).unwrap()
+    }
+
+    #[test]
+    fn lsm_flags_set_the_process_settings() {
+        let a = parse(&[
+            "--apparmor",
+            "hezi-profile",
+            "--process-label",
+            "system_u:system_r:container_t:s0",
+            "id",
+        ]);
+        let p = build_process(&a, Some(Process::default()), &["true".to_string()])
+            .ok()
+            .unwrap();
+        assert_eq!(p.apparmor_profile().as_deref(), Some("hezi-profile"));
+        assert_eq!(p.selinux_label().as_deref(), Some("system_u:system_r:container_t:s0"));
+        // Without the flags the container's own settings stay.
+        let mut base = Process::default();
+        base.set_apparmor_profile(Some("from-spec".into()));
+        let p = build_process(&parse(&["id"]), Some(base), &["true".to_string()])
+            .ok()
+            .unwrap();
+        assert_eq!(p.apparmor_profile().as_deref(), Some("from-spec"));
+        assert_eq!(p.selinux_label(), &None);
     }
 }
