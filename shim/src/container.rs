@@ -75,7 +75,13 @@ fn console_pair(terminal: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>), St
 }
 
 /// Create container `id` from `bundle` with the init's stdio from `io`.
-pub fn spawn_init(rt: &Runtime, id: &str, bundle: &std::path::Path, stdio: helper::Stdio, terminal: bool) -> Result<Spawned, String> {
+pub fn spawn_init(
+    rt: &Runtime,
+    id: &str,
+    bundle: &std::path::Path,
+    stdio: helper::Stdio,
+    terminal: bool,
+) -> Result<Spawned, String> {
     let (ours, theirs) = console_pair(terminal)?;
     let opts = CreateOptions {
         bundle: bundle.to_path_buf(),
@@ -98,7 +104,10 @@ pub fn spawn_init(rt: &Runtime, id: &str, bundle: &std::path::Path, stdio: helpe
 
 /// Start exec'd process `p` in container `id`.
 pub fn spawn_exec(rt: &Runtime, id: &str, p: &Process, stdio: helper::Stdio) -> Result<Spawned, String> {
-    let spec = p.spec.clone().ok_or_else(|| format!("exec {}: no process spec", p.exec_id))?;
+    let spec = p
+        .spec
+        .clone()
+        .ok_or_else(|| format!("exec {}: no process spec", p.exec_id))?;
     let (ours, theirs) = console_pair(p.io_cfg.terminal)?;
     let opts = ExecOptions {
         process: spec,

@@ -92,7 +92,10 @@ fn run(rx: Receiver<ForwardRequest>, address: &str) {
                     break;
                 }
                 Err(e) if started.elapsed() > GIVE_UP_AFTER => {
-                    log::error!("containerd at {address} unreachable ({e}); dropped event {}", req.envelope.topic);
+                    log::error!(
+                        "containerd at {address} unreachable ({e}); dropped event {}",
+                        req.envelope.topic
+                    );
                     break;
                 }
                 Err(e) => {

@@ -48,9 +48,9 @@ pub fn start(on_exit: impl Fn(i32, u32) + Send + 'static) -> std::io::Result<()>
                 on_exit(pid, code);
             }
             // Blocks until the next SIGCHLD (coalesced ones included: reap_all drains them all).
-            if signals.wait().next().is_none() {
-                break;
-            }
+            // The wake-up may carry no signal: a forked helper inherits the signal handler and
+            // its own SIGCHLD writes to the same wake-up pipe. Reaping once more is harmless.
+            signals.wait().for_each(drop);
         }
     })?;
     Ok(())
@@ -82,7 +82,10 @@ mod tests {
     fn codes_follow_containerd() {
         let p = Pid::from_raw(7);
         assert_eq!(exit_code(WaitStatus::Exited(p, 3)), Some((7, 3)));
-        assert_eq!(exit_code(WaitStatus::Signaled(p, Signal::SIGKILL, false)), Some((7, 137)));
+        assert_eq!(
+            exit_code(WaitStatus::Signaled(p, Signal::SIGKILL, false)),
+            Some((7, 137))
+        );
         assert_eq!(exit_code(WaitStatus::StillAlive), None);
     }
 }

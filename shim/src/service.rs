@@ -44,11 +44,14 @@ fn lc_error(e: libcontainer::Error) -> TtrpcError {
     status(code, e.to_string())
 }
 
+/// Every process the shim made, by pid: what the reaper's exits are matched against.
+type PidMap = HashMap<i32, (Arc<Container>, Arc<Process>)>;
+
 pub struct Inner {
     rt: Runtime,
     namespace: String,
     containers: Mutex<HashMap<String, Arc<Container>>>,
-    pids: Mutex<HashMap<i32, (Arc<Container>, Arc<Process>)>>,
+    pids: Mutex<PidMap>,
     events: Arc<Events>,
     exit: Arc<ExitSignal>,
 }
@@ -91,7 +94,7 @@ impl Inner {
         self.containers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn pids(&self) -> MutexGuard<'_, HashMap<i32, (Arc<Container>, Arc<Process>)>> {
+    fn pids(&self) -> MutexGuard<'_, PidMap> {
         self.pids.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -104,9 +107,12 @@ impl Inner {
 
     fn process(&self, id: &str, exec_id: &str) -> TtrpcResult<(Arc<Container>, Arc<Process>)> {
         let c = self.container(id)?;
-        let p = c
-            .process(exec_id)
-            .ok_or_else(|| status(Code::NOT_FOUND, format!("process {exec_id} of container {id} not found")))?;
+        let p = c.process(exec_id).ok_or_else(|| {
+            status(
+                Code::NOT_FOUND,
+                format!("process {exec_id} of container {id} not found"),
+            )
+        })?;
         Ok((c, p))
     }
 
@@ -193,7 +199,10 @@ impl Inner {
         let (c, p) = self.process(id, exec_id)?;
         let _order = p.lifecycle();
         if p.state().phase != Phase::Created {
-            return Err(status(Code::FAILED_PRECONDITION, format!("process {id}/{exec_id} already started")));
+            return Err(status(
+                Code::FAILED_PRECONDITION,
+                format!("process {id}/{exec_id} already started"),
+            ));
         }
         if exec_id.is_empty() {
             self.rt.start(id).map_err(lc_error)?;
@@ -238,7 +247,10 @@ impl Inner {
         };
         if !exec_id.is_empty() {
             if p.state().phase == Phase::Running {
-                return Err(status(Code::FAILED_PRECONDITION, format!("exec {exec_id} is still running")));
+                return Err(status(
+                    Code::FAILED_PRECONDITION,
+                    format!("exec {exec_id} is still running"),
+                ));
             }
             c.execs().remove(exec_id);
             let st = p.state();
@@ -246,7 +258,10 @@ impl Inner {
         }
         let phase = p.state().phase;
         if phase == Phase::Running && p.state().exit.is_none() {
-            return Err(status(Code::FAILED_PRECONDITION, format!("container {id} is still running")));
+            return Err(status(
+                Code::FAILED_PRECONDITION,
+                format!("container {id} is still running"),
+            ));
         }
         // A created (never started) init is killed by libcontainer's delete.
         match self.rt.delete(id, phase == Phase::Created) {
@@ -312,7 +327,11 @@ impl Inner {
             }
         }
         Ok(api::StateResponse {
-            id: if exec_id.is_empty() { id.to_string() } else { exec_id.to_string() },
+            id: if exec_id.is_empty() {
+                id.to_string()
+            } else {
+                exec_id.to_string()
+            },
             bundle: c.bundle.display().to_string(),
             pid: st.pid as u32,
             status: status.into(),
@@ -401,8 +420,12 @@ impl Task for Service {
 
     fn exec(&self, _ctx: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
         let c = self.inner.container(&req.id)?;
-        let spec: oci_spec::runtime::Process = serde_json::from_slice(&req.spec.value)
-            .map_err(|e| status(Code::INVALID_ARGUMENT, format!("exec {}: process spec: {e}", req.exec_id)))?;
+        let spec: oci_spec::runtime::Process = serde_json::from_slice(&req.spec.value).map_err(|e| {
+            status(
+                Code::INVALID_ARGUMENT,
+                format!("exec {}: process spec: {e}", req.exec_id),
+            )
+        })?;
         let cfg = IoConfig {
             stdin: req.stdin.clone(),
             stdout: req.stdout.clone(),
@@ -412,9 +435,15 @@ impl Task for Service {
         {
             let mut execs = c.execs();
             if execs.contains_key(&req.exec_id) {
-                return Err(status(Code::ALREADY_EXISTS, format!("exec {} already exists", req.exec_id)));
+                return Err(status(
+                    Code::ALREADY_EXISTS,
+                    format!("exec {} already exists", req.exec_id),
+                ));
             }
-            execs.insert(req.exec_id.clone(), Arc::new(Process::new(&req.exec_id, cfg, Some(spec))));
+            execs.insert(
+                req.exec_id.clone(),
+                Arc::new(Process::new(&req.exec_id, cfg, Some(spec))),
+            );
         }
         self.inner.events.publish(TaskExecAdded {
             container_id: req.id,

@@ -23,7 +23,10 @@ pub struct HeziShim {
 fn sandbox_id(dir: &Path) -> Option<String> {
     let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
     let spec: serde_json::Value = serde_json::from_str(&text).ok()?;
-    spec.get("annotations")?.get(SANDBOX_ANNOTATION)?.as_str().map(str::to_string)
+    spec.get("annotations")?
+        .get(SANDBOX_ANNOTATION)?
+        .as_str()
+        .map(str::to_string)
 }
 
 impl containerd_shim::Shim for HeziShim {

@@ -209,8 +209,14 @@ mod tests {
     #[test]
     fn type_urls() {
         let a = containerd_shim::util::convert_to_any(Box::new(to_v1(&Stats::default()))).ok();
-        assert_eq!(a.map(|a| a.type_url).as_deref(), Some("io.containerd.cgroups.v1.Metrics"));
+        assert_eq!(
+            a.map(|a| a.type_url).as_deref(),
+            Some("io.containerd.cgroups.v1.Metrics")
+        );
         let a = containerd_shim::util::convert_to_any(Box::new(to_v2(&Stats::default()))).ok();
-        assert_eq!(a.map(|a| a.type_url).as_deref(), Some("io.containerd.cgroups.v2.Metrics"));
+        assert_eq!(
+            a.map(|a| a.type_url).as_deref(),
+            Some("io.containerd.cgroups.v2.Metrics")
+        );
     }
 }

@@ -183,10 +183,8 @@ impl Containerd {
             };
             let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            let is_shim = args
-                .first()
-                .is_some_and(|a| a.ends_with(b"containerd-shim-hezi-v2"));
-            if is_shim && args.iter().any(|a| *a == address.as_bytes()) {
+            let is_shim = args.first().is_some_and(|a| a.ends_with(b"containerd-shim-hezi-v2"));
+            if is_shim && args.contains(&address.as_bytes()) {
                 pids.push(pid);
             }
         }
@@ -330,7 +328,8 @@ pub fn oci_archive() -> Vec<u8> {
     a.dir("blobs", 0o755).expect("archive");
     a.dir("blobs/sha256", 0o755).expect("archive");
     for (d, data) in [(&layer_d, &layer), (&config_d, &config), (&manifest_d, &manifest)] {
-        a.file(&format!("blobs/sha256/{}", d.hex()), 0o644, data).expect("archive");
+        a.file(&format!("blobs/sha256/{}", d.hex()), 0o644, data)
+            .expect("archive");
     }
     a.finish().expect("archive tar")
 }
