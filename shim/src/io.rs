@@ -156,6 +156,20 @@ impl ProcessIo {
         }
     }
 
+    /// The process exited: release the stdin copy, which may still wait in open() for a
+    /// client that never attaches (ctr always names a stdin fifo). Opening the fifo's writing
+    /// end ourselves completes that open; the copy then reads EOF and ends.
+    pub fn release_stdin(&self) {
+        self.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if self.cfg.stdin.is_empty() {
+            return;
+        }
+        let _ = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&self.cfg.stdin);
+    }
+
     /// Wait until every output copy has drained (or `timeout`: a process the exited one left
     /// behind may still hold the pipe open).
     pub fn wait_output(&self, timeout: Duration) {

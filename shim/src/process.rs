@@ -78,7 +78,10 @@ impl Process {
     /// Record the exit (first one wins) after the output has drained, and wake Wait.
     pub fn set_exited(&self, code: u32) -> Exit {
         // Outside the state lock: draining can take a moment and State must stay answerable.
-        self.with_io(|io| io.wait_output(Duration::from_secs(2)));
+        self.with_io(|io| {
+            io.release_stdin();
+            io.wait_output(Duration::from_secs(2))
+        });
         let mut st = self.state();
         let exit = *st.exit.get_or_insert(Exit {
             code,

@@ -275,3 +275,49 @@ fn version_flag() {
     assert!(out.status.success());
     assert!(text(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
+
+#[test]
+fn one_shim_per_sandbox() {
+    let Some(c) = Containerd::start() else { return };
+    let annotation = format!("io.kubernetes.cri.sandbox-id=pod-{}", std::process::id());
+    let mut ids = Vec::new();
+    for name in ["pod-a", "pod-b"] {
+        let id = support::id(name);
+        c.ctr(&[
+            "run",
+            "-d",
+            "--annotation",
+            &annotation,
+            "--runtime",
+            RUNTIME,
+            IMAGE,
+            &id,
+            "sleep",
+            "1000",
+        ]);
+        ids.push(id);
+    }
+    assert_eq!(c.shim_pids().len(), 1, "containers of one sandbox share a shim");
+    // Exited exec'd processes leave no threads behind waiting on their stdin fifo.
+    let shim = c.shim_pids()[0];
+    let threads = || {
+        std::fs::read_dir(format!("/proc/{shim}/task"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    c.ctr(&["tasks", "exec", "--exec-id", "x0", &ids[0], "true"]);
+    let before = threads();
+    for i in 1..6 {
+        c.ctr(&["tasks", "exec", "--exec-id", &format!("x{i}"), &ids[0], "true"]);
+    }
+    wait_for("exec threads to end", Duration::from_secs(5), || threads() <= before);
+    remove(&c, &ids[0]);
+    assert_eq!(
+        c.shim_pids().len(),
+        1,
+        "the shim stays for the sandbox's other container"
+    );
+    assert_eq!(task_status(&c, &ids[1]).as_deref(), Some("RUNNING"));
+    remove(&c, &ids[1]);
+    wait_for("the shim to exit", Duration::from_secs(10), || c.shim_pids().is_empty());
+}
