@@ -79,6 +79,15 @@ rss_of() {
     ctr_ run -d --runtime "$runtime" "$image" "$id" sleep 1000 >/dev/null
     sleep 1
     pid=$(pgrep -f -- "$shim .*-address $work/containerd.sock" | head -1)
+    # Breakdown on stderr: anonymous (heap, stacks) versus file-backed (the binary's pages).
+    # Pss shares the binary's and libc's pages among the processes mapping them; USS counts
+    # only this process's own pages.
+    { grep -E '^(RssAnon|RssFile|Threads)' "/proc/$pid/status"; grep -E '^Pss:' "/proc/$pid/smaps_rollup"
+      awk '/^Private_(Clean|Dirty)/ {s += $2} END {print "USS: " s " kB"}' "/proc/$pid/smaps_rollup"; } |
+        tr -s ' \t' ' ' | paste -sd' ' | sed "s/^/  $shim: /" >&2
+    if [ -n "${SHIM_BENCH_SMAPS:-}" ]; then
+        awk '/^[0-9a-f]+-/ {m=$6} /^Rss:/ && $2 > 100 {print "    " $2 " kB " m}' "/proc/$pid/smaps" >&2
+    fi
     awk '/^VmRSS/ {print $2}' "/proc/$pid/status"
     ctr_ tasks kill -s SIGKILL "$id" >/dev/null
     sleep 0.5
