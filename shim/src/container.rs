@@ -1,0 +1,156 @@
+//! One container of this shim: its bundle, its init and exec'd processes, and the operations
+//! that make processes (create, exec start), each through the single-threaded helper.
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use libcontainer::{CreateOptions, ExecOptions, Runtime};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+
+use crate::helper;
+use crate::io::ProcessIo;
+use crate::process::{Phase, Process};
+use crate::reaper::SpawnGuard;
+
+pub struct Container {
+    pub id: String,
+    pub bundle: PathBuf,
+    /// We mounted `bundle/rootfs` (containerd passed mounts) and unmount it at delete.
+    pub mounted_rootfs: bool,
+    pub init: Arc<Process>,
+    execs: Mutex<HashMap<String, Arc<Process>>>,
+    /// Dropping it stops the OOM watcher.
+    pub oom_stop: Mutex<Option<OwnedFd>>,
+}
+
+/// A made process, to be registered with the reaper's pid map while the guard is held.
+pub struct Spawned {
+    pub pid: i32,
+    pub guard: SpawnGuard,
+    console: Option<OwnedFd>,
+}
+
+impl Container {
+    pub fn new(id: &str, bundle: PathBuf, mounted_rootfs: bool, init: Arc<Process>) -> Container {
+        Container {
+            id: id.to_string(),
+            bundle,
+            mounted_rootfs,
+            init,
+            execs: Mutex::new(HashMap::new()),
+            oom_stop: Mutex::new(None),
+        }
+    }
+
+    pub fn execs(&self) -> MutexGuard<'_, HashMap<String, Arc<Process>>> {
+        self.execs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The process `exec_id` names ("" is the init).
+    pub fn process(&self, exec_id: &str) -> Option<Arc<Process>> {
+        if exec_id.is_empty() {
+            Some(Arc::clone(&self.init))
+        } else {
+            self.execs().get(exec_id).cloned()
+        }
+    }
+}
+
+/// A socket pair for a terminal: the child end goes to libcontainer as the console socket, the
+/// pty master arrives on ours.
+fn console_pair(terminal: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>), String> {
+    if !terminal {
+        return Ok((None, None));
+    }
+    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(|e| format!("console socket pair: {e}"))?;
+    // Never hang a request on a master that does not come.
+    let timeout = nix::sys::time::TimeVal::new(10, 0);
+    nix::sys::socket::setsockopt(&ours, nix::sys::socket::sockopt::ReceiveTimeout, &timeout)
+        .map_err(|e| format!("console socket timeout: {e}"))?;
+    Ok((Some(ours), Some(theirs)))
+}
+
+/// Create container `id` from `bundle` with the init's stdio from `io`.
+pub fn spawn_init(
+    rt: &Runtime,
+    id: &str,
+    bundle: &std::path::Path,
+    stdio: helper::Stdio,
+    terminal: bool,
+) -> Result<Spawned, String> {
+    let (ours, theirs) = console_pair(terminal)?;
+    let opts = CreateOptions {
+        bundle: bundle.to_path_buf(),
+        console_fd: theirs,
+        ..Default::default()
+    };
+    let guard = SpawnGuard::lock();
+    let pid = helper::run(stdio, || {
+        rt.create(id, &opts)
+            .map(|c| c.pid.as_raw())
+            .map_err(|e| format!("create container {id}: {e}"))
+    })?;
+    drop(opts);
+    Ok(Spawned {
+        pid,
+        guard,
+        console: ours,
+    })
+}
+
+/// Start exec'd process `p` in container `id`.
+pub fn spawn_exec(rt: &Runtime, id: &str, p: &Process, stdio: helper::Stdio) -> Result<Spawned, String> {
+    let spec = p
+        .spec
+        .clone()
+        .ok_or_else(|| format!("exec {}: no process spec", p.exec_id))?;
+    let (ours, theirs) = console_pair(p.io_cfg.terminal)?;
+    let opts = ExecOptions {
+        process: spec,
+        console_socket: None,
+        console_fd: theirs,
+        pid_file: None,
+        preserve_fds: 0,
+        ignore_paused: false,
+    };
+    let guard = SpawnGuard::lock();
+    let pid = helper::run(stdio, || {
+        rt.exec(id, &opts)
+            .map(|e| e.pid.as_raw())
+            .map_err(|e| format!("exec {} in container {id}: {e}", p.exec_id))
+    })?;
+    drop(opts);
+    Ok(Spawned {
+        pid,
+        guard,
+        console: ours,
+    })
+}
+
+impl Spawned {
+    /// After the pid is registered: wire up the terminal if any, hand over the stdio, then let
+    /// the reaper go (so an immediate exit already finds the output copies to wait for).
+    pub fn finish(self, p: &Process, io: ProcessIo, phase: Phase) -> Result<(), String> {
+        {
+            let mut st = p.state();
+            st.pid = self.pid;
+            st.phase = phase;
+        }
+        let attached = match &self.console {
+            Some(sock) => libcontainer::tty::recv_fd(std::os::fd::AsFd::as_fd(sock))
+                .map_err(|e| format!("receive the terminal: {e}"))
+                .and_then(|master| io.attach_console(master)),
+            None => Ok(()),
+        };
+        p.set_io(io);
+        drop(self.guard);
+        attached
+    }
+}
+
+/// How long Delete waits for the reaper to report an init that delete itself killed.
+pub const DELETE_EXIT_WAIT: Duration = Duration::from_secs(5);

@@ -1,0 +1,105 @@
+//! Runs libcontainer's `create` and `exec` in a forked, single-threaded copy of the shim.
+//!
+//! Why not call them on a shim thread: they clone3 the container's process from the caller
+//! with a raw syscall, which (unlike glibc's fork) does not take malloc's or anyone else's
+//! locks first. In the multi-threaded shim the child could inherit a lock another thread
+//! held at that instant and deadlock on its first allocation (`libcontainer::sys::clone3`
+//! says so: "the caller must be single-threaded ... the shim forks a helper first"). glibc's
+//! fork() does make malloc safe in the child, and the helper runs nothing but libcontainer.
+//! It also gives the container process its stdio (dup2 onto 0-2 in the helper, inherited by
+//! the clone), and keeps libcontainer's `set_dumpable(false)` and pid-namespace `setns` off the
+//! shim process itself. The helper prints the new pid (or the error) on a pipe and exits; its
+//! child is then reparented to the shim, a subreaper. No hezi binary is exec'd.
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::unistd::{fork, ForkResult};
+
+/// The fds to make the process's stdin, stdout and stderr (`None`: /dev/null).
+#[derive(Default)]
+pub struct Stdio {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// Fork, set up stdio, run `f` (which returns the new process's pid) in the child, and return
+/// that pid here. The caller holds the reaper's [`crate::reaper::SpawnGuard`].
+pub fn run(stdio: Stdio, f: impl FnOnce() -> Result<i32, String>) -> Result<i32, String> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe for the helper: {e}"))?;
+    let (mut reader, writer) = (std::fs::File::from(r), std::fs::File::from(w));
+    // SAFETY: the child only dup2s fds, runs libcontainer (which allocates: glibc's fork leaves
+    // malloc usable in the child) and leaves through _exit, never returning into the shim's
+    // threads' state. The shim's own locks are not touched on that path.
+    match unsafe { fork() }.map_err(|e| format!("fork the helper: {e}"))? {
+        ForkResult::Child => {
+            drop(reader);
+            let reply = match set_stdio(&stdio) {
+                Ok(()) => {
+                    drop(stdio);
+                    match f() {
+                        Ok(pid) => format!("ok {pid}\n"),
+                        Err(e) => format!("err {}\n", e.replace('\n', " ")),
+                    }
+                }
+                Err(e) => format!("err {}\n", e.replace('\n', " ")),
+            };
+            let mut w = writer;
+            let _ = std::io::Write::write_all(&mut w, reply.as_bytes());
+            drop(w);
+            // SAFETY: _exit ends the helper without running the shim's atexit handlers or
+            // flushing buffers that belong to the parent.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { .. } => {
+            drop(writer);
+            drop(stdio);
+            // One line, not EOF: the container's process inherits the pipe's write end from the
+            // helper and holds it until its execve (close-on-exec), which for an init waits
+            // for Start.
+            let mut reply = String::new();
+            BufReader::new(&mut reader)
+                .read_line(&mut reply)
+                .map_err(|e| format!("read the helper's reply: {e}"))?;
+            parse_reply(reply.trim_end())
+        }
+    }
+}
+
+fn parse_reply(reply: &str) -> Result<i32, String> {
+    match reply.split_once(' ') {
+        Some(("ok", pid)) => pid.parse().map_err(|_| format!("helper: bad pid {pid:?}")),
+        Some(("err", msg)) => Err(msg.to_string()),
+        _ => Err(format!("helper died without a reply ({reply:?})")),
+    }
+}
+
+fn set_stdio(stdio: &Stdio) -> Result<(), String> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("open /dev/null: {e}"))?;
+    for (target, fd) in [(0, &stdio.stdin), (1, &stdio.stdout), (2, &stdio.stderr)] {
+        let src = fd.as_ref().map_or(null.as_raw_fd(), |f| f.as_raw_fd());
+        // SAFETY: dup2 onto a standard descriptor of this (helper) process; the result clears
+        // close-on-exec, so the container process inherits it.
+        if unsafe { libc::dup2(src, target) } < 0 {
+            return Err(format!("dup2 onto fd {target}: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies() {
+        assert_eq!(parse_reply("ok 42"), Ok(42));
+        assert_eq!(parse_reply("err no such file"), Err("no such file".to_string()));
+        assert!(parse_reply("").is_err());
+    }
+}
