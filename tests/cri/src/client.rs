@@ -125,9 +125,14 @@ impl Cri {
     }
 
     pub fn list_pods(&self) -> Vec<String> {
+        self.pods().expect("ListPodSandbox")
+    }
+
+    /// ListPodSandbox that may fail (for cleanup after a failed test, where a panic would abort).
+    pub fn pods(&self) -> CallResult<Vec<String>> {
         let req = cri::ListPodSandboxRequest { filter: None };
-        let r = self.call(self.rs().list_pod_sandbox(req)).expect("ListPodSandbox");
-        r.items.into_iter().map(|p| p.id).collect()
+        let r = self.call(self.rs().list_pod_sandbox(req))?;
+        Ok(r.items.into_iter().map(|p| p.id).collect())
     }
 
     pub fn create_container(

@@ -76,15 +76,32 @@ pub fn prerequisites(handler: Handler) -> bool {
         eprintln!("SKIP: {msg}");
         return false;
     }
-    if handler == Handler::Hezi && !shim_bin().exists() {
-        eprintln!(
-            "SKIP: handler {} needs {} (cargo build -p containerd-shim-hezi-v2)",
-            handler.name(),
-            shim_bin().display()
-        );
-        return false;
+    if handler == Handler::Hezi {
+        if let Err(why) = shim_ready() {
+            eprintln!("SKIP: handler {} needs {}: {why}", handler.name(), shim_bin().display());
+            return false;
+        }
     }
     true
+}
+
+/// Whether hezi's shim is built and is the real one: until it lands, the workspace builds a
+/// stub that refuses every start and says "(not ready)" to `-v`.
+fn shim_ready() -> Result<(), String> {
+    let bin = shim_bin();
+    if !bin.exists() {
+        return Err("not built (cargo build -p containerd-shim-hezi-v2)".into());
+    }
+    let out = std::process::Command::new(&bin)
+        .arg("-v")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run it: {e}"))?;
+    let version = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || version.contains("not ready") {
+        return Err(format!("only the stub is built ({:?}, {})", version.trim(), out.status));
+    }
+    Ok(())
 }
 
 /// One line of a CRI container log: `<RFC 3339 nano time> <stdout|stderr> <F|P> <text>`.

@@ -34,19 +34,36 @@ per_handler!(lifecycle, shared_namespaces, pod_network);
 const WAITER: &str =
     "echo hello from hezi; echo oops >&2; trap 'echo got TERM; exit 7' TERM; while :; do sleep 1; done";
 
-/// A test's containerd, CRI client and pod cgroup parent; on drop the pod cgroup goes (as the
-/// kubelet removes it), after the containerd instance has cleaned up behind a failed test.
+/// A test's containerd, CRI client and pod cgroup parent. Fields drop in order: after a failed
+/// test the pods are torn down through the CRI (see Drop), then the containerd instance cleans up
+/// what is left, then the pod cgroup goes, as the kubelet removes it once the pod is gone.
 struct Setup {
     cri: Cri,
     c: Containerd,
-    cgroup_parent: String,
+    cgroup_parent: PodCgroup,
+}
+
+/// The cgroup parent the tests give pods (the kubelet's pod cgroup).
+struct PodCgroup(String);
+
+impl std::ops::Deref for PodCgroup {
+    type Target = String;
+    fn deref(&self) -> &String {
+        &self.0
+    }
+}
+
+impl Drop for PodCgroup {
+    fn drop(&mut self) {
+        remove_cgroups(&self.0);
+    }
 }
 
 impl Setup {
     fn new() -> Setup {
         let c = Containerd::start();
         let cri = Cri::connect(&c, &[BUSYBOX_IMAGE, PAUSE_IMAGE]);
-        let cgroup_parent = format!("/{}", unique_id("hezi-cri"));
+        let cgroup_parent = PodCgroup(format!("/{}", unique_id("hezi-cri")));
         Setup { cri, c, cgroup_parent }
     }
 
@@ -144,8 +161,16 @@ impl Setup {
 }
 
 impl Drop for Setup {
+    /// After a failed test, stop and remove its pods as the kubelet would, so that the CNI
+    /// plugins release the pod's address and cache entries (killing containerd would not).
     fn drop(&mut self) {
-        remove_cgroups(&self.cgroup_parent);
+        if !std::thread::panicking() {
+            return;
+        }
+        for pod in self.cri.pods().unwrap_or_default() {
+            let _ = self.cri.stop_pod(&pod);
+            let _ = self.cri.remove_pod(&pod);
+        }
     }
 }
 
@@ -345,15 +370,22 @@ fn pod_network(handler: Handler) {
     ] {
         let mut last = (String::new(), String::new(), -1);
         let got = wait_until(20, || {
-            last = s.cri.exec_ok(&cli, &["wget", "-q", "-T", "2", "-O", "-", &url]);
+            // No -T: Debian's busybox 1.35 wget segfaults with a timeout on a refused connection;
+            // ExecSync's own timeout bounds it.
+            last = s.cri.exec_ok(&cli, &["wget", "-q", "-O", "-", &url]);
             last.0.trim() == "hezi-pong"
         });
-        assert!(got, "client could not fetch {url} from the server container: {last:?}");
+        let server_log = std::fs::read_to_string(s.c.log_dir().join("web/server.log")).unwrap_or_default();
+        assert!(
+            got,
+            "client could not fetch {url} from the server container: {last:?}; server log: {server_log:?}"
+        );
     }
     // The node (containerd's network namespace, where the bridge is) reaches the pod address.
-    let out = std::process::Command::new("nsenter")
+    let out = std::process::Command::new("timeout")
+        .args(["20", "nsenter"])
         .arg(format!("--net=/proc/{}/ns/net", s.c.pid()))
-        .args([hezi_e2e::BUSYBOX, "wget", "-q", "-T", "5", "-O", "-"])
+        .args([hezi_e2e::BUSYBOX, "wget", "-q", "-O", "-"])
         .arg(format!("http://{ip}:8080/index.html"))
         .output()
         .expect("run nsenter");
