@@ -221,8 +221,26 @@ impl Drop for Containerd {
                 unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
             }
         }
+        self.forget_cni_results();
         if std::thread::panicking() {
             let _ = writeln!(std::io::stderr(), "containerd log (tail):\n{}", self.log_tail());
+        }
+    }
+}
+
+impl Containerd {
+    /// containerd 1.6 keeps each pod's CNI results in the machine's /var/lib/cni/results (not
+    /// configurable); a pod whose StopPodSandbox never ran its CNI DEL leaves them there. Remove
+    /// those of this instance's pods: the file names carry the network and the sandbox id.
+    fn forget_cni_results(&self) {
+        let sandboxes = self.dir().join("root/io.containerd.grpc.v1.cri/sandboxes");
+        let Ok(entries) = std::fs::read_dir(sandboxes) else {
+            return;
+        };
+        for id in entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()) {
+            for name in [format!("{CNI_NETWORK}-{id}-eth0"), format!("cni-loopback-{id}-lo")] {
+                let _ = std::fs::remove_file(Path::new("/var/lib/cni/results").join(name));
+            }
         }
     }
 }
