@@ -71,6 +71,10 @@ impl fmt::Display for Error {
             Error::InvalidArgument(m) => write!(f, "{m}"),
             Error::NotFound(id) => write!(f, "container {id} does not exist"),
             Error::Exists(id) => write!(f, "container with id {id} already exists"),
+            // runc's words: containerd's shim matches "container not running" to treat a kill of an exited container as done.
+            Error::WrongState { id, op, status } if status == "stopped" => {
+                write!(f, "cannot {op} container {id}: container not running")
+            }
             Error::WrongState { id, op, status } => {
                 write!(f, "cannot {op} container {id}: container is {status}")
             }

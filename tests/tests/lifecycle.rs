@@ -118,6 +118,30 @@ fn kill_accepts_runc_signal_forms() {
     assert_eq!(child.wait().unwrap().code(), Some(137));
 }
 
+/// containerd's runc shim takes a kill failing with runc's "container not running" as the kill of
+/// an exited container (done); any other words fail CRI's StopContainer and its exit handling.
+#[test]
+fn kill_of_a_stopped_container_says_not_running_like_runc() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["true"]);
+    let id = unique_id("killstopped");
+    h.create(&b, &id);
+    h.ok(&["start", &id]);
+    h.wait_status(&id, "stopped");
+    for args in [&["kill", &id, "KILL"][..], &["kill", "--all", &id, "KILL"]] {
+        let out = h.cmd(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("container not running"),
+            "hezi {args:?} of a stopped container: {} {err:?}",
+            out.status
+        );
+    }
+    h.ok(&["delete", &id]);
+    assert_nothing_left(&h, &id, &b, None);
+}
+
 fn wait_for_text(path: &std::path::Path, text: &str) {
     for _ in 0..200 {
         if std::fs::read_to_string(path).unwrap_or_default().contains(text) {
