@@ -129,7 +129,9 @@ fn kill_of_a_stopped_container_says_not_running_like_runc() {
     h.create(&b, &id);
     h.ok(&["start", &id]);
     h.wait_status(&id, "stopped");
-    for args in [&["kill", &id, "KILL"][..], &["kill", "--all", &id, "KILL"]] {
+    // (`kill --all` of a stopped container succeeds, as runc's does: the shim sends it to clean
+    // up what an init sharing its pid namespace left behind; runc_compat.rs tests that.)
+    for args in [&["kill", &id, "KILL"][..], &["kill", &id, "TERM"]] {
         let out = h.cmd(args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
