@@ -18,8 +18,9 @@ fi
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
     build-essential pkg-config ca-certificates \
-    libseccomp-dev busybox-static \
+    libseccomp-dev busybox-static protobuf-compiler \
     runc crun containerd podman umoci skopeo docker-registry hyperfine \
+    containernetworking-plugins iproute2 util-linux \
     cpio gzip time
 apt-get install -y -q --no-install-recommends -t bookworm-backports qemu-system-x86
 
