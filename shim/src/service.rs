@@ -23,6 +23,9 @@ use crate::events::Events;
 use crate::io::{IoConfig, ProcessIo};
 use crate::process::{timestamp, Phase, Process};
 
+/// containerd's exit status for a process whose real status is unknown.
+const UNKNOWN_EXIT_STATUS: u32 = 255;
+
 fn status(code: Code, msg: impl Into<String>) -> TtrpcError {
     TtrpcError::RpcStatus(get_status(code, msg.into()))
 }
@@ -220,8 +223,18 @@ impl Inner {
             });
             return Ok(pid as u32);
         }
-        let (io, stdio) = ProcessIo::open(&p.io_cfg, &self.namespace, id).map_err(internal)?;
-        let spawned = container::spawn_exec(&self.rt, id, &p, stdio).map_err(internal)?;
+        let opened = ProcessIo::open(&p.io_cfg, &self.namespace, id)
+            .and_then(|(io, stdio)| Ok((io, container::spawn_exec(&self.rt, id, &p, stdio)?)));
+        let (io, spawned) = match opened {
+            Ok(started) => started,
+            Err(e) => {
+                // As containerd's runc shim: an exec that could not start is finished, so a
+                // Wait already pending (CRI's ExecSync waits before it starts) returns, and a
+                // Kill says "already finished". 255 is containerd's unknown exit status.
+                p.set_exited(UNKNOWN_EXIT_STATUS);
+                return Err(internal(e));
+            }
+        };
         let pid = spawned.pid;
         self.pids().insert(pid, (Arc::clone(&c), Arc::clone(&p)));
         spawned.finish(&p, io, Phase::Running).map_err(internal)?;
