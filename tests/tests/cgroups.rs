@@ -163,8 +163,8 @@ fn pause_freezes_and_resume_thaws() {
     assert!(stderr_of(&h, &["pause", &id]).contains("created"));
     h.ok(&["kill", &id, "KILL"]);
     h.wait_status(&id, "stopped");
-    assert!(stderr_of(&h, &["pause", &id]).contains("stopped"));
-    assert!(stderr_of(&h, &["resume", &id]).contains("stopped"));
+    assert!(stderr_of(&h, &["pause", &id]).contains("container not running"));
+    assert!(stderr_of(&h, &["resume", &id]).contains("container not running"));
     h.ok(&["delete", &id]);
     assert!(stderr_of(&h, &["pause", &id]).contains("does not exist"));
 }
@@ -270,7 +270,7 @@ fn events_stats_has_runcs_shape() {
     let lines = wait_output(&mut child, 10);
     let stats = lines.iter().filter(|l| l["type"] == "stats").count();
     assert!(stats >= 2, "stats every 200ms: {lines:?}");
-    assert!(stderr_of(&h, &["events", "--stats", &id]).contains("stopped"));
+    assert!(stderr_of(&h, &["events", "--stats", &id]).contains("container not running"));
     assert!(stderr_of(&h, &["events", "--interval", "0s", &id]).contains("greater than 0"));
     h.ok(&["delete", &id]);
     assert_nothing_left(&h, &id, &b, Some("sleep 2009"));
