@@ -133,20 +133,6 @@ fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<i32> {
     }
 }
 
-/// Poll `cond` every 50 ms for up to `limit`; whether it became true.
-pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Run `cmd` with a new pseudo-terminal as its stdin, stdout and stderr (what `ctr run -t` and
 /// `podman run -t` insist on); returns its exit code and everything it wrote to the terminal.
 pub fn run_in_pty(mut cmd: Command) -> (i32, String) {
@@ -178,7 +164,7 @@ pub fn run_in_pty(mut cmd: Command) -> (i32, String) {
     let code = wait_with_timeout(&mut child, COMMAND_TIMEOUT).unwrap_or(-1);
     // The reader ends once the last slave fd closes; a container that kept it (a bug) would hang
     // this join, so give it a moment and report rather than wait forever.
-    let done = wait_for(Duration::from_secs(10), || reader.is_finished());
+    let done = crate::wait_until(10, || reader.is_finished());
     assert!(done, "the terminal stayed open after {shown} exited");
     let out = reader.join().expect("pty reader");
     (code, String::from_utf8_lossy(&out).into_owned())
@@ -378,9 +364,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             child: Some(child),
             namespace,
         };
-        let up = wait_for(Duration::from_secs(30), || {
-            c.address().exists() && c.ctr(&["version"]).code == 0
-        });
+        let up = crate::wait_until(30, || c.address().exists() && c.ctr(&["version"]).code == 0);
         if !up {
             let exited = c.child.as_mut().and_then(|ch| ch.try_wait().ok().flatten());
             panic!("containerd did not come up (exited: {exited:?}); log:\n{}", c.log());
@@ -470,9 +454,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
     /// Wait (up to 20 s) until `ctr task ls` shows task `id` with `status`.
     pub fn wait_task_status(&self, id: &str, status: &str) {
-        let reached = wait_for(Duration::from_secs(20), || {
-            self.task_status(id).is_some_and(|(_, s)| s == status)
-        });
+        let reached = crate::wait_until(20, || self.task_status(id).is_some_and(|(_, s)| s == status));
         assert!(
             reached,
             "task {id} never became {status} (now {:?})",

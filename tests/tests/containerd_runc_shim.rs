@@ -9,10 +9,9 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
-use hezi_e2e::containerd::{prerequisites_with, run_in_pty, wait_for, Containerd, CONTAINERD_PROGRAMS, DEFAULT_OUTPUT};
-use hezi_e2e::{alive, hezi_bin, mounts_under, process_with_cmdline, unique_id};
+use hezi_e2e::containerd::{prerequisites_with, run_in_pty, Containerd, CONTAINERD_PROGRAMS, DEFAULT_OUTPUT};
+use hezi_e2e::{alive, hezi_bin, mounts_under, process_with_cmdline, unique_id, wait_until};
 use serde_json::Value;
 
 /// How the shim is told to use hezi.
@@ -208,7 +207,7 @@ fn exec_ps_pause_resume_metrics_kill_and_delete() {
         // SIGTERM to every process: the exec'd sleep dies; busybox sleep as pid 1 ignores it.
         c.ctr(&["tasks", "kill", "--all", &id]).ok("ctr task kill --all");
         assert!(
-            wait_for(Duration::from_secs(10), || process_with_cmdline("sleep 1202").is_none()),
+            wait_until(10, || process_with_cmdline("sleep 1202").is_none()),
             "{rt:?}: kill --all reached the exec'd process"
         );
         assert_eq!(c.task_status(&id).expect("listed").1, "RUNNING");

@@ -14,12 +14,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use hezi_e2e::containerd::{
-    busybox_image_archive, prerequisites_with, run_captured, run_in_pty, wait_for, Output, DEFAULT_OUTPUT, IMAGE,
+    busybox_image_archive, prerequisites_with, run_captured, run_in_pty, Output, DEFAULT_OUTPUT, IMAGE,
 };
-use hezi_e2e::{hezi_bin, mounts_under, process_with_cmdline, unique_id, TempDir};
+use hezi_e2e::{hezi_bin, mounts_under, process_with_cmdline, unique_id, wait_until, TempDir};
 use serde_json::Value;
 
 /// hezi's state root as podman uses it: podman passes no `--root`, so hezi's default.
@@ -118,7 +117,7 @@ impl Podman {
     }
 
     fn wait_status(&self, name: &str, want: &str) {
-        let reached = wait_for(Duration::from_secs(20), || self.status(name) == want);
+        let reached = wait_until(20, || self.status(name) == want);
         assert!(reached, "{name} never became {want} (now {})", self.status(name));
     }
 

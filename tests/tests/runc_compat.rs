@@ -1,10 +1,7 @@
 //! runc behaviour that containerd's runc shim and podman depend on, checked on hezi's command
 //! line directly (the containerd_runc_shim and podman tests show the same through the clients).
 
-use std::time::Duration;
-
-use hezi_e2e::containerd::wait_for;
-use hezi_e2e::{assert_nothing_left, process_with_cmdline, require, unique_id, Bundle, Hezi};
+use hezi_e2e::{assert_nothing_left, process_with_cmdline, require, unique_id, wait_until, Bundle, Hezi};
 
 /// `kill` of a stopped container fails in runc's words, which the shim reads as "already
 /// finished"; `kill --all` of one succeeds, as in runc.
@@ -40,12 +37,12 @@ fn children_of_an_exited_init_die_by_kill_all_or_delete() {
     h.ok(&["start", &id]);
     h.wait_status(&id, "stopped");
     assert!(
-        wait_for(Duration::from_secs(10), || process_with_cmdline("sleep 1301").is_some()),
+        wait_until(10, || process_with_cmdline("sleep 1301").is_some()),
         "the init's child runs on"
     );
     h.ok(&["kill", "--all", &id, "KILL"]);
     assert!(
-        wait_for(Duration::from_secs(10), || process_with_cmdline("sleep 1301").is_none()),
+        wait_until(10, || process_with_cmdline("sleep 1301").is_none()),
         "kill --all killed the child"
     );
     h.ok(&["delete", &id]);
@@ -60,7 +57,7 @@ fn children_of_an_exited_init_die_by_kill_all_or_delete() {
     h.ok(&["start", &id]);
     h.wait_status(&id, "stopped");
     assert!(
-        wait_for(Duration::from_secs(10), || process_with_cmdline("sleep 1303").is_some()),
+        wait_until(10, || process_with_cmdline("sleep 1303").is_some()),
         "the init's child runs on"
     );
     h.ok(&["delete", &id]);
