@@ -28,6 +28,11 @@ fn mib(n: u64) -> String {
 
 fn draw(layers: &[Layer], first: bool) {
     let mut err = std::io::stderr().lock();
+    draw_to(&mut err, layers, first);
+}
+
+/// One frame: a line per layer, after moving the cursor back over the previous frame.
+fn draw_to(err: &mut impl Write, layers: &[Layer], first: bool) {
     if !first {
         let _ = write!(err, "\x1b[{}A", layers.len());
     }
@@ -56,4 +61,49 @@ pub fn render(layers: &[Layer], stop: &AtomicBool) {
         draw(layers, false);
     }
     draw(layers, false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(label: &str, total: u64, done: u64, state: u8) -> Layer {
+        Layer {
+            label: label.into(),
+            total,
+            done: AtomicU64::new(done),
+            state: AtomicU8::new(state),
+        }
+    }
+
+    #[test]
+    fn a_frame_has_a_line_per_layer_and_redraws_in_place() {
+        let layers = [
+            layer("sha256:aaaa", 2 << 20, 1 << 20, RUNNING),
+            layer("sha256:bbbb", 3 << 20, 0, DONE),
+            layer("sha256:cccc", 1, 0, EXISTS),
+            layer("sha256:dddd", 1, 0, WAITING),
+            layer("sha256:eeee", 1, 0, FAILED),
+        ];
+        let mut first = Vec::new();
+        draw_to(&mut first, &layers, true);
+        let text = String::from_utf8(first).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "\x1b[2Ksha256:aaaa  downloading 1.0 MiB / 2.0 MiB",
+                "\x1b[2Ksha256:bbbb  done 3.0 MiB",
+                "\x1b[2Ksha256:cccc  already present",
+                "\x1b[2Ksha256:dddd  waiting",
+                "\x1b[2Ksha256:eeee  failed",
+            ]
+        );
+        let mut next = Vec::new();
+        draw_to(&mut next, &layers, false);
+        assert!(
+            String::from_utf8(next).unwrap().starts_with("\x1b[5A"),
+            "cursor back up 5 lines"
+        );
+    }
 }
