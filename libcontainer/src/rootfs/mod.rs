@@ -50,7 +50,10 @@ pub fn prepare(s: &Setup<'_>, before_pivot: &mut dyn FnMut() -> Result<()>) -> R
     mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).ctx(|| "set propagation of /".into())?;
     // pivot_root refuses a new root whose parent mount is shared (rootfsPropagation "rshared"
     // makes it so); the spec's propagation is applied to the new / after the switch instead.
-    make_parent_mount_private(s.rootfs)?;
+    // After a recursive private or slave change no mount is shared: skip reading mountinfo.
+    if !flags.contains(MsFlags::MS_REC) || flags.contains(MsFlags::MS_SHARED) {
+        make_parent_mount_private(s.rootfs)?;
+    }
     // pivot_root needs the new root to be a mount point.
     mount(
         Some(s.rootfs),
