@@ -105,20 +105,27 @@ pub fn base_config(args: &[&str]) -> Value {
 }
 
 /// A bundle: `rootfs/` with busybox and its applets, and a config.json from [`base_config`].
-pub struct Bundle {
-    dir: TempDir,
-    pub config: Value,
+/// `path`, `rootfs`, `write`, `linux`, `namespaces` and `config` come from the e2e harness's
+/// bundle; what is here is what the conformance tests add.
+pub struct Bundle(hezi_e2e::Bundle);
+
+impl std::ops::Deref for Bundle {
+    type Target = hezi_e2e::Bundle;
+    fn deref(&self) -> &hezi_e2e::Bundle {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Bundle {
+    fn deref_mut(&mut self) -> &mut hezi_e2e::Bundle {
+        &mut self.0
+    }
 }
 
 impl Bundle {
     /// A busybox bundle whose process runs `args`.
     pub fn new(args: &[&str]) -> Bundle {
-        let dir = TempDir::new("bundle");
-        busybox_rootfs(&dir.path().join("rootfs"));
-        Bundle {
-            dir,
-            config: base_config(args),
-        }
+        Bundle(hezi_e2e::Bundle::with_config(base_config(args)))
     }
 
     /// A bundle running `sh -c script`.
@@ -126,42 +133,8 @@ impl Bundle {
         Bundle::new(&["sh", "-c", script])
     }
 
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
     pub fn path_str(&self) -> &str {
-        self.dir.path().to_str().expect("utf-8 bundle path")
-    }
-
-    pub fn rootfs(&self) -> PathBuf {
-        self.dir.path().join("rootfs")
-    }
-
-    /// Write the (edited) config.json.
-    pub fn write(&self) {
-        std::fs::write(
-            self.dir.path().join("config.json"),
-            serde_json::to_vec_pretty(&self.config).expect("serialize config"),
-        )
-        .expect("write config.json");
-    }
-
-    /// Mutable access to `linux`.
-    pub fn linux(&mut self) -> &mut Value {
-        &mut self.config["linux"]
-    }
-
-    /// Replace the namespace list. Without a uts namespace the hostname goes too: setting it
-    /// would change the host's.
-    pub fn namespaces(&mut self, types: &[&str]) {
-        let list: Vec<Value> = types.iter().map(|t| json!({ "type": t })).collect();
-        self.linux()["namespaces"] = json!(list);
-        if !types.contains(&"uts") {
-            if let Some(obj) = self.config.as_object_mut() {
-                obj.remove("hostname");
-            }
-        }
+        self.path().to_str().expect("utf-8 bundle path")
     }
 
     /// Append a mount entry.

@@ -176,6 +176,14 @@ impl Bundle {
         Bundle { dir, config }
     }
 
+    /// A busybox bundle with `config` as its config.json, as given (for suites that bring their
+    /// own template instead of `hezi spec`'s).
+    pub fn with_config(config: Value) -> Bundle {
+        let dir = TempDir::new("bundle");
+        busybox_rootfs(&dir.path().join("rootfs"));
+        Bundle { dir, config }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
