@@ -5,30 +5,18 @@
 //! the kernel's answers (success or EPERM) show what the program allows. Root only; skipped with
 //! the reason printed otherwise, or without a separate cgroup2 mount (the VM tests cover pure v2).
 
+mod common;
+
 use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use libcontainer::cgroups::{self, CgroupConfig, Hierarchy, Layout, Manager};
+use libcontainer::cgroups::{self, CgroupConfig, Layout, Manager};
 use libcontainer::sys::{clone3, Forked};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use nix::sys::wait::{waitpid, WaitStatus};
 use oci_spec::runtime::LinuxResources;
-
-fn unified_mount() -> Option<Hierarchy> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP: device program tests need root");
-        return None;
-    }
-    match Layout::detect() {
-        Ok(Layout::Legacy { unified: Some(h), .. }) => Some(h),
-        other => {
-            eprintln!("SKIP: no hybrid cgroup2 mount on this host ({other:?}); see scripts/vm for pure v2");
-            None
-        }
-    }
-}
 
 struct Fixture {
     top: PathBuf,
@@ -38,7 +26,7 @@ struct Fixture {
 
 impl Fixture {
     fn new(name: &str) -> Option<Fixture> {
-        let h = unified_mount()?;
+        let h = common::unified_mount("device program tests")?;
         let prefix = format!("hezi-itest-{}-{name}", std::process::id());
         let cfg = CgroupConfig::resolve(Some(Path::new(&format!("/{prefix}/c"))), name).expect("resolve");
         let mgr = cgroups::manager_for(&Layout::Unified(h.clone()), &cfg).expect("manager");

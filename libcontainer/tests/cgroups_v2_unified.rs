@@ -6,31 +6,19 @@
 //! VM (scripts/vm/run.sh) covers them on a pure v2 host. Root only; skipped with the reason
 //! printed otherwise, or when the host has no separate cgroup2 mount.
 
+mod common;
+
 use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use libcontainer::cgroups::{self, CgroupConfig, Hierarchy, Layout, Manager};
+use libcontainer::cgroups::{self, CgroupConfig, Layout, Manager};
 use libcontainer::sys::{clone3, Forked};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
-
-fn unified_mount() -> Option<Hierarchy> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP: cgroup v2 integration tests need root");
-        return None;
-    }
-    match Layout::detect() {
-        Ok(Layout::Legacy { unified: Some(h), .. }) => Some(h),
-        other => {
-            eprintln!("SKIP: no hybrid cgroup2 mount on this host ({other:?}); see scripts/vm for pure v2");
-            None
-        }
-    }
-}
 
 struct Cg {
     top: PathBuf,
@@ -40,7 +28,7 @@ struct Cg {
 
 impl Cg {
     fn new(name: &str) -> Option<Cg> {
-        let h = unified_mount()?;
+        let h = common::unified_mount("cgroup v2 integration tests")?;
         let prefix = format!("hezi-itest-{}-{name}", std::process::id());
         let cfg = CgroupConfig::resolve(Some(Path::new(&format!("/{prefix}/c"))), name).expect("resolve");
         let mgr = cgroups::manager_for(&Layout::Unified(h.clone()), &cfg).expect("manager");
