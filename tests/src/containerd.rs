@@ -301,11 +301,19 @@ pub struct Containerd {
     io: TempDir,
     child: Option<Child>,
     namespace: String,
+    /// Held for the instance's life: one private containerd (and its shims) at a time per test
+    /// binary. The tests look for their processes host-wide, and parallel instances on a busy
+    /// 2-core CI machine made one of them fail intermittently.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Containerd {
     /// Start containerd and wait until it answers on its socket.
     pub fn start() -> Containerd {
+        // A test that panicked while holding it poisons it; the next one may still run.
+        let serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let dir = TempDir::new("containerd");
         let io = TempDir::new("ctr-io");
         let namespace = unique_id("hezi");
@@ -363,6 +371,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             io,
             child: Some(child),
             namespace,
+            _serial: serial,
         };
         let up = crate::wait_until(30, || c.address().exists() && c.ctr(&["version"]).code == 0);
         if !up {
