@@ -358,10 +358,13 @@ impl Drop for Hezi {
 /// Mount points under `dir` (host view), from /proc/self/mountinfo.
 pub fn mounts_under(dir: &Path) -> Vec<String> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
-    let prefix = dir.to_string_lossy().into_owned();
+    // Compare whole path components: /tmp/root-1-6 must not claim /tmp/root-1-61's mounts
+    // (tests run in parallel, each under a root of its own).
+    let dir = dir.to_string_lossy().into_owned();
+    let below = format!("{}/", dir.trim_end_matches('/'));
     text.lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(&prefix))
+        .filter(|m| *m == dir || m.starts_with(&below))
         .map(str::to_string)
         .collect()
 }

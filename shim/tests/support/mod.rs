@@ -218,12 +218,15 @@ impl Drop for Containerd {
 }
 
 fn unmount_below(dir: &Path) {
-    let prefix = dir.display().to_string();
+    // Whole path components only: a sibling test's dir that shares this one's name as a prefix
+    // (/tmp/x-1 and /tmp/x-12) keeps its mounts.
+    let dir = dir.display().to_string();
+    let below = format!("{}/", dir.trim_end_matches('/'));
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut targets: Vec<&str> = mounts
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(&prefix))
+        .filter(|m| *m == dir || m.starts_with(&below))
         .collect();
     // Deepest first.
     targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
