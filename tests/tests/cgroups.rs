@@ -1,6 +1,6 @@
 //! The commands built on cgroups, end to end on this host's cgroupfs: placement and cleanup of a
 //! container's cgroup in every hierarchy, pause/resume, update, events (stats and OOM), ps,
-//! kill --all, the pids limit, and the --systemd-cgroup error.
+//! kill --all, the pids limit, and the --systemd-cgroup errors on a host without systemd.
 //!
 //! Written for v1 and hybrid hosts (one directory per controller under /sys/fs/cgroup); on a
 //! pure cgroup v2 host the tests that read v1 files skip, and scripts/vm/guest-tests.sh covers
@@ -414,8 +414,12 @@ fn kill_all_leaves_no_process_in_the_cgroup() {
 }
 
 #[test]
-fn systemd_cgroup_driver_is_a_clear_error() {
+fn systemd_cgroup_driver_without_systemd_is_a_clear_error() {
     require!();
+    if std::path::Path::new("/run/systemd/system").is_dir() {
+        eprintln!("SKIP: systemd is the init system here; scripts/vm/systemd-tests.sh covers the driver");
+        return;
+    }
     let h = Hezi::new();
     let b = Bundle::busybox(&["true"]);
     b.write();
@@ -424,6 +428,30 @@ fn systemd_cgroup_driver_is_a_clear_error() {
         &h,
         &["--systemd-cgroup", "create", "-b", b.path().to_str().unwrap(), &id],
     );
-    assert!(err.contains("--systemd-cgroup") && err.contains("systemd"), "{err}");
+    assert!(
+        err.contains("systemd is not running on this host") && err.contains("without --systemd-cgroup"),
+        "{err}"
+    );
+    assert_nothing_left(&h, &id, &b, None);
+}
+
+#[test]
+fn systemd_cgroup_path_must_be_slice_prefix_name() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["true"]);
+    b.linux()["cgroupsPath"] = serde_json::json!("/hezi/plain-path");
+    b.write();
+    let id = unique_id("sdpath");
+    let err = stderr_of(
+        &h,
+        &["--systemd-cgroup", "create", "-b", b.path().to_str().unwrap(), &id],
+    );
+    assert!(
+        err.contains(
+            r#"cgroupsPath "/hezi/plain-path": with --systemd-cgroup it must have the form slice:prefix:name"#
+        ),
+        "{err}"
+    );
     assert_nothing_left(&h, &id, &b, None);
 }

@@ -11,6 +11,7 @@
 //! - `v2`, `v2_resources`: the v2 manager; on hybrid hosts also the unified part of v1.
 //! - `v2_devices`, `bpf`: v2 device rules as an eBPF program emitted by hand and attached with bpf(2).
 //! - `stats`, `oom`: what `events` needs.
+//! - `systemd`: the systemd driver, a transient scope over D-Bus around the cgroupfs managers.
 
 mod bpf;
 mod convert;
@@ -20,6 +21,7 @@ mod layout;
 mod oom;
 mod path;
 mod stats;
+mod systemd;
 mod v1;
 mod v1_resources;
 mod v2;
@@ -42,6 +44,7 @@ pub use oom::OomNotifier;
 pub use stats::{
     BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryEntry, MemoryStats, PidsStats, Stats, Throttling,
 };
+pub use systemd::{systemd_booted, SystemdUnit};
 
 /// A cgroup operation that failed, with what was done to which file.
 #[derive(Debug)]
@@ -56,6 +59,8 @@ pub enum CgroupError {
     Parse { path: PathBuf, message: String },
     /// Freezing, thawing or removal did not settle in time.
     Timeout(String),
+    /// systemd refused or failed a unit operation: `StartTransientUnit hezi-a.scope: …`.
+    Systemd(String),
 }
 
 impl CgroupError {
@@ -84,6 +89,7 @@ impl fmt::Display for CgroupError {
             CgroupError::Invalid(m) => f.write_str(m),
             CgroupError::Parse { path, message } => write!(f, "parse {}: {message}", path.display()),
             CgroupError::Timeout(m) => f.write_str(m),
+            CgroupError::Systemd(m) => write!(f, "systemd: {m}"),
         }
     }
 }
@@ -105,6 +111,10 @@ pub struct CgroupConfig {
     /// only the leaf removable.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dirs: BTreeMap<PathBuf, Placement>,
+    /// With `--systemd-cgroup`: the scope unit that owns the cgroup. `path` is then the scope's
+    /// directory, and every level above it (the slices) is systemd's, never removed by hezi.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<SystemdUnit>,
 }
 
 /// A container's cgroup in one hierarchy.
@@ -129,7 +139,34 @@ impl CgroupConfig {
         let layout = Layout::detect()?;
         let own = layout::own_cgroups()?;
         let dirs = path::place(&layout, &own, &path, |p| p.is_dir())?;
-        Ok(CgroupConfig { path, dirs })
+        Ok(CgroupConfig {
+            path,
+            dirs,
+            systemd: None,
+        })
+    }
+
+    /// The systemd driver's placement: cgroupsPath read as `slice:prefix:name` (see
+    /// [`SystemdUnit::parse`]), the cgroup where systemd puts that scope. Refused, before
+    /// anything is made, where systemd is not the init system.
+    pub fn resolve_systemd(cgroups_path: Option<&Path>, id: &str) -> Result<CgroupConfig> {
+        let text = match cgroups_path {
+            Some(p) => Some(
+                p.to_str()
+                    .ok_or_else(|| CgroupError::Invalid(format!("cgroupsPath {} is not UTF-8", p.display())))?,
+            ),
+            None => None,
+        };
+        let unit = SystemdUnit::parse(text, id)?;
+        if !systemd_booted() {
+            return Err(CgroupError::Systemd(systemd::BusError::NoSystemd.to_string()));
+        }
+        // No recorded placements: every level but the scope's own counts as existing.
+        Ok(CgroupConfig {
+            path: unit.cgroup_path(),
+            dirs: BTreeMap::new(),
+            systemd: Some(unit),
+        })
     }
 
     /// Where the container's cgroup is in the hierarchy mounted at `mount`.
@@ -158,6 +195,12 @@ pub trait Manager {
     fn create(&self) -> Result<()>;
     /// Move process `pid` into the cgroup in every hierarchy.
     fn add_task(&self, pid: i32) -> Result<()>;
+    /// Place the container's init, the cgroup's first process (for the systemd driver, the
+    /// process its scope unit is started with). Not called when the init was cloned straight
+    /// into the cgroup.
+    fn add_init(&self, pid: i32) -> Result<()> {
+        self.add_task(pid)
+    }
     /// Apply the spec's resources. A value the host cannot apply is an error naming file and value.
     fn apply_resources(&self, r: &LinuxResources) -> Result<()>;
     /// `update`: change the resources of a running container (only the fields set in `r`).
@@ -197,9 +240,13 @@ pub fn manager(cfg: &CgroupConfig) -> Result<Box<dyn Manager>> {
 /// The manager for `cfg` on a given layout (a caller that detected it already, or a test that
 /// drives the v2 manager on a hybrid host's unified mount).
 pub fn manager_for(layout: &Layout, cfg: &CgroupConfig) -> Result<Box<dyn Manager>> {
-    Ok(match layout {
+    let fs: Box<dyn Manager> = match layout {
         Layout::Unified(h) => Box::new(v2::V2Manager::new(h, cfg)?),
         Layout::Legacy { v1, unified } => Box::new(v1::V1Manager::new(v1, unified.as_ref(), cfg)?),
+    };
+    Ok(match &cfg.systemd {
+        Some(unit) => Box::new(systemd::SystemdManager::new(unit.clone(), fs)),
+        None => fs,
     })
 }
 

@@ -22,7 +22,7 @@ pub(crate) fn validate(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf>
     if !p.is_absolute() && s.split(':').count() == 3 {
         return Err(CgroupError::Invalid(format!(
             "cgroupsPath {s:?} is in the systemd driver's slice:prefix:name form; hezi's cgroupfs driver \
-             takes a path such as /hezi/<id> (the systemd driver is not implemented)"
+             takes a path such as /hezi/<id>; pass --systemd-cgroup for the systemd driver"
         )));
     }
     let mut out = PathBuf::new();

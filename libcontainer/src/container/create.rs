@@ -88,8 +88,13 @@ impl Runtime {
             Some(s) => Some(crate::seccomp::Filter::compile(s)?),
             None => None,
         };
-        let cgroup_cfg = CgroupConfig::resolve(spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref()), id)
-            .map_err(cgroup_err)?;
+        let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref());
+        let cgroup_cfg = if self.systemd_cgroup {
+            CgroupConfig::resolve_systemd(cgroups_path, id)
+        } else {
+            CgroupConfig::resolve(cgroups_path, id)
+        }
+        .map_err(cgroup_err)?;
 
         let (dir, lock) = self.store().claim(id)?;
         let mut guard = Guard {
@@ -183,7 +188,7 @@ impl Runtime {
         }
         let mgr = guard.cgroup.as_ref().expect("set above");
         if cgroup_fd.is_none() {
-            mgr.add_task(pid.as_raw()).map_err(cgroup_err)?;
+            mgr.add_init(pid.as_raw()).map_err(cgroup_err)?;
         }
         if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
             mgr.apply_resources(res).map_err(cgroup_err)?;

@@ -45,6 +45,9 @@ pub struct OciState {
 /// The containers under one state root.
 pub struct Runtime {
     store: Store,
+    /// `--systemd-cgroup`: new containers get a systemd scope (later commands read the driver
+    /// from the container's state).
+    systemd_cgroup: bool,
 }
 
 fn cgroup_err(e: cgroups::CgroupError) -> Error {
@@ -55,7 +58,14 @@ impl Runtime {
     pub fn new(root: &Path) -> Result<Runtime> {
         Ok(Runtime {
             store: Store::open(root)?,
+            systemd_cgroup: false,
         })
+    }
+
+    /// Use the systemd cgroup driver for containers this runtime creates.
+    pub fn with_systemd_cgroup(mut self, on: bool) -> Runtime {
+        self.systemd_cgroup = on;
+        self
     }
 
     pub fn store(&self) -> &Store {

@@ -120,7 +120,7 @@ pub fn features(args: &[String]) -> Result<(), Failure> {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
-            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
+            "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": false },
             "seccomp": libcontainer::seccomp::features(),
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },

@@ -74,12 +74,5 @@ pub fn dispatch(g: &Global, command: &str, args: &[String]) -> Result<(), Failur
 }
 
 pub fn runtime(g: &Global) -> Result<libcontainer::Runtime, Failure> {
-    if g.systemd_cgroup {
-        return Err(Failure::Error(
-            "--systemd-cgroup: hezi has no systemd cgroup driver yet; without the flag it manages \
-             cgroups through cgroupfs (cgroupsPath a path, not slice:prefix:name)"
-                .into(),
-        ));
-    }
-    Ok(libcontainer::Runtime::new(&g.root)?)
+    Ok(libcontainer::Runtime::new(&g.root)?.with_systemd_cgroup(g.systemd_cgroup))
 }
