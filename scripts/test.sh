@@ -16,7 +16,10 @@ step "build"
 cargo build --workspace
 
 step "pure cgroup v2 host: Debian's kernel under QEMU (tcg)"
-bash scripts/vm/run.sh target/debug/hezi
+bash scripts/vm/run.sh target/debug/hezi cgroupfs
+
+step "the systemd cgroup driver: the same kernel with systemd as PID 1"
+bash scripts/vm/run.sh target/debug/hezi systemd
 
 step "fuzzing: config parsing and seccomp rule building, ${FUZZ_SECONDS:-60}s each"
 FUZZ_SECONDS=${FUZZ_SECONDS:-60} cargo run -p hezi-fuzz -- all

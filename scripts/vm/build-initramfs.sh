@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Build the initramfs of the cgroup v2 test VM: busybox, hezi and the libraries ldd lists,
-# the guest test script and a busybox bundle for it.
-# usage: build-initramfs.sh HEZI_BINARY OUTPUT.cpio.gz
+# the guest test scripts and a busybox bundle for them.
+# usage: build-initramfs.sh HEZI_BINARY OUTPUT.cpio.gz [cgroupfs|systemd]
+# (systemd: systemd from the host's package too, as PID 1, for the systemd driver's tests)
 set -euo pipefail
 hezi=$(readlink -f "$1")
 out=$(readlink -f "$2")
+mode=${3:-cgroupfs}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -15,14 +17,32 @@ for applet in $(/bin/busybox --list); do
     [ -e "$work/bin/$applet" ] || ln -s busybox "$work/bin/$applet"
 done
 cp "$hezi" "$work/bin/hezi"
-# The dynamic loader and every library hezi links against, at the same paths as on the host.
-for lib in $(ldd "$hezi" | grep -o '/[^ ]*'); do
-    mkdir -p "$work$(dirname "$lib")"
-    cp -L "$lib" "$work$lib"
-done
+# The dynamic loader and every library a binary links against, at the same paths as on the host.
+copy_libs() {
+    for lib in $(ldd "$1" | grep -o '/[^ ]*'); do
+        mkdir -p "$work$(dirname "$lib")"
+        cp -L "$lib" "$work$lib"
+    done
+}
+copy_libs "$hezi"
 cp "$here/init" "$work/init"
 chmod 755 "$work/init"
+cp "$here/lib.sh" "$work/guest/lib.sh"
 cp "$here/guest-tests.sh" "$work/guest/tests.sh"
+
+if [ "$mode" = systemd ]; then
+    # systemd as PID 1 and systemctl, from the host's own package, and one target that runs
+    # the driver's tests on the console and powers off.
+    for bin in /lib/systemd/systemd /bin/systemctl; do
+        mkdir -p "$work$(dirname "$bin")"
+        cp -L "$bin" "$work$bin"
+        copy_libs "$bin"
+    done
+    cp /etc/os-release "$work/etc/os-release"
+    mkdir -p "$work/etc/systemd/system"
+    cp "$here/hezi-test.target" "$here/hezi-tests.service" "$work/etc/systemd/system/"
+    cp "$here/systemd-tests.sh" "$work/guest/systemd-tests.sh"
+fi
 
 # A busybox bundle rootfs for the guest tests' containers.
 rootfs="$work/guest/rootfs"
