@@ -6,6 +6,7 @@
 //! pure cgroup v2 host the tests that read v1 files skip, and scripts/vm/guest-tests.sh covers
 //! the same commands there.
 
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -130,6 +131,35 @@ fn a_failed_create_leaves_no_cgroup() {
         assert!(!d.exists(), "{} left after a failed create", d.display());
     }
     assert_nothing_left(&h, &id, &b, Some("sleep 2003"));
+}
+
+/// runc's promise for `delete --force`: whatever a create left when the runtime was SIGKILLed
+/// half-way (state, cgroups, the waiting init) goes.
+#[test]
+fn a_create_killed_half_way_is_cleaned_up_by_delete_force() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["sleep", "2004"]);
+    // createRuntime hooks run in hezi's create once the init is in its cgroup: this one kills
+    // the hezi that runs it.
+    b.config["hooks"] = json!({ "createRuntime": [{ "path": "/bin/sh", "args": ["sh", "-c", "kill -9 $PPID"] }] });
+    b.write();
+    let id = unique_id("cgkilled");
+    let out = h.cmd(&["create", "-b", b.path().to_str().unwrap(), &id]);
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGKILL),
+        "create was not killed: {out:?}"
+    );
+    assert!(h.ids().contains(&id), "the killed create left no state to clean up");
+    let dirs = cgroup_dirs(&id);
+    assert!(dirs.iter().all(|d| d.exists()), "the killed create made no cgroup");
+    h.ok(&["delete", "--force", &id]);
+    for d in &dirs {
+        assert!(!d.exists(), "{} left after delete --force", d.display());
+    }
+    // The init is a clone of that create, with its command line: the id marks it.
+    assert_nothing_left(&h, &id, &b, Some(&id));
 }
 
 #[test]
