@@ -40,6 +40,15 @@ t_cgroupns_root() {
     [ "$out" = "0::/" ] && pass cgroupns_root || fail cgroupns_root "got '$out'"
 }
 
+t_cgroup2_mount() {
+    bundle '"cat", "/proc/self/mountinfo"'
+    line=$(hezi --root $ROOT run -b $B cg2mount | awk '$5 == "/sys/fs/cgroup"' | tail -n 1)
+    fstype=$(echo "$line" | sed 's/.* - \([^ ]*\) .*/\1/')
+    opts=$(echo "$line" | awk '{print $6}')
+    [ "$fstype" = cgroup2 ] && pass cgroup2_mounted || fail cgroup2_mounted "$line"
+    case ",$opts," in *,ro,*) pass cgroup2_mount_readonly ;; *) fail cgroup2_mount_readonly "$opts" ;; esac
+}
+
 t_limits_applied() {
     bundle '"sleep", "100"' '{"memory": {"limit": 67108864}, "pids": {"limit": 20}, "cpu": {"shares": 1024}}'
     hezi --root $ROOT run -d -b $B limits || { fail limits_applied "run -d failed"; return; }
@@ -287,6 +296,7 @@ mkdir -p $ROOT
 t_run_exit_code
 t_cgroup_placement_and_cleanup
 t_cgroupns_root
+t_cgroup2_mount
 t_limits_applied
 t_pids_limit_holds_fork_loop
 t_more_limits

@@ -126,6 +126,41 @@ fn log_json_lines_are_shaped_like_runcs() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("xml"));
 }
 
+/// The text format is logrus's, as runc writes it: `time="…" level=error msg="…"`.
+#[test]
+fn log_text_lines_are_shaped_like_runcs() {
+    require!();
+    let h = Hezi::new();
+    let dir = TempDir::new("textlog");
+    let log = dir.path().join("hezi.log");
+    let b = Bundle::busybox(&["/no/such/program"]);
+    b.write();
+    let id = unique_id("textlog");
+    let out = h.cmd(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "text",
+        "create",
+        "-b",
+        b.path().to_str().unwrap(),
+        &id,
+    ]);
+    assert!(!out.status.success());
+    let text = std::fs::read_to_string(&log).expect("log file written");
+    let last = text.lines().last().expect("a log line");
+    let rest = last
+        .strip_prefix("time=\"")
+        .unwrap_or_else(|| panic!("no time first: {last}"));
+    let (time, rest) = rest.split_once("\" ").expect("quoted time");
+    assert!(time.contains('T') && time.len() >= 20, "RFC 3339 time: {time}");
+    let msg = rest
+        .strip_prefix("level=error msg=\"")
+        .unwrap_or_else(|| panic!("level, msg: {last}"));
+    assert!(msg.ends_with('"') && msg.contains("/no/such/program"), "{last}");
+    assert!(!text.trim_start().starts_with('{'), "text format wrote JSON: {text}");
+}
+
 #[test]
 fn debug_flag_logs_debug_lines() {
     require!();

@@ -1,6 +1,8 @@
 //! runc's lifecycle commands end to end: create, start, state, kill, delete, run, list, and what
 //! each leaves behind.
 
+use std::io::Write;
+use std::process::Stdio;
 use std::time::Duration;
 
 use hezi_e2e::{alive, assert_nothing_left, process_with_cmdline, require, unique_id, Bundle, Hezi};
@@ -16,6 +18,34 @@ fn run_passes_on_the_exit_code() {
     assert_eq!(out, "out\n", "stdout and stderr stay apart");
     assert!(err.contains("err"), "stderr: {err:?}");
     assert_nothing_left(&h, &id, &b, None);
+}
+
+/// Without a terminal the container's stdio is the caller's, stdin included (podman and
+/// containerd's runc shim hand over pipes that way).
+#[test]
+fn run_without_a_terminal_passes_stdin_through() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["sh", "-c", "read line; echo \"got: $line\"; cat"]);
+    b.write();
+    let id = unique_id("stdin");
+    let mut child = h
+        .command(&["run", "-b", b.path().to_str().unwrap(), &id])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hezi run");
+    let mut stdin = child.stdin.take().expect("stdin pipe");
+    stdin
+        .write_all(b"first line\nthe rest\n")
+        .expect("write to the container's stdin");
+    // Closing it is the container's end of input: cat exits.
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait for hezi run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got: first line\nthe rest\n");
+    assert!(h.ids().is_empty());
 }
 
 #[test]

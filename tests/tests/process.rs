@@ -188,3 +188,33 @@ fn hezi_exec_shares_the_containers_view() {
     assert_ne!(lines[1], "1", "exec'd process is not pid 1");
     h.ok(&["delete", "-f", &id]);
 }
+
+/// A session keyring of the container's own, named after its id, as runc makes; with
+/// `--no-new-keyring` the container keeps the caller's.
+#[test]
+fn each_container_gets_a_session_keyring_unless_no_new_keyring() {
+    require!();
+    if !std::path::Path::new("/proc/keys").exists() {
+        eprintln!("SKIP: this kernel has no /proc/keys");
+        return;
+    }
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["cat", "/proc/keys"]);
+    // The default spec masks /proc/keys.
+    b.linux()["maskedPaths"]
+        .as_array_mut()
+        .expect("maskedPaths")
+        .retain(|p| p != "/proc/keys");
+    b.write();
+    let bundle = b.path().to_str().unwrap();
+    let id = unique_id("keyring");
+    let named = |keys: &str, id: &str| {
+        keys.lines()
+            .any(|l| l.contains(" keyring ") && l.trim_end().ends_with(&format!(" {id}: empty")))
+    };
+    let own = h.ok(&["run", "-b", bundle, &id]);
+    assert!(named(&own, &id), "no keyring named {id} in:\n{own}");
+    let id = unique_id("nokeyring");
+    let kept = h.ok(&["run", "--no-new-keyring", "-b", bundle, &id]);
+    assert!(!named(&kept, &id), "--no-new-keyring still made keyring {id}:\n{kept}");
+}

@@ -16,6 +16,26 @@ fn mount_of(mountinfo: &str, dest: &str) -> Option<(String, String)> {
     })
 }
 
+/// The atime options pick one of the kernel's atime modes each (relatime is the kernel's default,
+/// so noatime and strictatime show that the option was applied, not defaulted).
+#[test]
+fn atime_mount_options_are_applied() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["cat", "/proc/self/mountinfo"]);
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    for (dest, opt) in [("/rel", "relatime"), ("/no", "noatime"), ("/strict", "strictatime")] {
+        mounts.push(json!({ "destination": dest, "type": "tmpfs", "source": "tmpfs", "options": [opt] }));
+    }
+    let out = h.run_ok(&b, &unique_id("atime"));
+    let opts = |dest| mount_of(&out, dest).unwrap_or_else(|| panic!("{dest} not mounted")).0;
+    let has = |o: &str, flag| o.split(',').any(|x| x == flag);
+    assert!(has(&opts("/rel"), "relatime"), "{}", opts("/rel"));
+    assert!(has(&opts("/no"), "noatime"), "{}", opts("/no"));
+    let strict = opts("/strict");
+    assert!(!has(&strict, "relatime") && !has(&strict, "noatime"), "{strict}");
+}
+
 #[test]
 fn spec_mounts_land_with_their_flags() {
     require!();
