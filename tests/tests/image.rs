@@ -328,3 +328,85 @@ fn bad_input_fails_cleanly() {
     assert!(e.contains("linux/s390x"), "{e}");
     assert_store_clean(&h);
 }
+
+/// OCI archives as other tools write them: skopeo's `oci-archive:` (the name in the OCI ref
+/// name annotation) and containerd's `ctr images export` (its own name annotation).
+#[test]
+fn import_archives_made_by_skopeo_and_ctr_export() {
+    use hezi_e2e::containerd::{prerequisites_with, Containerd, CONTAINERD_PROGRAMS};
+    require!();
+    if !tools(&["skopeo"]) || !prerequisites_with(CONTAINERD_PROGRAMS) {
+        return;
+    }
+    let h = Hezi::new();
+    let tmp = TempDir::new("foreign");
+    let (l1, l2) = test_layers();
+    let cfg = test_config(&[sha256(&l1), sha256(&l2)]);
+    let ours = oci_archive(tmp.path(), "ours.tar", &[l1, l2], &cfg, |_| {});
+    let by_skopeo = tmp.path().join("skopeo.tar");
+    sh(&format!(
+        "skopeo --insecure-policy copy -q oci-archive:{} oci-archive:{}:hezi.test/skopeo:1",
+        ours.display(),
+        by_skopeo.display()
+    ));
+    let out = h.ok(&["image", "import", by_skopeo.to_str().unwrap()]);
+    assert!(out.starts_with("hezi.test/skopeo:1 sha256:"), "{out}");
+    let id = unique_id("skopeo");
+    check_probe(&h.ok(&["run", "--image", "hezi.test/skopeo:1", &id, "--", "sh", "-c", PROBE]));
+    assert_bundle_gone(&h, &id);
+
+    let c = Containerd::start();
+    let image = c.import_busybox();
+    let by_ctr = tmp.path().join("ctr.tar");
+    c.ctr(&["images", "export", by_ctr.to_str().unwrap(), image])
+        .ok("ctr images export");
+    let out = h.ok(&["image", "import", by_ctr.to_str().unwrap()]);
+    assert!(out.starts_with(&format!("{image} sha256:")), "{out}");
+    let id = unique_id("ctrexport");
+    assert_eq!(
+        h.ok(&["run", "--image", image, &id, "--", "sh", "-c", "echo from ctr"]),
+        "from ctr\n"
+    );
+    assert_bundle_gone(&h, &id);
+}
+
+/// Where overlayfs cannot take the store's directories (a root on an overlay mount: overlay
+/// refuses another overlay as its upper layer), snapshots fall back to copies by themselves.
+#[test]
+fn snapshots_fall_back_to_copies_where_overlay_cannot_mount() {
+    require!();
+    let tmp = TempDir::new("overlay-on-overlay");
+    for d in ["lower", "upper", "work", "merged"] {
+        std::fs::create_dir_all(tmp.path().join(d)).unwrap();
+    }
+    let merged = tmp.path().join("merged");
+    sh(&format!(
+        "mount -t overlay overlay -o lowerdir={0}/lower,upperdir={0}/upper,workdir={0}/work {1}",
+        tmp.path().display(),
+        merged.display()
+    ));
+    let root = merged.join("root");
+    let hezi = |args: &[&str]| {
+        std::process::Command::new(hezi_e2e::hezi_bin())
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .output()
+            .expect("run hezi")
+    };
+    let id = unique_id("fallback");
+    let results = [
+        hezi(&["image", "demo"]),
+        hezi(&["run", "--image", "hezi.local/demo", &id]),
+        hezi(&["image", "rm", "hezi.local/demo"]),
+    ];
+    let driver = std::fs::read_to_string(root.join(".images/driver")).unwrap_or_default();
+    let left = mounts_under(&root);
+    sh(&format!("umount -l {}", merged.display()));
+    for o in &results {
+        assert!(o.status.success(), "{}", text(o));
+    }
+    assert_eq!(String::from_utf8_lossy(&results[1].stdout), "hello from hezi\n");
+    assert_eq!(driver.trim(), "native", "the store did not fall back to copies");
+    assert!(left.is_empty(), "mounts left: {left:?}");
+}
