@@ -115,7 +115,8 @@ impl Setup {
     }
 
     /// Remove the containers, stop and remove the pod, then check nothing of it is left:
-    /// no container or pod listed, no shim, no hezi state under the runc shim's root, no mounts
+    /// no container or pod listed, no shim, no hezi state (under the runc shim's root or hezi's
+    /// shim's), no mounts
     /// under the instance's directory, no process carrying a marker, no container cgroups.
     fn tear_down(&self, pod_id: &str, containers: &[&str], markers: &[&str]) {
         for id in containers {
@@ -147,6 +148,18 @@ impl Setup {
             .map(|d| d.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
         assert!(left.is_empty(), "hezi state left under the runc shim's root: {left:?}");
+        // hezi's own shim keeps its state under one root per namespace, shared by every
+        // containerd instance (and so every test) on the host: look for this pod's ids only.
+        let shim_root = std::path::Path::new("/run/containerd/hezi/k8s.io");
+        let left: Vec<&str> = std::iter::once(pod_id)
+            .chain(containers.iter().copied())
+            .filter(|id| shim_root.join(id).exists())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "hezi shim state left in {}: {left:?}",
+            shim_root.display()
+        );
         assert_eq!(
             self.c.mounts(),
             Vec::<String>::new(),
