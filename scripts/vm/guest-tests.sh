@@ -191,7 +191,16 @@ t_pause_resume() {
         fail pause "status $st, $(grep frozen $dir/cgroup.events)"
     fi
     hezi --root $ROOT pause pr 2>/dev/null && fail pause_twice "a paused container paused again" || pass pause_twice
+    # exec --ignore-paused: the process joins the frozen cgroup and runs once resumed.
+    if timeout 10 hezi --root $ROOT exec --ignore-paused -d pr sh -c 'echo ran > /dev/shm/ran'; then
+        pass exec_ignore_paused
+    else
+        fail exec_ignore_paused "exec into the paused container failed or hung"
+    fi
     hezi --root $ROOT resume pr
+    sleep 0.5
+    [ "$(hezi --root $ROOT exec pr cat /dev/shm/ran)" = ran ] && pass exec_ran_after_resume \
+        || fail exec_ran_after_resume "no output of the exec'd process"
     st=$(status_of pr)
     if [ "$st" = running ] && grep -qx "frozen 0" $dir/cgroup.events; then
         pass resume

@@ -62,9 +62,9 @@ impl Runtime {
 
     pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<Execed> {
         let st = self.load(id)?;
-        match self.status(&st) {
-            Status::Running | Status::Created => {}
-            Status::Paused if opts.ignore_paused => {}
+        let paused = match self.status(&st) {
+            Status::Running | Status::Created => false,
+            Status::Paused if opts.ignore_paused => true,
             s => {
                 return Err(Error::WrongState {
                     id: id.into(),
@@ -72,7 +72,7 @@ impl Runtime {
                     status: s.to_string(),
                 })
             }
-        }
+        };
         let spec = crate::spec::parse_file(&st.bundle.join("config.json"))?;
         crate::lsm::check_process(&opts.process)?;
         // runc gives exec'd processes the container's seccomp filter: compile it before cloning.
@@ -80,6 +80,13 @@ impl Runtime {
             Some(s) => Some(crate::seccomp::Filter::compile(s)?),
             None => None,
         };
+        if paused && seccomp.as_ref().is_some_and(|f| f.listener().is_some()) {
+            // The notify fd would reach the runtime only after `resume`, when it is gone.
+            return Err(Error::InvalidArgument(format!(
+                "exec --ignore-paused in container {id}: its seccomp profile has a listenerPath, whose \
+                 notify fd cannot be handed over while the container is paused"
+            )));
+        }
         let in_spec = |t: LinuxNamespaceType| {
             spec.linux()
                 .as_ref()
@@ -128,9 +135,11 @@ impl Runtime {
             .map(cgroups::manager)
             .transpose()
             .map_err(cgroup_err)?;
+        // Into a frozen cgroup only at the very end: a child frozen mid-setup could never
+        // report back.
         let cgroup_fd = match &mgr {
-            Some(m) => m.v2_dir_fd().map_err(cgroup_err)?,
-            None => None,
+            Some(m) if !paused => m.v2_dir_fd().map_err(cgroup_err)?,
+            _ => None,
         };
         let terminal = opts.process.terminal().unwrap_or(false);
         let connected = match (&opts.console_socket, terminal) {
@@ -159,6 +168,7 @@ impl Runtime {
                         console,
                         preserve_fds: opts.preserve_fds,
                         seccomp: seccomp.as_ref(),
+                        wait_for_cgroup: paused,
                     })
                 }
                 Forked::Parent(pid) => pid,
@@ -174,7 +184,7 @@ impl Runtime {
             let _ = waitpid(pid, None);
             e
         };
-        if let (Some(m), None) = (&mgr, &cgroup_fd) {
+        if let (Some(m), None, false) = (&mgr, &cgroup_fd, paused) {
             m.add_task(pid.as_raw()).map_err(cgroup_err).map_err(fail)?;
         }
         parent_end.send(&Msg::Go).map_err(fail)?;
@@ -182,6 +192,15 @@ impl Runtime {
             match parent_end.recv().map_err(fail)? {
                 // The channel closed on exec: the program runs.
                 None => break,
+                // Paused container: the child is set up; in the cgroup it freezes with the rest,
+                // and execs once resumed.
+                Some(Msg::Ready) if paused => {
+                    if let Some(m) = &mgr {
+                        m.add_task(pid.as_raw()).map_err(cgroup_err).map_err(fail)?;
+                    }
+                    parent_end.send(&Msg::Go).map_err(fail)?;
+                    break;
+                }
                 Some(Msg::Failed(m)) => {
                     let _ = waitpid(pid, None);
                     return Err(Error::Other(format!("exec in container {id}: {m}")));

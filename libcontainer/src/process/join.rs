@@ -25,6 +25,9 @@ pub struct JoinArgs<'a> {
     pub preserve_fds: u32,
     /// The container's linux.seccomp, compiled by the runtime: exec'd processes get it too.
     pub seccomp: Option<&'a crate::seccomp::Filter>,
+    /// The container is paused: once set up, ask the runtime to place us in its (frozen)
+    /// cgroup and wait for the go-ahead, which we read only after `resume`.
+    pub wait_for_cgroup: bool,
 }
 
 pub fn run(a: JoinArgs<'_>) -> ! {
@@ -96,6 +99,18 @@ fn setup(a: &JoinArgs<'_>) -> Result<Prepared> {
     // pdeathsig survives execve; the program must not die because hezi exec -d exits.
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear the parent-death signal".into())?;
     sys::cloexec_from(3 + a.preserve_fds).map_err(|e| Error::sys("mark file descriptors close-on-exec", e))?;
+    if a.wait_for_cgroup {
+        // Set up and no longer tied to the runtime's life: it can go once we are frozen.
+        a.channel.send(&Msg::Ready)?;
+        match a.channel.recv()? {
+            Some(Msg::Go) => {}
+            other => {
+                return Err(Error::Other(format!(
+                    "expected go-ahead after joining the paused container's cgroup, got {other:?}"
+                )))
+            }
+        }
+    }
     // With no_new_privs, last: only sendmsg (a notify fd) and execve run under it.
     if no_new_privs {
         crate::seccomp::install(a.seccomp, &a.channel)?;
