@@ -80,6 +80,9 @@ fn build_process(a: &cli::Args, base: Option<Process>, command: &[String]) -> Re
     }
     if !a.values("c").is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
+        // As runc: an ambient capability needs the inheritable bit, which --cap does not give;
+        // so ambient only where the process already has an inheritable set.
+        let ambient = caps.inheritable().is_some();
         for name in a.values("c") {
             let cap: Capability = serde_json::from_value(serde_json::Value::String(name.clone()))
                 .map_err(|_| bad(format!("unknown capability {name:?}")))?;
@@ -91,6 +94,9 @@ fn build_process(a: &cli::Args, base: Option<Process>, command: &[String]) -> Re
             caps.set_bounding(add(caps.bounding()));
             caps.set_effective(add(caps.effective()));
             caps.set_permitted(add(caps.permitted()));
+            if ambient {
+                caps.set_ambient(add(caps.ambient()));
+            }
         }
         p.set_capabilities(Some(caps));
     }
