@@ -382,3 +382,30 @@ fn setup_failures_name_the_step_and_leave_nothing() {
         }
     }
 }
+
+/// Failing poststart and poststop hooks do not fail the operation (the spec), and each
+/// leaves a warning naming the hook and how it failed.
+#[test]
+fn failing_poststart_and_poststop_hooks_are_logged_not_fatal() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["true"]);
+    b.config["hooks"] = serde_json::json!({
+        "poststart": [{ "path": "/bin/false" }],
+        "poststop": [{ "path": "/bin/sh", "args": ["sh", "-c", "exit 4"] }]
+    });
+    b.write();
+    let id = unique_id("hookwarn");
+    let out = h.cmd(&["run", "-b", b.path().to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("level=warn msg=\"poststart hook #0 (/bin/false): failed: exit status: 1\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("level=warn msg=\"poststop hook #0 (/bin/sh): failed: exit status: 4\""),
+        "{err}"
+    );
+    assert!(h.ids().is_empty());
+}

@@ -89,12 +89,19 @@ fn terminal_without_console_socket_is_refused() {
 /// Run `hezi` with `file` as its fd 3 (and fd 4 when given), so `--preserve-fds` or
 /// LISTEN_FDS can hand them on.
 fn with_fds(cmd: &mut std::process::Command, fds: Vec<std::fs::File>) {
-    // SAFETY: between fork and exec only async-signal-safe dup2/close are called.
+    // SAFETY: between fork and exec only async-signal-safe dup2 and fcntl are called.
     unsafe {
         cmd.pre_exec(move || {
             for (i, f) in fds.iter().enumerate() {
                 let target = 3 + i as i32;
-                if libc::dup2(f.as_raw_fd(), target) < 0 {
+                // dup2 onto itself keeps close-on-exec: where the file is that fd already,
+                // clear the flag instead.
+                let r = if f.as_raw_fd() == target {
+                    libc::fcntl(target, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(f.as_raw_fd(), target)
+                };
+                if r < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
             }
@@ -173,4 +180,51 @@ fn listen_fds_are_passed_on_with_listen_pid_1() {
     assert!(cmd.status().unwrap().success());
     assert_eq!(std::fs::read_to_string(&out_path).unwrap(), "1 1\n");
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "activated\n");
+}
+
+#[test]
+fn exec_preserve_fds_hands_on_extra_descriptors() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["sleep", "3101"]);
+    let id = unique_id("execfds");
+    h.create(&b, &id);
+    h.ok(&["start", &id]);
+    let dir = TempDir::new("execfds");
+    let target = dir.path().join("fd3.txt");
+    let mut cmd = h.command(&["exec", "--preserve-fds", "1", &id, "sh", "-c", "echo via-fd3 >&3"]);
+    with_fds(&mut cmd, vec![std::fs::File::create(&target).unwrap()]);
+    assert!(cmd.status().unwrap().success());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "via-fd3\n");
+    // Without the flag the descriptor stays outside.
+    let mut cmd = h.command(&["exec", &id, "sh", "-c", "echo leaked >&3"]);
+    with_fds(&mut cmd, vec![std::fs::File::create(&target).unwrap()]);
+    assert!(!cmd.status().unwrap().success(), "fd 3 reached the exec'd process");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "");
+    h.ok(&["delete", "-f", &id]);
+}
+
+/// `hezi run` of a terminal process in the foreground attaches it to the caller's terminal,
+/// with the container's /dev/console on the same pty, and passes on the exit code.
+#[test]
+fn foreground_run_with_a_terminal_attaches_to_the_callers() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "tty; stat -c console=%t:%T /dev/console; stat -c tty=%t:%T $(tty); echo typed-out; exit 3",
+    ]);
+    b.config["process"]["terminal"] = json!(true);
+    b.write();
+    let id = unique_id("fgtty");
+    let (code, out) = hezi_e2e::containerd::run_in_pty(h.command(&["run", "-b", b.path().to_str().unwrap(), &id]));
+    assert_eq!(code, 3, "{out}");
+    let lines: Vec<&str> = out.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert!(lines[0].starts_with("/dev/pts/"), "{out}");
+    let console = lines[1].strip_prefix("console=").expect("stat of /dev/console");
+    let tty = lines[2].strip_prefix("tty=").expect("stat of the tty");
+    assert_eq!(console, tty, "/dev/console is not the container's terminal: {out}");
+    assert_eq!(lines[3], "typed-out");
+    assert!(h.ids().is_empty());
 }
