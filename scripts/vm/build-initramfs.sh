@@ -28,6 +28,12 @@ copy_libs "$hezi"
 cp "$here/init" "$work/init"
 chmod 755 "$work/init"
 cp "$here/lib.sh" "$work/guest/lib.sh"
+# AppArmor's profile compiler (package apparmor), for the guest's AppArmor tests.
+if [ -x /usr/sbin/apparmor_parser ]; then
+    mkdir -p "$work/usr/sbin"
+    cp /usr/sbin/apparmor_parser "$work/usr/sbin/"
+    copy_libs /usr/sbin/apparmor_parser
+fi
 cp "$here/guest-tests.sh" "$work/guest/tests.sh"
 
 if [ "$mode" = systemd ]; then
