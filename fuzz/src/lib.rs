@@ -2,18 +2,15 @@
 //! what `create` derives from a checked spec before touching the host) and seccomp profiles
 //! (translation to libseccomp rules and compilation to BPF).
 //!
-//! Why not cargo-fuzz: it needs a nightly toolchain (`-Zsanitizer`, and libfuzzer-sys's
-//! instrumentation flags), which CI cannot rely on (only crates.io is reachable; rustup cannot
-//! fetch a toolchain there). So this is a stable harness instead: seed corpora of valid inputs
-//! (`corpus/<target>/`), a seeded PRNG, structure-aware JSON mutation plus raw byte mutation
-//! (`mutate.rs`), and a time bound. It has no coverage feedback; inputs that get past parsing are
-//! kept as new bases, which takes it deeper than mutating the seeds alone. A panic (or overflow
-//! check, in the dev profile) aborts the run, with the input saved first by a panic hook (the
-//! workspace builds with panic = "abort", so it cannot be caught) and the seed printed, so
-//! `hezi-fuzz <target> --reproduce FILE` replays it. Hangs are not detected.
-//!
-//! The targets are plain `fn(&[u8]) -> bool`, so a `fuzz_target!` wrapper for cargo-fuzz can call
-//! them unchanged where a nightly toolchain exists.
+//! The targets are plain `fn(&[u8]) -> bool`. cargo-fuzz runs them coverage-guided under
+//! libFuzzer and AddressSanitizer through the `fuzz_target!` wrappers in `cargo-fuzz/`
+//! (`scripts/fuzz.sh`, which CI runs). This crate also has a harness of its own that needs no
+//! sanitizer flags: seed corpora of valid inputs (`corpus/<target>/`, which cargo-fuzz starts
+//! from too), a seeded PRNG, structure-aware JSON mutation plus raw byte mutation
+//! (`mutate.rs`), and a time bound, without coverage feedback; inputs that get past parsing are
+//! kept as new bases. A panic aborts the run, with the input saved first by a panic hook (the
+//! workspace builds with panic = "abort") and the seed printed, so
+//! `hezi-fuzz <target> --reproduce FILE` replays it.
 
 pub mod mutate;
 pub mod rng;
