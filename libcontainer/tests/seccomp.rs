@@ -138,6 +138,50 @@ fn kill_process_kills_with_sigsys() {
     }
 }
 
+/// KILL_THREAD ends only the thread that made the call; KILL_PROCESS ends every thread.
+#[test]
+fn kill_thread_ends_the_thread_and_kill_process_the_process() {
+    let run = |action: &str| {
+        let f = filter(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{ "names": ["getppid"], "action": action }]
+        }));
+        in_child(&f, || {
+            // The filter is inherited by threads made after it is loaded.
+            std::thread::spawn(|| {
+                // SAFETY: getppid takes no arguments.
+                unsafe { libc::syscall(libc::SYS_getppid) };
+            });
+            // Not joined: a thread killed by seccomp never hands back its result. The main
+            // thread outlives it unless the whole process goes.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            7
+        })
+    };
+    assert_eq!(exited(run("SCMP_ACT_KILL_THREAD")), 7);
+    let status = run("SCMP_ACT_KILL_PROCESS");
+    assert!(
+        matches!(status, WaitStatus::Signaled(_, Signal::SIGSYS, _)),
+        "{status:?}"
+    );
+}
+
+/// TRACE hands the call to a ptrace tracer; with none attached the kernel fails it with ENOSYS
+/// and does not run it.
+#[test]
+fn trace_without_a_tracer_fails_the_call_with_enosys() {
+    let f = filter(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{ "names": ["getppid"], "action": "SCMP_ACT_TRACE" }]
+    }));
+    let code = exited(in_child(&f, || {
+        // SAFETY: getppid takes no arguments.
+        let ret = unsafe { libc::syscall(libc::SYS_getppid) };
+        expect_errno(ret, libc::ENOSYS)
+    }));
+    assert_eq!(code, 0);
+}
+
 #[test]
 fn log_allows() {
     let f = filter(serde_json::json!({
