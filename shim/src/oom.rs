@@ -4,11 +4,14 @@
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use containerd_shim::protos::events::task::TaskOOM;
 use libcontainer::Runtime;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use libcontainer::cgroups::Manager;
 
 use crate::container::Container;
 use crate::events::Events;
@@ -55,25 +58,42 @@ pub fn watch(rt: &Runtime, c: &Container, events: Arc<Events>) {
                 Err(Errno::EINTR) => continue,
                 Err(e) => return log::warn!("OOM watch of {id}: poll: {e}"),
             }
-            if fds[1].revents().is_some_and(|r| !r.is_empty()) {
-                return;
-            }
+            let stopping = fds[1].revents().is_some_and(|r| !r.is_empty());
             notifier.drain();
-            match mgr.oom_kill_count() {
-                Ok(n) if n > last => {
-                    last = n;
-                    events.publish(TaskOOM {
-                        container_id: id.clone(),
-                        ..Default::default()
-                    });
-                }
-                Ok(_) => {}
-                // The cgroup is gone with the container.
-                Err(_) => return,
+            // The kernel signals an OOM before its killer has counted the kill: give the
+            // counter a moment to catch up. On the way out, one last look, so a kill that
+            // came just before the container's end is still reported.
+            let grace = if stopping { Duration::ZERO } else { COUNT_GRACE };
+            let grown = wait_for_growth(&*mgr, last, grace);
+            if let Some(n) = grown {
+                last = n;
+                events.publish(TaskOOM {
+                    container_id: id.clone(),
+                    ..Default::default()
+                });
+            }
+            // The cgroup is gone with the container, or the container is being deleted.
+            if stopping || mgr.oom_kill_count().is_err() {
+                return;
             }
         }
     });
     if let Err(e) = spawned {
         log::warn!("no OOM events for {}: {e}", c.id);
+    }
+}
+
+/// How long after a wake-up the oom_kill counter may lag behind the notification.
+const COUNT_GRACE: Duration = Duration::from_millis(200);
+
+/// The oom_kill counter once it is above `last`, checked for up to `grace`; None if it stays.
+fn wait_for_growth(mgr: &dyn Manager, last: u64, grace: Duration) -> Option<u64> {
+    let deadline = Instant::now() + grace;
+    loop {
+        match mgr.oom_kill_count() {
+            Ok(n) if n > last => return Some(n),
+            Ok(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            _ => return None,
+        }
     }
 }
