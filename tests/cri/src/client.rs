@@ -171,6 +171,20 @@ impl Cri {
         self.call(self.rs().remove_container(req)).map(drop)
     }
 
+    /// UpdateContainerResources: the memory limit and CPU shares of a running container.
+    pub fn update(&self, id: &str, memory_limit: i64, cpu_shares: i64) -> CallResult<()> {
+        let req = cri::UpdateContainerResourcesRequest {
+            container_id: id.to_string(),
+            linux: Some(cri::LinuxContainerResources {
+                memory_limit_in_bytes: memory_limit,
+                cpu_shares,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.call(self.rs().update_container_resources(req)).map(drop)
+    }
+
     /// The container's status and verbose `info` (with its pid while it runs).
     pub fn status(&self, id: &str) -> (ContainerStatus, Value) {
         let req = cri::ContainerStatusRequest {

@@ -252,6 +252,16 @@ fn lifecycle(handler: Handler) {
         Err(e) => eprintln!("exec of a missing binary: {e}"),
     }
 
+    // UpdateContainerResources reaches the container's cgroup (the shim's Update, or hezi update).
+    s.cri
+        .update(&app, 64 << 20, 512)
+        .unwrap_or_else(|e| panic!("UpdateContainerResources: {e}"));
+    assert_eq!(
+        memory_limit_of(&app_pid),
+        (64u64 << 20).to_string(),
+        "memory limit after update"
+    );
+
     // The log: containerd writes the container's stdout and stderr to log_path in CRI format.
     let log_path = logs.join("app.log");
     let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -418,4 +428,27 @@ fn pod_network(handler: Handler) {
         })
         .unwrap_or_default();
     assert!(held.is_empty(), "pod addresses still allocated: {held:?}");
+}
+
+/// The memory limit of `pid`'s cgroup, read on the host: v1 memory.limit_in_bytes, or v2
+/// memory.max.
+fn memory_limit_of(pid: &str) -> String {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read /proc/PID/cgroup");
+    let file = match cgroups
+        .lines()
+        .find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_string()))
+    {
+        Some(path) => format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"),
+        None => {
+            let path = cgroups
+                .lines()
+                .find_map(|l| l.strip_prefix("0::"))
+                .expect("a cgroup v2 line");
+            format!("/sys/fs/cgroup{path}/memory.max")
+        }
+    };
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("read {file}: {e}"))
+        .trim()
+        .to_string()
 }
