@@ -2,6 +2,8 @@
 //! Each test works below its own `/hezi-itest-<pid>-<name>` and removes it even when it fails.
 //! Skipped, with the reason printed, when not root or when the host has no v1 hierarchy.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -326,6 +328,9 @@ fn oom_kill_is_counted_and_notified() {
 
 #[test]
 fn hugetlb_goes_to_the_hierarchy_that_has_it() {
+    // Declared before the cgroup, so it drops after the cgroup is gone: hugetlb is on the
+    // unified mount here, and hezi turns it on at the root for this limit.
+    let _subtree = common::unified_guard();
     let Some(cg) = Cg::new("huge") else { return };
     cg.mgr.create().unwrap();
     let sizes: Vec<String> = std::fs::read_dir("/sys/kernel/mm/hugepages")

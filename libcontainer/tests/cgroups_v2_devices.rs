@@ -22,6 +22,7 @@ struct Fixture {
     top: PathBuf,
     mgr: Box<dyn Manager>,
     nodes: PathBuf,
+    _subtree: common::SubtreeGuard,
 }
 
 impl Fixture {
@@ -30,6 +31,7 @@ impl Fixture {
         let prefix = format!("hezi-itest-{}-{name}", std::process::id());
         let cfg = CgroupConfig::resolve(Some(Path::new(&format!("/{prefix}/c"))), name).expect("resolve");
         let mgr = cgroups::manager_for(&Layout::Unified(h.clone()), &cfg).expect("manager");
+        let subtree = common::SubtreeGuard::new(&h.mount);
         mgr.create().expect("create the cgroup");
         let nodes = std::env::temp_dir().join(&prefix);
         std::fs::create_dir_all(&nodes).unwrap();
@@ -48,6 +50,7 @@ impl Fixture {
             top: h.mount.join(prefix),
             mgr,
             nodes,
+            _subtree: subtree,
         })
     }
 

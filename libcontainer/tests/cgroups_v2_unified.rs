@@ -24,6 +24,7 @@ struct Cg {
     top: PathBuf,
     mgr: Box<dyn Manager>,
     children: Vec<Pid>,
+    _subtree: common::SubtreeGuard,
 }
 
 impl Cg {
@@ -36,6 +37,7 @@ impl Cg {
             top: h.mount.join(prefix),
             mgr,
             children: Vec::new(),
+            _subtree: common::SubtreeGuard::new(&h.mount),
         })
     }
 
