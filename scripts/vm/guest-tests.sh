@@ -367,8 +367,7 @@ t_update
 t_events_stats_and_ps
 t_events_oom
 t_device_program
-leftover=$(ls $ROOT)
-[ -z "$leftover" ] && pass no_state_left || fail no_state_left "$leftover"
+check_no_state_left
 # hezi made /hezi for its containers and removes it with the last one.
 [ -e $CG/hezi ] && fail no_cgroup_left "$(ls $CG/hezi)" || pass no_cgroup_left
 echo "$passed passed, $failed failed"

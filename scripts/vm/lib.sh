@@ -46,3 +46,9 @@ has_content() {
 status_of() {
     hezi --root $ROOT state "$1" 2>/dev/null | grep '"status"' | sed 's/.*: "\(.*\)".*/\1/'
 }
+
+# The last check of a guest run: no container state left under $ROOT.
+check_no_state_left() {
+    leftover=$(ls $ROOT)
+    [ -z "$leftover" ] && pass no_state_left || fail no_state_left "$leftover"
+}

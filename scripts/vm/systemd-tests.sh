@@ -119,8 +119,7 @@ t_default_cgroups_path
 t_nested_slice_and_exit_code
 t_same_scope_twice_is_refused
 t_bad_path_is_refused
-leftover=$(ls $ROOT)
-[ -z "$leftover" ] && pass no_state_left || fail no_state_left "$leftover"
+check_no_state_left
 left=$(systemctl list-units --all --plain --no-legend '*.scope' 2>/dev/null | grep -v '^init.scope' | grep -v '^$')
 [ -z "$left" ] && pass no_unit_left || fail no_unit_left "$left"
 echo "guest: requests systemd left waiting until pinged: $(grep -c 'no answer yet' /tmp/hezi.log)"

@@ -95,10 +95,8 @@ fn root_is_created_0700() {
     assert_eq!(std::fs::metadata(&root).unwrap().permissions().mode() & 0o777, 0o700);
 }
 
-#[test]
-fn log_json_lines_are_shaped_like_runcs() {
-    require!();
-    let h = Hezi::new();
+/// The log file of a `create` that fails (its program does not exist), written in `format`.
+fn log_of_a_failed_create(h: &Hezi, format: &str) -> String {
     let dir = TempDir::new("log");
     let log = dir.path().join("hezi.log");
     let b = Bundle::busybox(&["/no/such/program"]);
@@ -108,14 +106,21 @@ fn log_json_lines_are_shaped_like_runcs() {
         "--log",
         log.to_str().unwrap(),
         "--log-format",
-        "json",
+        format,
         "create",
         "-b",
         b.path().to_str().unwrap(),
         &id,
     ]);
     assert!(!out.status.success());
-    let text = std::fs::read_to_string(&log).expect("log file written");
+    std::fs::read_to_string(&log).expect("log file written")
+}
+
+#[test]
+fn log_json_lines_are_shaped_like_runcs() {
+    require!();
+    let h = Hezi::new();
+    let text = log_of_a_failed_create(&h, "json");
     let last: Value = serde_json::from_str(text.lines().last().expect("a log line")).expect("JSON line");
     assert_eq!(last["level"], "error");
     assert!(last["msg"].as_str().unwrap().contains("/no/such/program"), "{last}");
@@ -131,23 +136,7 @@ fn log_json_lines_are_shaped_like_runcs() {
 fn log_text_lines_are_shaped_like_runcs() {
     require!();
     let h = Hezi::new();
-    let dir = TempDir::new("textlog");
-    let log = dir.path().join("hezi.log");
-    let b = Bundle::busybox(&["/no/such/program"]);
-    b.write();
-    let id = unique_id("textlog");
-    let out = h.cmd(&[
-        "--log",
-        log.to_str().unwrap(),
-        "--log-format",
-        "text",
-        "create",
-        "-b",
-        b.path().to_str().unwrap(),
-        &id,
-    ]);
-    assert!(!out.status.success());
-    let text = std::fs::read_to_string(&log).expect("log file written");
+    let text = log_of_a_failed_create(&h, "text");
     let last = text.lines().last().expect("a log line");
     let rest = last
         .strip_prefix("time=\"")
