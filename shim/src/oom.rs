@@ -7,11 +7,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use containerd_shim::protos::events::task::TaskOOM;
+use libcontainer::cgroups::Manager;
 use libcontainer::Runtime;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-
-use libcontainer::cgroups::Manager;
 
 use crate::container::Container;
 use crate::events::Events;

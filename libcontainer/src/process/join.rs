@@ -101,6 +101,7 @@ fn setup(a: &JoinArgs<'_>) -> Result<Prepared> {
     sys::cloexec_from(3 + a.preserve_fds).map_err(|e| Error::sys("mark file descriptors close-on-exec", e))?;
     if a.wait_for_cgroup {
         // Set up and no longer tied to the runtime's life: it can go once we are frozen.
+        // (Without no_new_privs the filter is already loaded: these two calls run under it.)
         a.channel.send(&Msg::Ready)?;
         match a.channel.recv()? {
             Some(Msg::Go) => {}
