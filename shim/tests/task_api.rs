@@ -125,9 +125,16 @@ impl Events {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn ctr events");
-        // ctr events subscribes asynchronously: give it a moment before anything happens.
-        std::thread::sleep(Duration::from_millis(500));
-        Events { child, out }
+        // ctr events subscribes asynchronously: wait until an event of our own shows up.
+        let ev = Events { child, out };
+        let mut n = 0;
+        wait_for("ctr events to subscribe", Duration::from_secs(30), || {
+            n += 1;
+            c.ctr(&["namespaces", "label", NS, "hezi-test-probe", &n.to_string()]);
+            std::thread::sleep(Duration::from_millis(100));
+            std::fs::read_to_string(&ev.out).is_ok_and(|t| t.contains("/namespaces/update"))
+        });
+        ev
     }
 
     /// The topics of events that mention `id`, in the order containerd delivered them.
