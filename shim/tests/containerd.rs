@@ -4,9 +4,9 @@
 mod support;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{Containerd, IMAGE, RUNTIME};
+use support::{wait_for, Containerd, IMAGE, RUNTIME};
 
 fn code(out: &std::process::Output) -> Option<i32> {
     out.status.code()
@@ -23,34 +23,6 @@ fn run_detached(c: &Containerd, name: &str, args: &[&str]) -> String {
     all.extend_from_slice(args);
     c.ctr(&all);
     id
-}
-
-/// The STATUS column of `ctr tasks ls` for `id`.
-fn task_status(c: &Containerd, id: &str) -> Option<String> {
-    c.stdout(&["tasks", "ls"])
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(id))
-        .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn remove(c: &Containerd, id: &str) {
-    let _ = c.try_ctr(&["tasks", "kill", "-s", "SIGKILL", id]);
-    wait_for("the task to stop", Duration::from_secs(10), || {
-        task_status(c, id).as_deref() != Some("RUNNING")
-    });
-    c.ctr(&["tasks", "delete", id]);
-    c.ctr(&["containers", "delete", id]);
 }
 
 #[test]
@@ -110,7 +82,7 @@ fn stdout_and_stderr_stay_apart() {
 fn exec_ps_pause_resume_metrics_kill_delete() {
     let Some(c) = Containerd::start() else { return };
     let id = run_detached(&c, "life", &["sleep", "1000"]);
-    assert_eq!(task_status(&c, &id).as_deref(), Some("RUNNING"));
+    assert_eq!(c.task_status(&id).as_deref(), Some("RUNNING"));
 
     // exec: output and exit codes.
     let out = c.ctr(&["tasks", "exec", "--exec-id", "e1", &id, "sh", "-c", "echo in-exec"]);
@@ -147,9 +119,9 @@ fn exec_ps_pause_resume_metrics_kill_delete() {
 
     // pause / resume.
     c.ctr(&["tasks", "pause", &id]);
-    assert_eq!(task_status(&c, &id).as_deref(), Some("PAUSED"));
+    assert_eq!(c.task_status(&id).as_deref(), Some("PAUSED"));
     c.ctr(&["tasks", "resume", &id]);
-    assert_eq!(task_status(&c, &id).as_deref(), Some("RUNNING"));
+    assert_eq!(c.task_status(&id).as_deref(), Some("RUNNING"));
 
     // metrics: containerd decodes the cgroup metrics the shim packed.
     let m = c.stdout(&["tasks", "metrics", &id]);
@@ -158,10 +130,10 @@ fn exec_ps_pause_resume_metrics_kill_delete() {
     // kill (pid 1 ignores SIGTERM without a handler), then delete.
     c.ctr(&["tasks", "kill", "-s", "SIGKILL", &id]);
     wait_for("the task to stop", Duration::from_secs(10), || {
-        task_status(&c, &id).as_deref() == Some("STOPPED")
+        c.task_status(&id).as_deref() == Some("STOPPED")
     });
     c.ctr(&["tasks", "delete", &id]);
-    assert_eq!(task_status(&c, &id), None);
+    assert_eq!(c.task_status(&id), None);
     c.ctr(&["containers", "delete", &id]);
 }
 
@@ -216,7 +188,7 @@ fn containers_survive_a_containerd_restart() {
     assert_eq!(shims.len(), 1, "one shim serves the container");
     c.restart();
     // The restarted containerd found the shim through the bundle's address file.
-    assert_eq!(task_status(&c, &id).as_deref(), Some("RUNNING"));
+    assert_eq!(c.task_status(&id).as_deref(), Some("RUNNING"));
     assert_eq!(c.shim_pids(), shims, "the same shim still serves it");
     let out = c.ctr(&[
         "tasks",
@@ -231,7 +203,7 @@ fn containers_survive_a_containerd_restart() {
     assert_eq!(text(&out.stdout), "still-here\n");
     let out = c.try_ctr(&["tasks", "exec", "--exec-id", "code", &id, "sh", "-c", "exit 4"]);
     assert_eq!(code(&out), Some(4));
-    remove(&c, &id);
+    c.remove(&id);
 }
 
 #[test]
@@ -239,7 +211,7 @@ fn shim_exits_after_its_last_container() {
     let Some(c) = Containerd::start() else { return };
     let id = run_detached(&c, "last", &["sleep", "1000"]);
     assert_eq!(c.shim_pids().len(), 1);
-    remove(&c, &id);
+    c.remove(&id);
     wait_for("the shim to exit", Duration::from_secs(10), || c.shim_pids().is_empty());
 }
 
@@ -320,13 +292,13 @@ fn one_shim_per_sandbox() {
         c.ctr(&["tasks", "exec", "--exec-id", &format!("x{i}"), &ids[0], "true"]);
     }
     wait_for("exec threads to end", Duration::from_secs(5), || threads() <= before);
-    remove(&c, &ids[0]);
+    c.remove(&ids[0]);
     assert_eq!(
         c.shim_pids().len(),
         1,
         "the shim stays for the sandbox's other container"
     );
-    assert_eq!(task_status(&c, &ids[1]).as_deref(), Some("RUNNING"));
-    remove(&c, &ids[1]);
+    assert_eq!(c.task_status(&ids[1]).as_deref(), Some("RUNNING"));
+    c.remove(&ids[1]);
     wait_for("the shim to exit", Duration::from_secs(10), || c.shim_pids().is_empty());
 }

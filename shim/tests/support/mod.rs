@@ -191,6 +191,24 @@ impl Containerd {
         pids
     }
 
+    /// The STATUS column of `ctr tasks ls` for `id`.
+    pub fn task_status(&self, id: &str) -> Option<String> {
+        self.stdout(&["tasks", "ls"])
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
+    }
+
+    /// Kill the task, wait until it no longer runs, delete it and its container.
+    pub fn remove(&self, id: &str) {
+        let _ = self.try_ctr(&["tasks", "kill", "-s", "SIGKILL", id]);
+        wait_for("the task to stop", Duration::from_secs(10), || {
+            self.task_status(id).as_deref() != Some("RUNNING")
+        });
+        self.ctr(&["tasks", "delete", id]);
+        self.ctr(&["containers", "delete", id]);
+    }
+
     /// Kill and delete whatever tasks and containers are left.
     pub fn clean_containers(&self) {
         let list = self.try_ctr(&["containers", "list", "-q"]);
@@ -345,4 +363,13 @@ pub fn id(name: &str) -> String {
 /// Make `path` executable (a logger script for binary:// tests).
 pub fn make_executable(path: &Path) {
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755));
+}
+
+/// Poll `f` until it holds; panics naming `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
