@@ -15,6 +15,36 @@ fn args_env_and_cwd() {
     assert_eq!(h.run_ok(&b, &unique_id("args")), "zero arg|one arg|bar baz|/tmp\n");
 }
 
+/// Whether SIGPIPE (signal 13, bit 12) is set in a `SigIgn:` mask of /proc/PID/status.
+fn ignores_sigpipe(status: &str) -> bool {
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no SigIgn line in {status}"));
+    u64::from_str_radix(mask, 16).expect("a hex signal mask") & (1 << 12) != 0
+}
+
+#[test]
+fn sigpipe_has_its_default_action_in_init_and_exec() {
+    // hezi is a Rust program, and Rust ignores SIGPIPE; an ignored signal survives execve, so
+    // without a reset `yes | head -1` would spin forever inside the container.
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["sh", "-c", "yes | head -n 1; cat /proc/self/status"]);
+    let out = h.run_ok(&b, &unique_id("sigpipe"));
+    assert!(out.starts_with("y\n"), "{out}");
+    assert!(!ignores_sigpipe(&out), "the init ignores SIGPIPE:\n{out}");
+
+    let b = Bundle::busybox(&["sleep", "3001"]);
+    let id = unique_id("sigpipe-exec");
+    h.create(&b, &id);
+    h.ok(&["start", &id]);
+    let out = h.ok(&["exec", &id, "cat", "/proc/self/status"]);
+    h.ok(&["delete", "-f", &id]);
+    assert!(!ignores_sigpipe(&out), "the exec'd process ignores SIGPIPE:\n{out}");
+}
+
 #[test]
 fn a_missing_cwd_is_created_as_runc_does() {
     require!();

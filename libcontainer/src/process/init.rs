@@ -72,6 +72,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     // The parent blocks signals while it waits for us; the container's program must not inherit that.
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .ctx(|| "reset the signal mask".into())?;
+    super::default_sigpipe()?;
     // Die with `create` if it dies before we report: no half-made container lives on.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "set the parent-death signal".into())?;
     let process = a

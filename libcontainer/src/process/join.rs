@@ -47,6 +47,7 @@ type Prepared = (CString, Vec<CString>, Vec<CString>);
 fn setup(a: &JoinArgs<'_>) -> Result<Prepared> {
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .ctx(|| "reset the signal mask".into())?;
+    super::default_sigpipe()?;
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "set the parent-death signal".into())?;
     match a.channel.recv()? {
         Some(Msg::Go) => {}
