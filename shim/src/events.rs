@@ -7,11 +7,11 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use containerd_shim::event::Event;
-use containerd_shim::protos::shim::event::Envelope;
-use containerd_shim::protos::shim::events::ForwardRequest;
-use containerd_shim::protos::shim_sync::{Client, EventsClient};
-use containerd_shim::Context;
+use crate::proto::events::{Envelope, Event, ForwardRequest};
+use crate::proto::{Message, Timestamp};
+use crate::ttrpc::{CallError, Client};
+
+const EVENTS_SERVICE: &str = "containerd.services.events.ttrpc.v1.Events";
 
 /// How long one event is retried while containerd is away before it is dropped.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
@@ -38,22 +38,16 @@ impl Events {
         }
     }
 
-    pub fn publish<E: Event + 'static>(&self, event: E) {
-        let topic = event.topic();
-        let any = match containerd_shim::util::convert_to_any(Box::new(event)) {
-            Ok(a) => a,
-            Err(e) => {
-                log::error!("encode event {topic}: {e}");
-                return;
-            }
+    pub fn publish(&self, event: Event) {
+        let topic = event.topic;
+        let req = ForwardRequest {
+            envelope: Some(Envelope {
+                timestamp: Some(Timestamp::of(std::time::SystemTime::now())),
+                namespace: self.namespace.clone(),
+                topic: topic.to_string(),
+                event: Some(event.event),
+            }),
         };
-        let mut envelope = Envelope::new();
-        envelope.set_topic(topic.clone());
-        envelope.set_namespace(self.namespace.clone());
-        envelope.set_timestamp(crate::process::timestamp(std::time::SystemTime::now()));
-        envelope.set_event(any);
-        let mut req = ForwardRequest::new();
-        req.set_envelope(envelope);
         let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
         if tx.send(req).is_err() {
             log::warn!("events thread gone; dropped {topic}");
@@ -61,15 +55,15 @@ impl Events {
     }
 }
 
-fn connect(address: &str) -> Result<EventsClient, String> {
-    let fd = containerd_shim::util::connect(address).map_err(|e| e.to_string())?;
-    let client = Client::new(fd).map_err(|e| e.to_string())?;
-    Ok(EventsClient::new(client))
+fn connect(address: &str) -> Result<Client, String> {
+    Client::connect(address).map_err(|e| e.to_string())
 }
 
 fn run(rx: Receiver<ForwardRequest>, address: &str) {
-    let mut client: Option<EventsClient> = None;
+    let mut client: Option<Client> = None;
     for req in rx {
+        let topic = req.envelope.as_ref().map(|e| e.topic.clone()).unwrap_or_default();
+        let payload = req.encode();
         let started = Instant::now();
         let mut delay = Duration::from_millis(50);
         loop {
@@ -77,11 +71,11 @@ fn run(rx: Receiver<ForwardRequest>, address: &str) {
                 Some(c) => Ok(c),
                 None => connect(address),
             }
-            .and_then(|c| match c.forward(Context::default(), &req) {
+            .and_then(|mut c| match c.call(EVENTS_SERVICE, "Forward", payload.clone()) {
                 Ok(_) => Ok(c),
                 // containerd answered: retrying would get the same answer.
-                Err(containerd_shim::protos::ttrpc::Error::RpcStatus(s)) => {
-                    log::warn!("containerd refused event {}: {}", req.envelope.topic, s.message);
+                Err(CallError::Status(s)) => {
+                    log::warn!("containerd refused event {topic}: {}", s.message);
                     Ok(c)
                 }
                 Err(e) => Err(e.to_string()),
@@ -92,14 +86,11 @@ fn run(rx: Receiver<ForwardRequest>, address: &str) {
                     break;
                 }
                 Err(e) if started.elapsed() > GIVE_UP_AFTER => {
-                    log::error!(
-                        "containerd at {address} unreachable ({e}); dropped event {}",
-                        req.envelope.topic
-                    );
+                    log::error!("containerd at {address} unreachable ({e}); dropped event {topic}");
                     break;
                 }
                 Err(e) => {
-                    log::debug!("publish {} to {address}: {e}; retrying", req.envelope.topic);
+                    log::debug!("publish {topic} to {address}: {e}; retrying");
                     thread::sleep(delay);
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }

@@ -1,40 +1,51 @@
 //! containerd-shim-hezi-v2: containerd's shim v2 task API (runtime `io.containerd.hezi.v2`)
-//! over libcontainer, in process. The containerd-shim crate parses the flags, runs the
-//! `start`/`delete` actions and the ttrpc server; this crate supplies the task service.
+//! over libcontainer, in process, with its own ttrpc server and protobuf messages (no async
+//! runtime, no protobuf library): `launch` is the command line, `service` the task API.
 
 mod container;
 mod events;
 mod helper;
 mod io;
+mod launch;
+mod logger;
 mod mount;
 mod oom;
 mod process;
+mod proto;
 mod reaper;
 mod service;
-mod shim;
 mod stats;
-
-use containerd_shim::Config;
+mod ttrpc;
 
 const RUNTIME_ID: &str = "io.containerd.hezi.v2";
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "-v" || a == "--version" || a == "-version") {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flags = match launch::parse(&args) {
+        Ok(f) => f,
+        Err(e) => fail(&e),
+    };
+    if flags.version {
         println!("containerd-shim-hezi-v2:");
         println!("  Version:  {}", env!("CARGO_PKG_VERSION"));
         println!("  Runtime:  {RUNTIME_ID} (hezi libcontainer, in process)");
         return;
     }
-    if args.iter().any(|a| a == "-socket") {
-        // The long-lived server: leave the session and process group of containerd's `start`
-        // call, so that signals for them (a containerd restart) do not reach the containers' shim.
-        let _ = nix::unistd::setsid();
+    if flags.namespace.is_empty() {
+        fail("-namespace is required");
     }
-    let config = Config {
-        // Our own reaper (reaper.rs) collects exits, coordinated with process creation.
-        no_reaper: true,
-        ..Default::default()
+    let result = match flags.action.as_str() {
+        "start" => launch::start(&flags),
+        "delete" => launch::delete(&flags),
+        "" => Err("no action given (start or delete)".to_string()),
+        other => Err(format!("unknown action {other:?} (start or delete)")),
     };
-    containerd_shim::run::<shim::HeziShim>(RUNTIME_ID, Some(config));
+    if let Err(e) = result {
+        fail(&e);
+    }
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("containerd-shim-hezi-v2: {msg}");
+    std::process::exit(1)
 }

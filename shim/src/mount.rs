@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
+use crate::proto::Mount as ProtoMount;
 use containerd_bridge::mount::Mount;
-use containerd_shim::protos::types::mount::Mount as ProtoMount;
 
 pub fn mount(mounts: &[ProtoMount], rootfs: &Path) -> Result<(), String> {
     if mounts.is_empty() {
@@ -16,7 +16,7 @@ pub fn mount(mounts: &[ProtoMount], rootfs: &Path) -> Result<(), String> {
     let list: Vec<Mount> = mounts
         .iter()
         .map(|m| Mount {
-            kind: m.type_.clone(),
+            kind: m.kind.clone(),
             source: m.source.clone(),
             options: m.options.clone(),
         })

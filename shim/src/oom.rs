@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use containerd_shim::protos::events::task::TaskOOM;
 use libcontainer::cgroups::Manager;
 use libcontainer::Runtime;
 use nix::errno::Errno;
@@ -66,10 +65,7 @@ pub fn watch(rt: &Runtime, c: &Container, events: Arc<Events>) {
             let grown = wait_for_growth(&*mgr, last, grace);
             if let Some(n) = grown {
                 last = n;
-                events.publish(TaskOOM {
-                    container_id: id.clone(),
-                    ..Default::default()
-                });
+                events.publish(crate::proto::events::Event::oom(&id));
             }
             // The cgroup is gone with the container, or the container is being deleted.
             if stopping || mgr.oom_kill_count().is_err() {

@@ -3,9 +3,7 @@
 //! the condition variable until then.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+use std::time::{Duration, SystemTime};
 
 use crate::io::{IoConfig, ProcessIo};
 
@@ -115,15 +113,6 @@ impl Process {
             }
             st = self.exited.wait(st).unwrap_or_else(|p| p.into_inner());
         }
-    }
-}
-
-pub fn timestamp(t: SystemTime) -> Timestamp {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    Timestamp {
-        seconds: d.as_secs() as i64,
-        nanos: d.subsec_nanos() as i32,
-        ..Default::default()
     }
 }
 

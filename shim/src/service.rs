@@ -6,14 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 
-use containerd_shim::api;
-use containerd_shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused, TaskResumed, TaskStart,
-};
-use containerd_shim::protos::protobuf::MessageField;
-use containerd_shim::protos::ttrpc::{get_status, Code, Error as TtrpcError};
-use containerd_shim::protos::types::task::ProcessInfo;
-use containerd_shim::{ExitSignal, Task, TtrpcContext, TtrpcResult};
 use libcontainer::Runtime;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -21,28 +13,38 @@ use nix::unistd::Pid;
 use crate::container::{self, Container};
 use crate::events::Events;
 use crate::io::{IoConfig, ProcessIo};
-use crate::process::{timestamp, Phase, Process};
+use crate::process::{Phase, Process};
+use crate::proto::events::{Event, TaskCreate, TaskDelete, TaskExit, TaskIO, TaskStart};
+use crate::proto::rpc::{Code, Status};
+use crate::proto::task::{self as api, ProcessRequest};
+use crate::proto::{Empty, Message, Timestamp};
+
+/// The ttrpc service containerd 1.6 calls on a v2 shim.
+const TASK_SERVICE: &str = "containerd.task.v2.Task";
+
+type TtrpcError = Status;
+type TtrpcResult<T> = Result<T, Status>;
 
 /// containerd's exit status for a process whose real status is unknown.
 const UNKNOWN_EXIT_STATUS: u32 = 255;
 
 fn status(code: Code, msg: impl Into<String>) -> TtrpcError {
-    TtrpcError::RpcStatus(get_status(code, msg.into()))
+    Status::new(code, msg)
 }
 
 fn internal(msg: impl Into<String>) -> TtrpcError {
-    status(Code::INTERNAL, msg)
+    status(Code::Internal, msg)
 }
 
 /// libcontainer's errors with the codes containerd maps to its errdefs.
 fn lc_error(e: libcontainer::Error) -> TtrpcError {
     use libcontainer::Error as E;
     let code = match &e {
-        E::NotFound(_) => Code::NOT_FOUND,
-        E::Exists(_) => Code::ALREADY_EXISTS,
-        E::WrongState { .. } => Code::FAILED_PRECONDITION,
-        E::InvalidArgument(_) | E::InvalidSpec(_) => Code::INVALID_ARGUMENT,
-        _ => Code::INTERNAL,
+        E::NotFound(_) => Code::NotFound,
+        E::Exists(_) => Code::AlreadyExists,
+        E::WrongState { .. } => Code::FailedPrecondition,
+        E::InvalidArgument(_) | E::InvalidSpec(_) => Code::InvalidArgument,
+        _ => Code::Internal,
     };
     status(code, e.to_string())
 }
@@ -56,7 +58,10 @@ pub struct Inner {
     containers: Mutex<HashMap<String, Arc<Container>>>,
     pids: Mutex<PidMap>,
     events: Arc<Events>,
-    exit: Arc<ExitSignal>,
+    /// Ends the shim (after Shutdown's answer is written).
+    exit: Box<dyn Fn() + Send + Sync>,
+    /// Shutdown was asked for: the shim exits once the answer is written.
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -70,7 +75,11 @@ pub fn state_root(namespace: &str) -> PathBuf {
 }
 
 impl Service {
-    pub fn new(namespace: &str, ttrpc_address: String, exit: Arc<ExitSignal>) -> Result<Service, String> {
+    pub fn new(
+        namespace: &str,
+        ttrpc_address: String,
+        exit: impl Fn() + Send + Sync + 'static,
+    ) -> Result<Service, String> {
         let root = state_root(namespace);
         let rt = Runtime::new(&root).map_err(|e| format!("open state root {}: {e}", root.display()))?;
         let inner = Arc::new(Inner {
@@ -79,7 +88,8 @@ impl Service {
             containers: Mutex::new(HashMap::new()),
             pids: Mutex::new(HashMap::new()),
             events: Arc::new(Events::start(ttrpc_address, namespace.to_string())),
-            exit,
+            exit: Box::new(exit),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&inner);
         crate::reaper::start(move |pid, code| {
@@ -105,17 +115,14 @@ impl Inner {
         self.containers()
             .get(id)
             .cloned()
-            .ok_or_else(|| status(Code::NOT_FOUND, format!("container {id} not found")))
+            .ok_or_else(|| status(Code::NotFound, format!("container {id} not found")))
     }
 
     fn process(&self, id: &str, exec_id: &str) -> TtrpcResult<(Arc<Container>, Arc<Process>)> {
         let c = self.container(id)?;
-        let p = c.process(exec_id).ok_or_else(|| {
-            status(
-                Code::NOT_FOUND,
-                format!("process {exec_id} of container {id} not found"),
-            )
-        })?;
+        let p = c
+            .process(exec_id)
+            .ok_or_else(|| status(Code::NotFound, format!("process {exec_id} of container {id} not found")))?;
         Ok((c, p))
     }
 
@@ -135,14 +142,13 @@ impl Inner {
             } else {
                 p.exec_id.clone()
             };
-            inner.events.publish(TaskExit {
+            inner.events.publish(Event::exit(TaskExit {
                 container_id: c.id.clone(),
                 id,
                 pid: pid as u32,
                 exit_status: exit.code,
-                exited_at: MessageField::some(timestamp(exit.at)),
-                ..Default::default()
-            });
+                exited_at: Some(Timestamp::of(exit.at)),
+            }));
         });
         if let Err(e) = spawned {
             log::error!("report the exit of {pid}: {e}");
@@ -180,21 +186,19 @@ impl Inner {
         spawned.finish(&init, io, Phase::Created)?;
         self.containers().insert(req.id.clone(), Arc::clone(&c));
         crate::oom::watch(&self.rt, &c, Arc::clone(&self.events));
-        self.events.publish(TaskCreate {
+        self.events.publish(Event::create(TaskCreate {
             container_id: req.id.clone(),
             bundle: req.bundle.clone(),
             rootfs: req.rootfs.clone(),
-            io: MessageField::some(TaskIO {
+            io: Some(TaskIO {
                 stdin: req.stdin.clone(),
                 stdout: req.stdout.clone(),
                 stderr: req.stderr.clone(),
                 terminal: req.terminal,
-                ..Default::default()
             }),
             checkpoint: req.checkpoint.clone(),
             pid: pid as u32,
-            ..Default::default()
-        });
+        }));
         Ok(pid as u32)
     }
 
@@ -203,7 +207,7 @@ impl Inner {
         let _order = p.lifecycle();
         if p.state().phase != Phase::Created {
             return Err(status(
-                Code::FAILED_PRECONDITION,
+                Code::FailedPrecondition,
                 format!("process {id}/{exec_id} already started"),
             ));
         }
@@ -216,11 +220,10 @@ impl Inner {
                 }
                 st.pid
             };
-            self.events.publish(TaskStart {
+            self.events.publish(Event::start(TaskStart {
                 container_id: id.to_string(),
                 pid: pid as u32,
-                ..Default::default()
-            });
+            }));
             return Ok(pid as u32);
         }
         let opened = ProcessIo::open(&p.io_cfg, &self.namespace, id)
@@ -238,12 +241,7 @@ impl Inner {
         let pid = spawned.pid;
         self.pids().insert(pid, (Arc::clone(&c), Arc::clone(&p)));
         spawned.finish(&p, io, Phase::Running).map_err(internal)?;
-        self.events.publish(TaskExecStarted {
-            container_id: id.to_string(),
-            exec_id: exec_id.to_string(),
-            pid: pid as u32,
-            ..Default::default()
-        });
+        self.events.publish(Event::exec_started(id, exec_id, pid as u32));
         Ok(pid as u32)
     }
 
@@ -254,14 +252,13 @@ impl Inner {
             api::DeleteResponse {
                 pid: pid as u32,
                 exit_status: code,
-                exited_at: MessageField::some(timestamp(at)),
-                ..Default::default()
+                exited_at: Some(Timestamp::of(at)),
             }
         };
         if !exec_id.is_empty() {
             if p.state().phase == Phase::Running {
                 return Err(status(
-                    Code::FAILED_PRECONDITION,
+                    Code::FailedPrecondition,
                     format!("exec {exec_id} is still running"),
                 ));
             }
@@ -272,7 +269,7 @@ impl Inner {
         let phase = p.state().phase;
         if phase == Phase::Running && p.state().exit.is_none() {
             return Err(status(
-                Code::FAILED_PRECONDITION,
+                Code::FailedPrecondition,
                 format!("container {id} is still running"),
             ));
         }
@@ -289,53 +286,52 @@ impl Inner {
         self.containers().remove(id);
         let pid = p.pid();
         let resp = response(pid, exit);
-        self.events.publish(TaskDelete {
+        self.events.publish(Event::delete(TaskDelete {
             container_id: id.to_string(),
             pid: pid as u32,
             exit_status: resp.exit_status,
             exited_at: resp.exited_at.clone(),
             id: id.to_string(),
-            ..Default::default()
-        });
+        }));
         Ok(resp)
     }
 
     fn kill(&self, req: &api::KillRequest) -> TtrpcResult<()> {
         let (_, p) = self.process(&req.id, &req.exec_id)?;
         let sig = Signal::try_from(req.signal as i32)
-            .map_err(|_| status(Code::INVALID_ARGUMENT, format!("invalid signal {}", req.signal)))?;
+            .map_err(|_| status(Code::InvalidArgument, format!("invalid signal {}", req.signal)))?;
         let (pid, stopped) = {
             let st = p.state();
             (st.pid, st.exit.is_some())
         };
         if stopped || pid == 0 {
-            return Err(status(Code::NOT_FOUND, "process already finished"));
+            return Err(status(Code::NotFound, "process already finished"));
         }
         if req.exec_id.is_empty() {
             return self.rt.kill(&req.id, sig, req.all).map_err(|e| match e {
-                libcontainer::Error::WrongState { .. } => status(Code::NOT_FOUND, "process already finished"),
+                libcontainer::Error::WrongState { .. } => status(Code::NotFound, "process already finished"),
                 e => lc_error(e),
             });
         }
         nix::sys::signal::kill(Pid::from_raw(pid), sig).map_err(|e| match e {
-            nix::errno::Errno::ESRCH => status(Code::NOT_FOUND, "process already finished"),
+            nix::errno::Errno::ESRCH => status(Code::NotFound, "process already finished"),
             e => internal(format!("signal {pid}: {e}")),
         })
     }
 
     fn state(&self, id: &str, exec_id: &str) -> TtrpcResult<api::StateResponse> {
-        use containerd_shim::api::Status;
+        use api::Status;
         let (c, p) = self.process(id, exec_id)?;
         let st = p.state();
         let mut status = match st.phase {
-            Phase::Created => Status::CREATED,
-            Phase::Running => Status::RUNNING,
-            Phase::Stopped => Status::STOPPED,
+            Phase::Created => Status::Created,
+            Phase::Running => Status::Running,
+            Phase::Stopped => Status::Stopped,
         };
         if exec_id.is_empty() && st.phase == Phase::Running {
             if let Ok(s) = self.rt.state(id) {
                 if s.status == libcontainer::Status::Paused {
-                    status = Status::PAUSED;
+                    status = Status::Paused;
                 }
             }
         }
@@ -347,95 +343,121 @@ impl Inner {
             },
             bundle: c.bundle.display().to_string(),
             pid: st.pid as u32,
-            status: status.into(),
+            status: status as u32,
             stdin: p.io_cfg.stdin.clone(),
             stdout: p.io_cfg.stdout.clone(),
             stderr: p.io_cfg.stderr.clone(),
             terminal: p.io_cfg.terminal,
             exit_status: st.exit.map_or(0, |e| e.code),
-            exited_at: st.exit.map(|e| timestamp(e.at)).into(),
+            exited_at: st.exit.map(|e| Timestamp::of(e.at)),
             exec_id: exec_id.to_string(),
-            ..Default::default()
         })
     }
 }
 
-impl Task for Service {
-    fn create(&self, _ctx: &TtrpcContext, req: api::CreateTaskRequest) -> TtrpcResult<api::CreateTaskResponse> {
-        let pid = self.inner.create(&req).map_err(|e| {
-            log::error!("create {}: {e}", req.id);
-            internal(e)
-        })?;
-        Ok(api::CreateTaskResponse {
-            pid,
-            ..Default::default()
-        })
+fn decode<M: Message>(payload: &[u8]) -> TtrpcResult<M> {
+    M::decode(payload).map_err(|e| status(Code::InvalidArgument, e.to_string()))
+}
+
+fn empty() -> TtrpcResult<Vec<u8>> {
+    Ok(Empty::default().encode())
+}
+
+impl crate::ttrpc::Handler for Service {
+    fn handle(&self, service: &str, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status> {
+        if service != TASK_SERVICE {
+            return Err(status(
+                Code::Unimplemented,
+                format!("service {service} is not served here"),
+            ));
+        }
+        let inner = &self.inner;
+        match method {
+            "Create" => {
+                let req: api::CreateTaskRequest = decode(payload)?;
+                let pid = inner.create(&req).map_err(|e| {
+                    log::error!("create {}: {e}", req.id);
+                    internal(e)
+                })?;
+                Ok(api::CreateTaskResponse { pid }.encode())
+            }
+            "Start" => {
+                let req: ProcessRequest = decode(payload)?;
+                let pid = inner.start(&req.id, &req.exec_id)?;
+                Ok(api::StartResponse { pid }.encode())
+            }
+            "State" => {
+                let req: ProcessRequest = decode(payload)?;
+                Ok(inner.state(&req.id, &req.exec_id)?.encode())
+            }
+            "Delete" => {
+                let req: ProcessRequest = decode(payload)?;
+                Ok(inner.delete(&req.id, &req.exec_id)?.encode())
+            }
+            "Pids" => self.pids(decode(payload)?),
+            "Pause" => self.pause(decode(payload)?),
+            "Resume" => self.resume(decode(payload)?),
+            "Checkpoint" => Err(status(Code::Unimplemented, "checkpoint is not implemented by hezi")),
+            "Kill" => {
+                inner.kill(&decode(payload)?)?;
+                empty()
+            }
+            "Exec" => self.exec(decode(payload)?),
+            "ResizePty" => self.resize_pty(decode(payload)?),
+            "CloseIO" => self.close_io(decode(payload)?),
+            "Update" => self.update(decode(payload)?),
+            "Wait" => self.wait(decode(payload)?),
+            "Stats" => self.stats(decode(payload)?),
+            "Connect" => self.connect(decode(payload)?),
+            "Shutdown" => self.shutdown(decode(payload)?),
+            _ => Err(status(
+                Code::Unimplemented,
+                format!("{service}/{method} is not implemented"),
+            )),
+        }
     }
 
-    fn start(&self, _ctx: &TtrpcContext, req: api::StartRequest) -> TtrpcResult<api::StartResponse> {
-        let pid = self.inner.start(&req.id, &req.exec_id)?;
-        Ok(api::StartResponse {
-            pid,
-            ..Default::default()
-        })
+    fn answered(&self, method: &str) {
+        // Exit only once containerd has its answer, so Shutdown does not look like a crash.
+        if method == "Shutdown" && self.inner.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+            (self.inner.exit)();
+        }
     }
+}
 
-    fn state(&self, _ctx: &TtrpcContext, req: api::StateRequest) -> TtrpcResult<api::StateResponse> {
-        self.inner.state(&req.id, &req.exec_id)
-    }
-
-    fn delete(&self, _ctx: &TtrpcContext, req: api::DeleteRequest) -> TtrpcResult<api::DeleteResponse> {
-        self.inner.delete(&req.id, &req.exec_id)
-    }
-
-    fn pids(&self, _ctx: &TtrpcContext, req: api::PidsRequest) -> TtrpcResult<api::PidsResponse> {
+impl Service {
+    fn pids(&self, req: api::ContainerRequest) -> TtrpcResult<Vec<u8>> {
         let pids = self.inner.rt.pids(&req.id).map_err(lc_error)?;
-        Ok(api::PidsResponse {
-            processes: pids
-                .into_iter()
-                .map(|pid| ProcessInfo {
-                    pid: pid as u32,
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        })
+        let processes = pids
+            .into_iter()
+            .map(|pid| api::ProcessInfo {
+                pid: pid as u32,
+                info: None,
+            })
+            .collect();
+        Ok(api::PidsResponse { processes }.encode())
     }
 
-    fn pause(&self, _ctx: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<api::Empty> {
+    fn pause(&self, req: api::ContainerRequest) -> TtrpcResult<Vec<u8>> {
         self.inner.container(&req.id)?;
         self.inner.rt.pause(&req.id).map_err(lc_error)?;
-        self.inner.events.publish(TaskPaused {
-            container_id: req.id,
-            ..Default::default()
-        });
-        Ok(api::Empty::new())
+        self.inner.events.publish(Event::paused(&req.id));
+        empty()
     }
 
-    fn resume(&self, _ctx: &TtrpcContext, req: api::ResumeRequest) -> TtrpcResult<api::Empty> {
+    fn resume(&self, req: api::ContainerRequest) -> TtrpcResult<Vec<u8>> {
         self.inner.container(&req.id)?;
         self.inner.rt.resume(&req.id).map_err(lc_error)?;
-        self.inner.events.publish(TaskResumed {
-            container_id: req.id,
-            ..Default::default()
-        });
-        Ok(api::Empty::new())
+        self.inner.events.publish(Event::resumed(&req.id));
+        empty()
     }
 
-    fn checkpoint(&self, _ctx: &TtrpcContext, _req: api::CheckpointTaskRequest) -> TtrpcResult<api::Empty> {
-        Err(status(Code::UNIMPLEMENTED, "checkpoint is not implemented by hezi"))
-    }
-
-    fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
-        self.inner.kill(&req)?;
-        Ok(api::Empty::new())
-    }
-
-    fn exec(&self, _ctx: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
+    fn exec(&self, req: api::ExecProcessRequest) -> TtrpcResult<Vec<u8>> {
         let c = self.inner.container(&req.id)?;
-        let spec: oci_spec::runtime::Process = serde_json::from_slice(&req.spec.value).map_err(|e| {
+        let spec_json = req.spec.as_ref().map_or(&[][..], |a| &a.value[..]);
+        let spec: oci_spec::runtime::Process = serde_json::from_slice(spec_json).map_err(|e| {
             status(
-                Code::INVALID_ARGUMENT,
+                Code::InvalidArgument,
                 format!("exec {}: process spec: {e}", req.exec_id),
             )
         })?;
@@ -449,7 +471,7 @@ impl Task for Service {
             let mut execs = c.execs();
             if execs.contains_key(&req.exec_id) {
                 return Err(status(
-                    Code::ALREADY_EXISTS,
+                    Code::AlreadyExists,
                     format!("exec {} already exists", req.exec_id),
                 ));
             }
@@ -458,73 +480,71 @@ impl Task for Service {
                 Arc::new(Process::new(&req.exec_id, cfg, Some(spec))),
             );
         }
-        self.inner.events.publish(TaskExecAdded {
-            container_id: req.id,
-            exec_id: req.exec_id,
-            ..Default::default()
-        });
-        Ok(api::Empty::new())
+        self.inner.events.publish(Event::exec_added(&req.id, &req.exec_id));
+        empty()
     }
 
-    fn resize_pty(&self, _ctx: &TtrpcContext, req: api::ResizePtyRequest) -> TtrpcResult<api::Empty> {
+    fn resize_pty(&self, req: api::ResizePtyRequest) -> TtrpcResult<Vec<u8>> {
         let (_, p) = self.inner.process(&req.id, &req.exec_id)?;
         p.with_io(|io| io.resize(req.width, req.height))
             .unwrap_or_else(|| Err("the process has no stdio yet".into()))
-            .map_err(|e| status(Code::FAILED_PRECONDITION, e))?;
-        Ok(api::Empty::new())
+            .map_err(|e| status(Code::FailedPrecondition, e))?;
+        empty()
     }
 
-    fn close_io(&self, _ctx: &TtrpcContext, req: api::CloseIORequest) -> TtrpcResult<api::Empty> {
+    fn close_io(&self, req: api::CloseIORequest) -> TtrpcResult<Vec<u8>> {
         let (_, p) = self.inner.process(&req.id, &req.exec_id)?;
         if req.stdin {
             p.with_io(|io| io.close_stdin());
         }
-        Ok(api::Empty::new())
+        empty()
     }
 
-    fn update(&self, _ctx: &TtrpcContext, req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
+    fn update(&self, req: api::UpdateTaskRequest) -> TtrpcResult<Vec<u8>> {
         self.inner.container(&req.id)?;
-        let res: oci_spec::runtime::LinuxResources = serde_json::from_slice(&req.resources.value)
-            .map_err(|e| status(Code::INVALID_ARGUMENT, format!("update {}: resources: {e}", req.id)))?;
+        let json = req.resources.as_ref().map_or(&[][..], |a| &a.value[..]);
+        let res: oci_spec::runtime::LinuxResources = serde_json::from_slice(json)
+            .map_err(|e| status(Code::InvalidArgument, format!("update {}: resources: {e}", req.id)))?;
         self.inner.rt.update(&req.id, &res).map_err(lc_error)?;
-        Ok(api::Empty::new())
+        empty()
     }
 
-    fn wait(&self, _ctx: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
+    fn wait(&self, req: ProcessRequest) -> TtrpcResult<Vec<u8>> {
         let (_, p) = self.inner.process(&req.id, &req.exec_id)?;
         let exit = p.wait();
         Ok(api::WaitResponse {
             exit_status: exit.code,
-            exited_at: MessageField::some(timestamp(exit.at)),
-            ..Default::default()
-        })
+            exited_at: Some(Timestamp::of(exit.at)),
+        }
+        .encode())
     }
 
-    fn stats(&self, _ctx: &TtrpcContext, req: api::StatsRequest) -> TtrpcResult<api::StatsResponse> {
+    fn stats(&self, req: api::ContainerRequest) -> TtrpcResult<Vec<u8>> {
         self.inner.container(&req.id)?;
         let s = self.inner.rt.stats(&req.id).map_err(lc_error)?;
-        let any = crate::stats::to_any(&s).map_err(internal)?;
         Ok(api::StatsResponse {
-            stats: MessageField::some(any),
-            ..Default::default()
-        })
+            stats: Some(crate::stats::to_any(&s)),
+        }
+        .encode())
     }
 
-    fn connect(&self, _ctx: &TtrpcContext, req: api::ConnectRequest) -> TtrpcResult<api::ConnectResponse> {
+    fn connect(&self, req: api::ContainerRequest) -> TtrpcResult<Vec<u8>> {
         let task_pid = self.inner.container(&req.id).map(|c| c.init.pid()).unwrap_or(0);
         Ok(api::ConnectResponse {
             shim_pid: std::process::id(),
             task_pid: task_pid as u32,
             version: env!("CARGO_PKG_VERSION").to_string(),
-            ..Default::default()
-        })
+        }
+        .encode())
     }
 
-    fn shutdown(&self, _ctx: &TtrpcContext, req: api::ShutdownRequest) -> TtrpcResult<api::Empty> {
+    fn shutdown(&self, req: api::ShutdownRequest) -> TtrpcResult<Vec<u8>> {
         // Other containers of the group still need this shim.
         if req.now || self.inner.containers().is_empty() {
-            self.inner.exit.signal();
+            self.inner
+                .shutting_down
+                .store(true, std::sync::atomic::Ordering::SeqCst);
         }
-        Ok(api::Empty::new())
+        empty()
     }
 }
