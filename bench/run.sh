@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/dev/stdout}
-cargo build --release -p hezi >/dev/null
+bash scripts/build-release.sh -q
 hezi=$PWD/target/release/hezi
 work=$(mktemp -d /tmp/hezi-bench.XXXXXX)
 mounted_hugetlb=

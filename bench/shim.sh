@@ -2,12 +2,12 @@
 # containerd-shim-hezi-v2 against containerd's runc shim (containerd-shim-runc-v2 + runc), on a
 # private containerd: resident memory of one shim serving one container, and `ctr run --rm` of
 # /bin/true side by side with hyperfine, with the ratio.
-# usage: bench/shim.sh [RUNS]   (root; builds the shim in release first; needs containerd, ctr,
+# usage: bench/shim.sh [RUNS]   (root; builds the shim in release first (scripts/build-release.sh); needs containerd, ctr,
 # runc, hyperfine, busybox-static, python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-30}
-cargo build --release -p containerd-shim-hezi-v2 >/dev/null
+bash scripts/build-release.sh -q
 shimdir=$PWD/target/release
 work=$(mktemp -d /tmp/hezi-shim-bench.XXXXXX)
 ns=bench

@@ -22,7 +22,7 @@ for t in umoci hyperfine python3; do
 done
 
 echo "== building (release): hezi and the unpack example" >&2
-(cd "$here" && cargo build --release -q -p hezi && cargo build --release -q -p containerd-bridge --example unpack)
+(cd "$here" && bash scripts/build-release.sh -q && cargo build --release -q -p containerd-bridge --example unpack)
 hezi=$here/target/release/hezi
 unpack=$here/target/release/examples/unpack
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-cargo build --release -p hezi
+bash scripts/build-release.sh
 hezi=target/release/hezi
 "$hezi" image demo
 "$hezi" run --image hezi.local/demo:latest "demo-$$"
