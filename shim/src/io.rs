@@ -298,20 +298,25 @@ fn start_logger(uri: &str, namespace: &str, id: &str, out: OwnedFd, err: OwnedFd
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    // SAFETY: between fork and exec the closure only calls dup2 and fcntl, which are
+    // SAFETY: between fork and exec the closure only calls fcntl, dup2 and close, which are
     // async-signal-safe, on fds that stay open in the parent until spawn returns.
     unsafe {
         cmd.pre_exec(move || {
-            // Via high numbers first, so one source never overwrites another target.
-            for (i, fd) in fds.iter().enumerate() {
-                if libc::dup2(*fd, 100 + i as i32) < 0 {
+            // Copies above the targets first (fcntl picks free numbers, so no source is
+            // overwritten), then onto 3, 4 and 5, and the copies closed: a stray copy of the
+            // ready pipe would keep the shim waiting for a logger that closed fd 5.
+            let mut tmp = [0; 3];
+            for (t, fd) in tmp.iter_mut().zip(fds) {
+                *t = libc::fcntl(fd, libc::F_DUPFD, 10);
+                if *t < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
             }
-            for i in 0..3 {
-                if libc::dup2(100 + i, 3 + i) < 0 {
+            for (i, t) in tmp.iter().enumerate() {
+                if libc::dup2(*t, 3 + i as i32) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                libc::close(*t);
             }
             Ok(())
         });
