@@ -160,6 +160,69 @@ fn tty_container() {
 }
 
 #[test]
+fn resize_pty_reaches_the_containers_terminal() {
+    let Some(c) = Containerd::start() else { return };
+    let id = support::id("resize");
+    // script(1) gives ctr a terminal of 30 rows and 100 columns; ctr -t sends that size with
+    // ResizePty once the task has started, so the container waits for its size to change.
+    // (busybox's stty fails on a terminal of size 0 rather than printing "0 0".)
+    let wait_for_size = "for i in $(seq 100); do s=$(stty size 2>/dev/null); [ -n \"$s\" ] && [ \"$s\" != \"0 0\" ] && break; sleep 0.05; done; echo size=$s";
+    let cmd = format!(
+        "stty rows 30 cols 100; ctr --address {} --namespace {} run --rm -t --runtime {RUNTIME} {IMAGE} {id} sh -c '{wait_for_size}'",
+        c.address(),
+        support::NS
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run script");
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "script: {s} {}", text(&out.stderr));
+    assert!(s.contains("size=30 100"), "stty size in the container: {s:?}");
+}
+
+#[test]
+fn binary_log_uri() {
+    let Some(c) = Containerd::start() else { return };
+    let id = support::id("binlog");
+    // containerd's logging protocol: stdout on fd 3, stderr on fd 4, fd 5 closed once ready;
+    // the URI's query becomes the logger's arguments.
+    let logger = c.dir.join("logger.sh");
+    std::fs::write(
+        &logger,
+        "#!/bin/sh\nexec 5>&-\ncat <&3 >\"$2.out\" &\ncat <&4 >\"$2.err\"\nwait\necho \"$CONTAINER_NAMESPACE/$CONTAINER_ID\" >\"$2.env\"\n",
+    )
+    .expect("write the logger");
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let base = c.dir.join("binlog");
+    let uri = format!("binary://{}?dest={}", logger.display(), base.display());
+    c.ctr(&[
+        "run",
+        "--rm",
+        "--log-uri",
+        &uri,
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        &id,
+        "sh",
+        "-c",
+        "echo to-stdout; echo to-stderr >&2",
+    ]);
+    let read = |ext: &str| {
+        let path = format!("{}.{ext}", base.display());
+        wait_for(&format!("{path} to be written"), Duration::from_secs(10), || {
+            std::fs::metadata(&path).is_ok_and(|m| m.len() > 0)
+        });
+        std::fs::read_to_string(&path).unwrap_or_default()
+    };
+    assert_eq!(read("out"), "to-stdout\n");
+    assert_eq!(read("err"), "to-stderr\n");
+    assert_eq!(read("env"), format!("{}/{id}\n", support::NS));
+}
+
+#[test]
 fn twenty_containers_in_parallel() {
     let Some(c) = Containerd::start() else { return };
     std::thread::scope(|s| {
