@@ -138,35 +138,14 @@ fn exec_ps_pause_resume_metrics_kill_delete() {
 }
 
 #[test]
-fn tty_container() {
+fn tty_container_and_resize_pty() {
     let Some(c) = Containerd::start() else { return };
     let id = support::id("tty");
-    // ctr -t needs a terminal of its own: script(1) gives it one.
-    let cmd = format!(
-        "ctr --address {} --namespace {} run --rm -t --runtime {RUNTIME} {IMAGE} {id} sh -c 'tty; stty size'",
-        c.address(),
-        support::NS
-    );
-    let out = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("COLUMNS", "100")
-        .env("LINES", "30")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run script");
-    let s = text(&out.stdout);
-    assert!(out.status.success(), "script: {s} {}", text(&out.stderr));
-    assert!(s.contains("/dev/pts/"), "tty output: {s:?}");
-}
-
-#[test]
-fn resize_pty_reaches_the_containers_terminal() {
-    let Some(c) = Containerd::start() else { return };
-    let id = support::id("resize");
-    // script(1) gives ctr a terminal of 30 rows and 100 columns; ctr -t sends that size with
-    // ResizePty once the task has started, so the container waits for its size to change.
+    // ctr -t needs a terminal of its own: script(1) gives it one, of 30 rows and 100 columns.
+    // ctr sends that size with ResizePty once the task has started, so the container waits for
+    // its size to change.
     // (busybox's stty fails on a terminal of size 0 rather than printing "0 0".)
-    let wait_for_size = "for i in $(seq 100); do s=$(stty size 2>/dev/null); [ -n \"$s\" ] && [ \"$s\" != \"0 0\" ] && break; sleep 0.05; done; echo size=$s";
+    let wait_for_size = "tty; for i in $(seq 100); do s=$(stty size 2>/dev/null); [ -n \"$s\" ] && [ \"$s\" != \"0 0\" ] && break; sleep 0.05; done; echo size=$s";
     let cmd = format!(
         "stty rows 30 cols 100; ctr --address {} --namespace {} run --rm -t --runtime {RUNTIME} {IMAGE} {id} sh -c '{wait_for_size}'",
         c.address(),
@@ -179,6 +158,7 @@ fn resize_pty_reaches_the_containers_terminal() {
         .expect("run script");
     let s = text(&out.stdout);
     assert!(out.status.success(), "script: {s} {}", text(&out.stderr));
+    assert!(s.contains("/dev/pts/"), "tty output: {s:?}");
     assert!(s.contains("size=30 100"), "stty size in the container: {s:?}");
 }
 
