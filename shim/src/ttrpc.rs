@@ -134,7 +134,9 @@ fn serve_connection(conn: UnixStream, handler: Arc<dyn Handler>) {
 fn answer(frame: Frame, handler: &dyn Handler, writer: &Mutex<UnixStream>) {
     let (method, result) = match Request::decode(&frame.payload) {
         Ok(req) => {
+            let started = std::time::Instant::now();
             let result = handler.handle(&req.service, &req.method, &req.payload);
+            log::debug!("{} answered in {:?}", req.method, started.elapsed());
             (req.method, result)
         }
         Err(e) => (String::new(), Err(Status::new(Code::InvalidArgument, e.to_string()))),
