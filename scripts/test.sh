@@ -27,3 +27,10 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-60} bash scripts/fuzz.sh
 step "unit, integration and end-to-end tests"
 # The e2e tests start many short containers; two threads per core keeps a small VM responsive.
 cargo test --workspace -- --test-threads="${HEZI_TEST_THREADS:-4}"
+
+step "the static release binaries (scripts/build-release.sh) through the CLI, podman and shim tests"
+bash scripts/build-release.sh -q
+HEZI_BIN=$PWD/target/release/hezi cargo test -p hezi-e2e --test lifecycle --test exec --test process \
+    --test stdio --test podman --test containerd_runc_shim -- --test-threads="${HEZI_TEST_THREADS:-4}"
+HEZI_SHIM_BIN=$PWD/target/release/containerd-shim-hezi-v2 cargo test -p containerd-shim-hezi-v2 \
+    --test containerd --test task_api -- --test-threads="${HEZI_TEST_THREADS:-4}"

@@ -49,9 +49,12 @@ fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-/// The directory holding the built shim binary (target/<profile>/).
+/// The directory holding the shim binary: target/<profile>/, or that of `HEZI_SHIM_BIN` (the
+/// static release build, which scripts/test.sh runs these tests against too).
 fn shim_dir() -> PathBuf {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_containerd-shim-hezi-v2"));
+    let bin = std::env::var_os("HEZI_SHIM_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_containerd-shim-hezi-v2")));
     bin.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
