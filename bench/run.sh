@@ -70,12 +70,12 @@ args=()
 for rt in "${runtimes[@]}"; do
     args+=(-n "$rt" "sh -c 'for i in \$(seq 100); do $(cmd "$rt" "run -b $bundle s\$i-$rt") || exit 1; done'")
 done
-hyperfine -N -w 1 -r 5 --export-json "$json/seq100.json" "${args[@]}" >&2
+hyperfine -N -w 1 -r 10 --export-json "$json/seq100.json" "${args[@]}" >&2
 args=()
 for rt in "${runtimes[@]}"; do
     args+=(-n "$rt" "sh -c 'seq 50 | xargs -P 50 -I{} $(cmd "$rt" "run -b $bundle p{}-$rt")'")
 done
-hyperfine -N -w 1 -r 5 --export-json "$json/par50.json" "${args[@]}" >&2
+hyperfine -N -w 1 -r 10 --export-json "$json/par50.json" "${args[@]}" >&2
 
 # 6. Peak resident memory of the runtime process during create (GNU time's maximum RSS).
 peak() {
