@@ -13,7 +13,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use nix::fcntl::OFlag;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use oci_spec::runtime::Spec;
 
@@ -69,10 +69,7 @@ pub fn run(args: InitArgs<'_>) -> ! {
 }
 
 fn setup(a: &InitArgs<'_>) -> Result<Ready> {
-    // The parent blocks signals while it waits for us; the container's program must not inherit that.
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-        .ctx(|| "reset the signal mask".into())?;
-    super::default_sigpipe()?;
+    super::reset_signals()?;
     // Die with `create` if it dies before we report: no half-made container lives on.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "set the parent-death signal".into())?;
     let process = a

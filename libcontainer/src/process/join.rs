@@ -6,7 +6,7 @@ use std::ffi::CString;
 use std::os::fd::OwnedFd;
 
 use nix::sched::CloneFlags;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use oci_spec::runtime::Process;
 
@@ -45,9 +45,7 @@ pub fn run(a: JoinArgs<'_>) -> ! {
 type Prepared = (CString, Vec<CString>, Vec<CString>);
 
 fn setup(a: &JoinArgs<'_>) -> Result<Prepared> {
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-        .ctx(|| "reset the signal mask".into())?;
-    super::default_sigpipe()?;
+    super::reset_signals()?;
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "set the parent-death signal".into())?;
     match a.channel.recv()? {
         Some(Msg::Go) => {}

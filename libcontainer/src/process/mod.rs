@@ -10,12 +10,14 @@ pub mod program;
 
 use crate::error::{Result, SysContext};
 
-/// Give SIGPIPE back its default action. Rust's runtime ignores it in every Rust program (hezi
-/// and its shim included), and an ignored signal stays ignored across execve: the container's
-/// program would get EPIPE instead of dying, and `yes | head` would spin forever. runc's and
-/// crun's containers start with the default, so ours do too.
-pub(crate) fn default_sigpipe() -> Result<()> {
-    use nix::sys::signal::{signal, SigHandler, Signal};
+/// The signal state a container's process (init or exec'd) starts from, as runc's and crun's
+/// do: nothing blocked (the parent blocks signals while it waits for us), and SIGPIPE at its
+/// default action. Rust's runtime ignores SIGPIPE in every Rust program (hezi and its shim
+/// included), and an ignored signal stays ignored across execve: the container's program would
+/// get EPIPE instead of dying, and `yes | head` would spin forever.
+pub(crate) fn reset_signals() -> Result<()> {
+    use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).ctx(|| "reset the signal mask".into())?;
     // SAFETY: SIG_DFL installs no handler, so no code of ours can run in signal context.
     unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }
         .map(drop)
