@@ -75,7 +75,8 @@ fn parse_reply(reply: &str) -> Result<i32, String> {
     }
 }
 
-fn set_stdio(stdio: &Stdio) -> Result<(), String> {
+/// Make `stdio` (`None`: /dev/null) this process's fds 0, 1 and 2.
+pub fn set_stdio(stdio: &Stdio) -> Result<(), String> {
     let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -83,8 +84,9 @@ fn set_stdio(stdio: &Stdio) -> Result<(), String> {
         .map_err(|e| format!("open /dev/null: {e}"))?;
     for (target, fd) in [(0, &stdio.stdin), (1, &stdio.stdout), (2, &stdio.stderr)] {
         let src = fd.as_ref().map_or(null.as_raw_fd(), |f| f.as_raw_fd());
-        // SAFETY: dup2 onto a standard descriptor of this (helper) process; the result clears
-        // close-on-exec, so the container process inherits it.
+        // SAFETY: dup2 onto a standard descriptor of this process (the helper, or the server
+        // leaving containerd's pipes); the result clears close-on-exec, so a container process
+        // made by the helper inherits it.
         if unsafe { libc::dup2(src, target) } < 0 {
             return Err(format!("dup2 onto fd {target}: {}", std::io::Error::last_os_error()));
         }

@@ -118,14 +118,14 @@ pub fn start(flags: &Flags) -> Result<(), String> {
     let group = sandbox_id(Path::new(".")).unwrap_or_else(|| flags.id.clone());
     let path = socket_path(&flags.address, &flags.namespace, &group);
     let address = format!("unix://{}", path.display());
-    let Some(listener) = bind(&path)? else {
+    let listener = bind(&path)?;
+    // containerd reads it back after a restart to reconnect to this shim.
+    write_atomic("address", &address)?;
+    let Some(listener) = listener else {
         // A live shim of this group answers there: the new container joins it.
-        write_atomic("address", &address)?;
         print!("{address}");
         return Ok(());
     };
-    // containerd reads it back after a restart to reconnect to this shim.
-    write_atomic("address", &address)?;
     // SAFETY: no thread has been started in this process yet, so the child inherits no lock held
     // by another thread; the parent only prints and exits.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork the shim server: {e}"))? {
@@ -176,7 +176,7 @@ fn serve(flags: &Flags, listener: UnixListener, socket: PathBuf) -> Result<std::
     // containerd restart) must not reach the shim, and containerd's `start` call waits for
     // EOF on its stdout.
     let _ = nix::unistd::setsid();
-    null_stdio()?;
+    crate::helper::set_stdio(&crate::helper::Stdio::default())?;
     crate::logger::init(flags.debug);
     set_subreaper()?;
     // One malloc arena for all threads: the shim allocates little, and each extra arena costs
@@ -192,23 +192,8 @@ fn serve(flags: &Flags, listener: UnixListener, socket: PathBuf) -> Result<std::
     crate::ttrpc::serve(listener, Arc::new(service))
 }
 
-fn null_stdio() -> Result<(), String> {
-    let null = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map_err(|e| format!("open /dev/null: {e}"))?;
-    for fd in 0..3 {
-        // SAFETY: dup2 onto a standard descriptor of this process, which nothing else holds.
-        if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) } < 0 {
-            return Err(format!("dup2 /dev/null onto {fd}: {}", std::io::Error::last_os_error()));
-        }
-    }
-    Ok(())
-}
-
 /// Every container process ends up reparented to the shim, which collects its exit status.
-pub fn set_subreaper() -> Result<(), String> {
+fn set_subreaper() -> Result<(), String> {
     // SAFETY: prctl with an integer argument changes only this process's subreaper flag.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
         return Err(format!("become a subreaper: {}", std::io::Error::last_os_error()));
