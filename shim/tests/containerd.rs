@@ -177,19 +177,7 @@ fn binary_log_uri() {
     std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
     let base = c.dir.join("binlog");
     let uri = format!("binary://{}?dest={}", logger.display(), base.display());
-    c.ctr(&[
-        "run",
-        "--rm",
-        "--log-uri",
-        &uri,
-        "--runtime",
-        RUNTIME,
-        IMAGE,
-        &id,
-        "sh",
-        "-c",
-        "echo to-stdout; echo to-stderr >&2",
-    ]);
+    run_with_log_uri(&c, &id, &uri);
     let read = |ext: &str| {
         let path = format!("{}.{ext}", base.display());
         wait_for(&format!("{path} to be written"), Duration::from_secs(10), || {
@@ -264,21 +252,26 @@ fn file_log_uri() {
     let id = support::id("log");
     let log = c.dir.join("container.log");
     let uri = format!("file://{}", log.display());
+    run_with_log_uri(&c, &id, &uri);
+    let got = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(got.contains("to-stdout") && got.contains("to-stderr"), "log: {got:?}");
+}
+
+/// `ctr run --rm --log-uri URI` of a container writing "to-stdout" and "to-stderr".
+fn run_with_log_uri(c: &Containerd, id: &str, uri: &str) {
     c.ctr(&[
         "run",
         "--rm",
         "--log-uri",
-        &uri,
+        uri,
         "--runtime",
         RUNTIME,
         IMAGE,
-        &id,
+        id,
         "sh",
         "-c",
-        "echo logged-out; echo logged-err >&2",
+        "echo to-stdout; echo to-stderr >&2",
     ]);
-    let got = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(got.contains("logged-out") && got.contains("logged-err"), "log: {got:?}");
 }
 
 #[test]
