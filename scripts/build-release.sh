@@ -2,7 +2,7 @@
 # Build hezi and containerd-shim-hezi-v2 in release, linked statically: glibc as static-pie and
 # libseccomp from its archive (libseccomp-dev). No dynamic loader runs at start-up and no shared
 # libc is mapped, which makes `hezi run` faster and a shim's resident memory smaller (README,
-# "Static binaries"). Output: target/release/{hezi,containerd-shim-hezi-v2}.
+# "Static release binaries"). Output: target/release/{hezi,containerd-shim-hezi-v2}.
 #
 # The relative relocations of the position-independent binary (one per pointer in static data,
 # some 16,000) are packed as RELR (glibc 2.36, binutils 2.38): start-up reads 3 KiB of them
