@@ -194,10 +194,22 @@ impl Runtime {
             mgr.apply_resources(res).map_err(cgroup_err)?;
         }
         parent_end.send(&Msg::Go)?;
+        // The rest of the exchange (process/channel.rs). `recorded` is step 5: from then on the
+        // init may outlive us, so its pid must be in the state first.
+        let mut recorded = false;
         loop {
             match parent_end.recv()? {
-                Some(Msg::Ready) => break,
-                Some(Msg::Hooks) => {
+                Some(Msg::Ready) if !recorded => {
+                    let stat =
+                        crate::procfs::stat(pid).ok_or_else(|| Error::Init("init exited right after setup".into()))?;
+                    state.pid = pid.as_raw();
+                    state.init_start_time = stat.start_time;
+                    self.store().save(&state)?;
+                    parent_end.send(&Msg::Recorded)?;
+                    recorded = true;
+                }
+                Some(Msg::Waiting) if recorded => break,
+                Some(Msg::Hooks) if !recorded => {
                     let json = super::hook_state(
                         &ContainerState {
                             pid: pid.as_raw(),
@@ -225,17 +237,14 @@ impl Runtime {
                     crate::seccomp::forward(filter, &info, &fd)?;
                 }
                 Some(Msg::Failed(m)) => return Err(Error::Init(m)),
-                other => {
+                None => {
                     let _ = waitpid(pid, None);
                     guard.init = None;
-                    return Err(Error::Init(format!("init exited during setup ({other:?})")));
+                    return Err(Error::Init("init exited during setup".into()));
                 }
+                Some(other) => return Err(Error::Init(format!("unexpected message from the init: {other:?}"))),
             }
         }
-        let stat = crate::procfs::stat(pid).ok_or_else(|| Error::Init("init exited right after setup".into()))?;
-        state.pid = pid.as_raw();
-        state.init_start_time = stat.start_time;
-        self.store().save(&state)?;
         if let Some(p) = &state.pid_file {
             write_pid_file(p, pid)?;
         }

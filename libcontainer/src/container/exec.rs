@@ -188,21 +188,32 @@ impl Runtime {
             m.add_task(pid.as_raw()).map_err(cgroup_err).map_err(fail)?;
         }
         parent_end.send(&Msg::Go).map_err(fail)?;
+        // The rest of the exchange (process/channel.rs): until `Recorded` the child dies with us.
+        let mut recorded = false;
         loop {
             match parent_end.recv().map_err(fail)? {
                 // The channel closed on exec: the program runs.
-                None => break,
-                // Paused container: the child is set up; in the cgroup it freezes with the rest,
-                // and execs once resumed.
-                Some(Msg::Ready) if paused => {
-                    if let Some(m) = &mgr {
+                None if recorded => break,
+                Some(Msg::Ready) if !recorded => {
+                    // Paused container: the child is set up; in the cgroup it freezes with the
+                    // rest, reads `Recorded` and execs once resumed.
+                    if let (Some(m), true) = (&mgr, paused) {
                         m.add_task(pid.as_raw()).map_err(cgroup_err).map_err(fail)?;
                     }
-                    parent_end.send(&Msg::Go).map_err(fail)?;
-                    break;
+                    if let Some(p) = &opts.pid_file {
+                        super::create::write_pid_file(p, pid).map_err(fail)?;
+                    }
+                    parent_end.send(&Msg::Recorded).map_err(fail)?;
+                    recorded = true;
+                    if paused {
+                        break;
+                    }
                 }
                 Some(Msg::Failed(m)) => {
                     let _ = waitpid(pid, None);
+                    if let (Some(p), true) = (&opts.pid_file, recorded) {
+                        let _ = std::fs::remove_file(p);
+                    }
                     return Err(Error::Other(format!("exec in container {id}: {m}")));
                 }
                 Some(Msg::SeccompFd(fd)) => {
@@ -222,15 +233,18 @@ impl Runtime {
                     };
                     crate::seccomp::forward(filter, &info, &fd).map_err(fail)?;
                 }
+                None => {
+                    let _ = waitpid(pid, None);
+                    return Err(Error::Other(format!(
+                        "exec in container {id}: the process died during setup"
+                    )));
+                }
                 Some(other) => {
                     return Err(fail(Error::Other(format!(
                         "unexpected message from exec child: {other:?}"
                     ))))
                 }
             }
-        }
-        if let Some(p) = &opts.pid_file {
-            super::create::write_pid_file(p, pid)?;
         }
         Ok(Execed { pid, terminal })
     }

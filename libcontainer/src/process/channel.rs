@@ -1,8 +1,35 @@
-//! The socketpair between `create` (the parent) and the container's init.
+//! The socketpair between the runtime (the parent) and a process it starts: a container's init
+//! (`create`) or an exec'd process (`exec`).
 //!
 //! SOCK_SEQPACKET keeps message boundaries, so a message is one send and one recv: a tag byte and
-//! an optional UTF-8 text, or (SeccompFd) a tag byte with one fd as SCM_RIGHTS. When the init
-//! dies, the parent's recv sees end-of-file.
+//! an optional UTF-8 text, or (SeccompFd) a tag byte with one fd as SCM_RIGHTS. When the child
+//! dies, the parent's recv sees end-of-file; when the parent dies, the child's does.
+//!
+//! # The exchange
+//!
+//! `create` (parent ⇄ init):
+//! 1. parent → `Go`: id maps written, cgroups joined.
+//! 2. init → `Hooks`, parent → `HooksDone(state)`: only when the spec has prestart,
+//!    createRuntime, createContainer or startContainer hooks; mounts made, root not yet switched.
+//! 3. init → `SeccompFd` (0 or 1 times, without noNewPrivileges): the notify fd to forward.
+//! 4. init → `Ready`: set up. Until now the init dies with the parent (parent-death signal).
+//! 5. parent records the pid in the state (atomically), then → `Recorded`.
+//! 6. init clears its parent-death signal; with noNewPrivileges loads the filter now
+//!    (→ `SeccompFd` 0 or 1 times), then → `Waiting`: it blocks on the exec fifo until `start`.
+//!
+//! `exec` (parent ⇄ exec'd process):
+//! 1. parent → `Go`: the child may join the container (its cgroup, on v1 hybrid hosts, joined).
+//! 2. child → `SeccompFd` (0 or 1, without noNewPrivileges), then → `Ready`: set up.
+//! 3. parent writes the pid file and joins a paused container's cgroup, then → `Recorded`.
+//! 4. child clears its parent-death signal, loads the filter with noNewPrivileges (→ `SeccompFd`),
+//!    execs: the channel closes (close-on-exec), which the parent takes as success.
+//!
+//! A paused container's exec child clears its parent-death signal before `Ready`: once in the
+//! frozen cgroup it reads `Recorded` only after `resume`, and the parent does not wait that long.
+//!
+//! `Failed(text)` may come from the child instead of any of its messages; it ends the exchange.
+//! A child never outlives a parent that died before step 5 (resp. 3): the parent-death signal
+//! kills it, and a parent gone before the signal was set shows as end-of-file on its next recv.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -18,8 +45,12 @@ use crate::error::{Error, Result, SysContext};
 pub enum Msg {
     /// Parent → init: uid/gid maps written and cgroups joined; go on.
     Go,
-    /// Init → parent: fully set up, now waiting for `start`.
+    /// Child → parent: fully set up; record my pid before I go on.
     Ready,
+    /// Parent → child: your pid is recorded (state or pid file); you may outlive me now.
+    Recorded,
+    /// Init → parent: no longer tied to the parent, and blocking on the exec fifo until `start`.
+    Waiting,
     /// Init → parent: setup failed at this step.
     Failed(String),
     /// Init → parent: mounts are made, pivot_root is next: run prestart and createRuntime hooks.
@@ -60,6 +91,8 @@ impl Channel {
         match msg {
             Msg::Go => buf.push(b'G'),
             Msg::Ready => buf.push(b'R'),
+            Msg::Recorded => buf.push(b'P'),
+            Msg::Waiting => buf.push(b'W'),
             Msg::Hooks => buf.push(b'H'),
             Msg::SeccompFd(fd) => return self.send_fd(b'S', fd),
             Msg::Failed(text) | Msg::HooksDone(text) => {
@@ -129,6 +162,8 @@ impl Channel {
             [] => None,
             [b'G'] => Some(Msg::Go),
             [b'R'] => Some(Msg::Ready),
+            [b'P'] => Some(Msg::Recorded),
+            [b'W'] => Some(Msg::Waiting),
             [b'H'] => Some(Msg::Hooks),
             [b'E', text @ ..] => Some(Msg::Failed(String::from_utf8_lossy(text).into_owned())),
             [b'D', text @ ..] => Some(Msg::HooksDone(String::from_utf8_lossy(text).into_owned())),
@@ -149,8 +184,12 @@ mod tests {
     fn round_trip_and_eof() {
         let (a, b) = pair().unwrap();
         a.send(&Msg::Go).unwrap();
+        a.send(&Msg::Recorded).unwrap();
+        a.send(&Msg::Waiting).unwrap();
         a.send(&Msg::Failed("mount proc on /proc: EPERM".into())).unwrap();
         assert_eq!(b.recv().unwrap(), Some(Msg::Go));
+        assert_eq!(b.recv().unwrap(), Some(Msg::Recorded));
+        assert_eq!(b.recv().unwrap(), Some(Msg::Waiting));
         assert_eq!(
             b.recv().unwrap(),
             Some(Msg::Failed("mount proc on /proc: EPERM".into()))

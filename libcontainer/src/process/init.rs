@@ -4,8 +4,9 @@
 //! Order (runc's, which the kernel's rules dictate): wait for the parent (maps, cgroups) → become
 //! root of the user namespace → join namespaces by path → cgroup and time namespaces → rootfs and
 //! root switch → hostname, sysctls → readonly and masked paths → process attributes → user and
-//! capabilities → cwd → find the program → seccomp → report ready → block on the exec fifo → exec.
-//! Without noNewPrivileges the seccomp filter loads before the user and capabilities change.
+//! capabilities → cwd → find the program → report ready → wait until the runtime recorded our pid
+//! → seccomp → block on the exec fifo → exec. Without noNewPrivileges the seccomp filter loads
+//! before the user and capabilities change.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
@@ -57,7 +58,7 @@ struct Ready {
 pub fn run(args: InitArgs<'_>) -> ! {
     match setup(&args) {
         Ok(ready) => {
-            // Past `Ready` the parent may be gone; `start` hears of a failure through the fifo.
+            // Past `Waiting` the parent may be gone; `start` hears of a failure through the fifo.
             let _ = wait_and_exec(&args, ready);
             std::process::exit(127);
         }
@@ -70,7 +71,8 @@ pub fn run(args: InitArgs<'_>) -> ! {
 
 fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     super::reset_signals()?;
-    // Die with `create` if it dies before we report: no half-made container lives on.
+    // Die with `create` if it dies before it has recorded our pid: no half-made container lives
+    // on. A parent that died before this call shows as end-of-file on the next recv.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "set the parent-death signal".into())?;
     let process = a
         .spec
@@ -173,8 +175,14 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     attrs::personality(a.spec)?;
     attrs::io_priority(process)?;
     attrs::scheduler(process)?;
+    // Nothing the runtime opened may reach the program (or the startContainer hooks);
+    // --preserve-fds keeps 3..3+N open, and everything opened after this is close-on-exec.
+    // Before any filter is loaded, as runc does: profiles written before close_range existed
+    // deny it (with EPERM, or ENOSYS as the default action).
+    sys::cloexec_from(3 + a.preserve_fds).ctx(|| "mark file descriptors close-on-exec".into())?;
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the next step may drop:
-    // load it now (as runc does), and the profile must then allow the rest of this setup.
+    // load it now (as runc does), and the profile must then allow the rest of this setup
+    // (seccomp/mod.rs lists those syscalls).
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
     // Before the filter and the uid change, as runc: both may forbid writing our /proc attrs.
     crate::lsm::apply_exec(process)?;
@@ -206,21 +214,26 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
         argv: program::cstrings(argv.iter().map(String::as_str))?,
         envp: program::cstrings(env.iter().map(String::as_str))?,
     };
-    // From here on `create` may exit at any moment: stop tying our life to it first.
+    // Steps 4–6 of the exchange (channel.rs). Until the runtime has recorded our pid we die with
+    // it: an init nobody knows of must never wait for a `start`, nor hold its cgroup.
+    a.channel.send(&Msg::Ready)?;
+    match a.channel.recv()? {
+        Some(Msg::Recorded) => {}
+        other => {
+            return Err(Error::Other(format!(
+                "expected the runtime to record the container's pid, got {other:?}"
+            )))
+        }
+    }
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear the parent-death signal".into())?;
-    // Nothing the runtime opened may reach the program (or the startContainer hooks);
-    // --preserve-fds keeps 3..3+N open. Done before the filter, as runc does, so that profiles
-    // without close_range work; everything opened after this is close-on-exec.
-    sys::cloexec_from(3 + a.preserve_fds).ctx(|| "mark file descriptors close-on-exec".into())?;
     // With no_new_privs, as late as we can while a load error still reaches `create` (and a notify
-    // fd reaches the runtime before it stops listening at Ready). Under the filter from here:
-    // sendmsg (the notify fd), send (Ready), openat+write+close (exec fifo), the startContainer
-    // hooks and execve, as in runc's init. Any profile that lets a program run allows these;
-    // one denying mkdir, chmod, socket... works.
+    // fd reaches the runtime before it stops listening at Waiting). Under the filter from here:
+    // sendmsg (the notify fd), send (Waiting), openat+write+close (exec fifo), the startContainer
+    // hooks and execve, as in runc's init. Any profile that lets a program run allows these.
     if no_new_privs {
         crate::seccomp::install(a.seccomp, &a.channel)?;
     }
-    a.channel.send(&Msg::Ready)?;
+    a.channel.send(&Msg::Waiting)?;
     Ok(ready)
 }
 

@@ -67,6 +67,9 @@ fn setup(a: &JoinArgs<'_>) -> Result<Prepared> {
     // As in the init: without no_new_privs the filter needs CAP_SYS_ADMIN, so before the drop.
     let no_new_privs = p.no_new_privileges().unwrap_or(false);
     crate::lsm::apply_exec(p)?;
+    // Nothing the runtime opened may reach the program; before any filter, as runc does
+    // (profiles older than close_range deny it).
+    sys::cloexec_from(3 + a.preserve_fds).map_err(|e| Error::sys("mark file descriptors close-on-exec", e))?;
     if !no_new_privs {
         crate::seccomp::install(a.seccomp, &a.channel)?;
     }
@@ -95,21 +98,24 @@ fn setup(a: &JoinArgs<'_>) -> Result<Prepared> {
         program::cstrings(argv.iter().map(String::as_str))?,
         program::cstrings(env.iter().map(String::as_str))?,
     );
-    // pdeathsig survives execve; the program must not die because hezi exec -d exits.
-    nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear the parent-death signal".into())?;
-    sys::cloexec_from(3 + a.preserve_fds).map_err(|e| Error::sys("mark file descriptors close-on-exec", e))?;
+    // Steps 2–4 of the exchange (channel.rs): until the runtime has recorded our pid (its pid
+    // file) we die with it. A paused container's child stops tying its life to the runtime
+    // first: frozen in the cgroup it reads `Recorded` only after `resume`.
     if a.wait_for_cgroup {
-        // Set up and no longer tied to the runtime's life: it can go once we are frozen.
-        // (Without no_new_privs the filter is already loaded: these two calls run under it.)
-        a.channel.send(&Msg::Ready)?;
-        match a.channel.recv()? {
-            Some(Msg::Go) => {}
-            other => {
-                return Err(Error::Other(format!(
-                    "expected go-ahead after joining the paused container's cgroup, got {other:?}"
-                )))
-            }
+        nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear the parent-death signal".into())?;
+    }
+    a.channel.send(&Msg::Ready)?;
+    match a.channel.recv()? {
+        Some(Msg::Recorded) => {}
+        other => {
+            return Err(Error::Other(format!(
+                "expected the runtime to record the process's pid, got {other:?}"
+            )))
         }
+    }
+    // pdeathsig survives execve; the program must not die because hezi exec -d exits.
+    if !a.wait_for_cgroup {
+        nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear the parent-death signal".into())?;
     }
     // With no_new_privs, last: only sendmsg (a notify fd) and execve run under it.
     if no_new_privs {
