@@ -27,10 +27,8 @@ impl Runtime {
             Err(e) => return Err(e),
         };
         match self.status(&st) {
-            Status::Stopped => self.kill_leftovers(&st)?,
             // runc deletes a created container by killing its waiting init.
-            Status::Created => self.kill_and_wait(&st)?,
-            Status::Creating if force => {}
+            Status::Stopped | Status::Created => {}
             s @ (Status::Running | Status::Paused | Status::Creating) => {
                 if !force {
                     return Err(Error::WrongState {
@@ -39,43 +37,50 @@ impl Runtime {
                         status: s.to_string(),
                     });
                 }
-                self.kill_and_wait(&st)?;
             }
         }
+        self.kill_everything(&st)?;
         self.destroy(&st)
     }
 
-    fn kill_and_wait(&self, st: &ContainerState) -> Result<()> {
+    /// Kill every process of the container and wait until none is left, whatever the state
+    /// says: a create killed before it recorded the init's pid (status "creating") still has a
+    /// cgroup, and a container that shares another pid namespace (podman --pid host, a pod's
+    /// shared one) leaves its init's children behind when the init dies. As runc: through the
+    /// cgroup (cgroup.kill on v2; freeze, kill, thaw on v1), then the init by its pid, which is
+    /// all there is to go by for a container without a cgroup of its own.
+    fn kill_everything(&self, st: &ContainerState) -> Result<()> {
         let mgr = st
             .cgroup
             .as_ref()
             .map(cgroups::manager)
             .transpose()
             .map_err(cgroup_err)?;
+        let deadline = Instant::now() + KILL_TIMEOUT;
         if let Some(m) = &mgr {
-            // A frozen cgroup would hold the SIGKILL pending forever.
-            m.kill_all(Signal::SIGKILL as i32).map_err(cgroup_err)?;
-            let _ = m.thaw();
+            // Again while any is left: a process that was being added when we looked (an exec
+            // joining on v1) is not missed.
+            while !m.pids().map_err(cgroup_err)?.is_empty() {
+                if Instant::now() > deadline {
+                    return Err(Error::Other(format!(
+                        "container {}: processes {:?} still in its cgroup after SIGKILL",
+                        st.id,
+                        m.pids().unwrap_or_default()
+                    )));
+                }
+                m.kill_all(Signal::SIGKILL as i32).map_err(cgroup_err)?;
+                // A frozen cgroup would hold the SIGKILL pending forever.
+                let _ = m.thaw();
+                wait_cgroup_empty(m.as_ref(), Duration::from_millis(200));
+            }
         }
-        match signal_init(st, Signal::SIGKILL) {
-            Ok(()) | Err(Error::WrongState { .. }) => {}
-            Err(e) => return Err(e),
+        if st.pid != 0 {
+            match signal_init(st, Signal::SIGKILL) {
+                Ok(()) | Err(Error::WrongState { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            wait_gone(Pid::from_raw(st.pid), st.init_start_time)?;
         }
-        wait_gone(Pid::from_raw(st.pid), st.init_start_time)
-    }
-
-    /// Kill what a stopped container's cgroup still holds, as runc does before removing it: an
-    /// init that shared another pid namespace leaves its children running (podman --pid host),
-    /// and the cgroup cannot go while they live. With its own pid namespace there is nothing.
-    fn kill_leftovers(&self, st: &ContainerState) -> Result<()> {
-        let Some(cfg) = &st.cgroup else { return Ok(()) };
-        let m = cgroups::manager(cfg).map_err(cgroup_err)?;
-        if m.pids().map_err(cgroup_err)?.is_empty() {
-            return Ok(());
-        }
-        m.kill_all(Signal::SIGKILL as i32).map_err(cgroup_err)?;
-        // Removing the cgroup (destroy) waits for them to be gone.
-        let _ = m.thaw();
         Ok(())
     }
 
@@ -99,6 +104,16 @@ impl Runtime {
             }
         }
         self.store().remove(&st.id)
+    }
+}
+
+/// Wait up to `limit` for the cgroup to hold no process (killed ones leave it as they exit).
+fn wait_cgroup_empty(m: &dyn cgroups::Manager, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(1);
+    while Instant::now() < deadline && !m.pids().unwrap_or_default().is_empty() {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
 
