@@ -45,6 +45,10 @@ pub struct ContainerState {
     /// The container's cgroup, resolved at create.
     #[serde(default)]
     pub cgroup: Option<crate::cgroups::CgroupConfig>,
+    /// The init shares a pid namespace it did not create (the host's, a pod's): killing it does
+    /// not end the container's other processes, so SIGKILL goes to the whole cgroup (as runc).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared_pid_ns: bool,
     /// The spec's hooks, for poststart (at start) and poststop (at delete).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<oci_spec::runtime::Hooks>,

@@ -116,6 +116,7 @@ impl Runtime {
             annotations: spec.annotations().clone().unwrap_or_default(),
             pid_file: opts.pid_file.as_ref().map(|p| absolute(p)),
             cgroup: Some(cgroup_cfg.clone()),
+            shared_pid_ns: false,
             hooks: spec.hooks().clone(),
         };
         // Saved before anything else is made, so `delete --force` finds what to clean up even if
@@ -128,6 +129,8 @@ impl Runtime {
         let cgroup_fd = mgr.v2_dir_fd().map_err(cgroup_err)?;
         guard.cgroup = Some(mgr);
         let plan = Plan::new(spec, cgroup_fd.is_some())?;
+        // Saved with the init's pid.
+        state.shared_pid_ns = !plan.new_pid;
         if let Some(pid_ns) = plan.joined_pid() {
             namespaces::join(oci_spec::runtime::LinuxNamespaceType::Pid, pid_ns)?;
         }

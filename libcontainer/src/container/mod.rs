@@ -111,6 +111,8 @@ impl Runtime {
     }
 
     /// Send `signal` to the container's init, or with `all` to every process in its cgroup.
+    /// SIGKILL to a container that shares its pid namespace goes to every process, as runc does:
+    /// there, the init's death does not take the others with it.
     pub fn kill(&self, id: &str, signal: Signal, all: bool) -> Result<()> {
         let st = self.load(id)?;
         let status = self.status(&st);
@@ -124,7 +126,7 @@ impl Runtime {
                 status: status.to_string(),
             });
         }
-        if all {
+        if all || (signal == Signal::SIGKILL && st.shared_pid_ns) {
             return match &st.cgroup {
                 Some(cfg) => cgroups::manager(cfg)
                     .and_then(|m| m.kill_all(signal as i32))
