@@ -135,6 +135,11 @@ impl Inner {
         };
         let inner = Arc::clone(self);
         let spawned = thread::Builder::new().name("exit".into()).spawn(move || {
+            if p.exec_id.is_empty() {
+                // Before waiting for the output to drain: in a shared pid namespace the init's
+                // children hold it open.
+                inner.kill_leftovers(&c.id);
+            }
             let _order = p.lifecycle();
             let exit = p.set_exited(code);
             let id = if p.exec_id.is_empty() {
@@ -152,6 +157,13 @@ impl Inner {
         });
         if let Err(e) = spawned {
             log::error!("report the exit of {pid}: {e}");
+        }
+    }
+
+    fn kill_leftovers(&self, id: &str) {
+        match self.rt.kill_leftovers(id) {
+            Ok(()) | Err(libcontainer::Error::NotFound(_)) => {}
+            Err(e) => log::warn!("kill what the init of {id} left: {e}"),
         }
     }
 
@@ -180,7 +192,15 @@ impl Inner {
         let (io, stdio) = ProcessIo::open(&cfg, &self.namespace, &req.id).map_err(undo)?;
         let init = Arc::new(Process::new("", cfg, None));
         let c = Arc::new(Container::new(&req.id, bundle.clone(), mounted, Arc::clone(&init)));
-        let spawned = container::spawn_init(&self.rt, &req.id, &bundle, stdio, req.terminal).map_err(undo)?;
+        let spawned = container::spawn_init(&self.rt, &req.id, &bundle, stdio, req.terminal).map_err(|e| {
+            // A helper that died half-way (killed, say) may have left state, a cgroup and an
+            // init behind: a failed Create leaves nothing, like a failed `hezi create`.
+            match self.rt.delete(&req.id, true) {
+                Ok(()) | Err(libcontainer::Error::NotFound(_)) => {}
+                Err(d) => log::warn!("clean up after the failed create of {}: {d}", req.id),
+            }
+            undo(e)
+        })?;
         let pid = spawned.pid;
         self.pids().insert(pid, (Arc::clone(&c), Arc::clone(&init)));
         spawned.finish(&init, io, Phase::Created)?;
@@ -541,6 +561,15 @@ impl Service {
     fn shutdown(&self, req: api::ShutdownRequest) -> TtrpcResult<Vec<u8>> {
         // Other containers of the group still need this shim.
         if req.now || self.inner.containers().is_empty() {
+            // Asked to go with containers left: what an exited init left behind in a shared pid
+            // namespace must not outlive the shim that would reap it.
+            let left: Vec<String> = (self.inner.containers().iter())
+                .filter(|(_, c)| c.init.state().exit.is_some())
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in left {
+                self.inner.kill_leftovers(&id);
+            }
             self.inner
                 .shutting_down
                 .store(true, std::sync::atomic::Ordering::SeqCst);

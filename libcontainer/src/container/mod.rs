@@ -140,6 +140,22 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// The init of `id` has exited: kill what it left behind. With its own pid namespace the
+    /// kernel ended every other process with it; in a shared one (the host's, a pod's) its
+    /// children live on in the cgroup, holding its output open. containerd's runc shim does the
+    /// same on every init exit.
+    pub fn kill_leftovers(&self, id: &str) -> Result<()> {
+        let st = self.load(id)?;
+        match &st.cgroup {
+            Some(cfg) if st.shared_pid_ns => cgroups::manager(cfg)
+                .and_then(|m| m.kill_all(Signal::SIGKILL as i32))
+                .map_err(cgroup_err),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The state JSON a hook reads on stdin (runtime.md "State").
 fn hook_state(st: &ContainerState, status: Status) -> String {
     serde_json::json!({
