@@ -52,17 +52,51 @@ pub fn run(stdio: Stdio, f: impl FnOnce() -> Result<i32, String>) -> Result<i32,
             // flushing buffers that belong to the parent.
             unsafe { libc::_exit(0) }
         }
-        ForkResult::Parent { .. } => {
+        ForkResult::Parent { child } => {
             drop(writer);
             drop(stdio);
             // One line, not EOF: the container's process inherits the pipe's write end from the
             // helper and holds it until its execve (close-on-exec), which for an init waits
-            // for Start.
+            // for Start. For the same reason a helper killed before it replied never shows as
+            // EOF here: wait for its exit too, and read only what is there by then.
+            wait_for_reply_or_exit(&reader, child)?;
             let mut reply = String::new();
+            // A helper that exited without a reply leaves the pipe empty: never block on it then.
+            let _ = nix::fcntl::fcntl(&reader, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
             BufReader::new(&mut reader)
                 .read_line(&mut reply)
-                .map_err(|e| format!("read the helper's reply: {e}"))?;
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::WouldBlock => Ok(0),
+                    _ => Err(format!("read the helper's reply: {e}")),
+                })?;
             parse_reply(reply.trim_end())
+        }
+    }
+}
+
+/// Block until the helper's reply can be read or the helper has exited (a pidfd becomes
+/// readable when its process ends, reaped or not).
+fn wait_for_reply_or_exit(reader: &std::fs::File, helper: nix::unistd::Pid) -> Result<(), String> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::{AsFd, FromRawFd};
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; nothing else is
+    // touched. The helper is our unreaped child or already reaped (then ESRCH).
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, helper.as_raw(), 0) };
+    if raw < 0 {
+        // Gone already (the reaper collected it): whatever it wrote is in the pipe.
+        return Ok(());
+    }
+    // SAFETY: the syscall just returned this fd, and nothing else owns it.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    loop {
+        let mut fds = [
+            PollFd::new(reader.as_fd(), PollFlags::POLLIN),
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(format!("wait for the helper: {e}")),
         }
     }
 }
