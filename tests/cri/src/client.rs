@@ -303,6 +303,20 @@ pub fn pod_config(name: &str, net: Net, log_dir: &std::path::Path, cgroup_parent
     }
 }
 
+/// `cfg` with its pid namespace mode set: `Node` is `hostPID: true`, `Pod` is
+/// `shareProcessNamespace: true` (the sandbox's pid namespace, the pause process its init).
+pub fn with_pid_mode(mut cfg: cri::PodSandboxConfig, mode: NamespaceMode) -> cri::PodSandboxConfig {
+    let ns = cfg
+        .linux
+        .as_mut()
+        .and_then(|l| l.security_context.as_mut())
+        .and_then(|s| s.namespace_options.as_mut());
+    if let Some(ns) = ns {
+        ns.pid = mode as i32;
+    }
+    cfg
+}
+
 /// The kubelet's default namespaces: the pod's network (or the node's), the pod's IPC, a pid
 /// namespace per container.
 fn namespaces(network: NamespaceMode) -> cri::NamespaceOption {

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use hezi_cri_tests::client::{container_config, info_pid, pod_config, ContainerState, Cri, Net, PodSandboxState};
+use hezi_cri_tests::client::{
+    container_config, info_pid, pod_config, with_pid_mode, ContainerState, Cri, NamespaceMode, Net, PodSandboxState,
+};
 use hezi_cri_tests::containerd::{pids_with_cmdline, Containerd, POD_SUBNET_PREFIX};
 use hezi_cri_tests::image::{BUSYBOX_IMAGE, PAUSE_IMAGE};
 use hezi_cri_tests::{cgroup_children, parse_cri_log, prerequisites, remove_cgroups, Handler};
@@ -26,7 +28,14 @@ macro_rules! per_handler {
     )*};
 }
 
-per_handler!(lifecycle, shared_namespaces, pod_network);
+per_handler!(
+    lifecycle,
+    shared_namespaces,
+    pod_network,
+    stop_host_pid_pod,
+    stop_shared_pid_pod,
+    stop_host_network_server
+);
 
 /// A container that logs a line to each stream, then waits; SIGTERM makes it say so and exit
 /// 7, so the exit code StopContainer reports proves the signal reached it. `marker` becomes
@@ -451,4 +460,62 @@ fn memory_limit_of(pid: &str) -> String {
         .unwrap_or_else(|e| panic!("read {file}: {e}"))
         .trim()
         .to_string()
+}
+
+/// A container whose shell leaves two background processes holding its output, and serves
+/// `port` with busybox httpd when given one. `marker` is the shell's $0.
+fn busy_container(port: Option<u16>) -> String {
+    let server = port.map_or(String::new(), |p| {
+        format!("echo up > /tmp/index.html; httpd -f -p {p} -h /tmp & ")
+    });
+    format!("{server}sleep 100000 & sleep 100001 & while :; do sleep 1; done")
+}
+
+/// StopPodSandbox with its containers still running, as `crictl stopp` or a kubelet whose
+/// StopContainer timed out sends it: containerd kills each container, waits for its exit, then
+/// the sandbox's. It must end within a CRI call's time (a hang shows as a timeout error), and
+/// every process of the pod must be gone.
+fn stop_running_pod(handler: Handler, name: &str, net: Net, pid: NamespaceMode, port: Option<u16>) {
+    if !prerequisites(handler) {
+        return;
+    }
+    let s = Setup::new();
+    let pod = with_pid_mode(pod_config(name, net, &s.c.log_dir().join(name), &s.cgroup_parent), pid);
+    let (pod_id, _) = s.run_pod(&pod, handler);
+    let (ma, mb) = (unique_id("cri-busy-a"), unique_id("cri-busy-b"));
+    let (a, _) = s.start(&pod_id, &pod, "a", &["sh", "-c", &busy_container(port), &ma]);
+    let (b, _) = s.start(&pod_id, &pod, "b", &["sh", "-c", &busy_container(None), &mb]);
+    if let Some(p) = port {
+        let url = format!("http://127.0.0.1:{p}/index.html");
+        assert!(
+            wait_until(10, || s.cri.exec_ok(&b, &["wget", "-q", "-O", "/dev/null", &url]).2
+                == 0),
+            "the server in container a does not answer on {url}"
+        );
+    }
+    let t = Instant::now();
+    s.cri
+        .stop_pod(&pod_id)
+        .unwrap_or_else(|e| panic!("StopPodSandbox after {:?}: {e}\n{}", t.elapsed(), s.c.log_tail()));
+    eprintln!("{name}: StopPodSandbox with running containers took {:?}", t.elapsed());
+    for id in [&a, &b] {
+        assert_eq!(s.cri.status(id).0.state, ContainerState::ContainerExited as i32);
+    }
+    s.tear_down(&pod_id, &[&a, &b], &[&ma, &mb, "sleep 100000", "sleep 100001"]);
+}
+
+/// hostPID: the containers' processes live in the node's pid namespace, so killing a
+/// container's init leaves its children; the runtime must end them through the cgroup.
+fn stop_host_pid_pod(handler: Handler) {
+    stop_running_pod(handler, "hostpid", Net::Node, NamespaceMode::Node, None);
+}
+
+/// shareProcessNamespace: the containers join the sandbox's pid namespace.
+fn stop_shared_pid_pod(handler: Handler) {
+    stop_running_pod(handler, "sharedpid", Net::Pod, NamespaceMode::Pod, None);
+}
+
+/// A host-network pod whose container serves a port on the node's network.
+fn stop_host_network_server(handler: Handler) {
+    stop_running_pod(handler, "hostserver", Net::Node, NamespaceMode::Container, Some(18080));
 }
