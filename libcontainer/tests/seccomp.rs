@@ -332,6 +332,61 @@ fn x32_syscall_numbers_do_not_bypass_a_native_rule() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn syscalls_newer_than_a_deny_by_default_profile_get_enosys() {
+    // Docker's shape: default ERRNO(EPERM) and an allow list whose highest syscall is exit_group
+    // (231). Newer syscalls, real (clone3 435, faccessat2 439) or not (1000), must see ENOSYS so
+    // that libc falls back to clone/faccessat; older ones keep the profile's EPERM. With and
+    // without an explicit architectures list (the native arch is always covered).
+    for arches in [
+        serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]),
+        serde_json::Value::Null,
+    ] {
+        let mut profile = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": libc::EPERM,
+            "syscalls": [
+                { "names": ["exit", "exit_group", "getpid"], "action": "SCMP_ACT_ALLOW" },
+                { "names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM }
+            ]
+        });
+        if !arches.is_null() {
+            profile["architectures"] = arches.clone();
+        }
+        let f = filter(profile);
+        let code = exited(in_child(&f, || {
+            let at = c"/".as_ptr();
+            // SAFETY: raw syscalls with scalar arguments or a valid path; clone3 gets a null
+            // args pointer, which the filter refuses before the kernel reads it.
+            unsafe {
+                if expect_errno(libc::syscall(1000, 0, 0, 0), libc::ENOSYS) != 0 {
+                    return 1;
+                }
+                if expect_errno(libc::syscall(libc::SYS_clone3, 0, 0), libc::ENOSYS) != 0 {
+                    return 2;
+                }
+                let r = libc::syscall(libc::SYS_faccessat2, libc::AT_FDCWD, at, libc::F_OK, 0);
+                if expect_errno(r, libc::ENOSYS) != 0 {
+                    return 3;
+                }
+                // Named but not allowed, and unnamed but older: the profile's EPERM.
+                if expect_errno(libc::syscall(libc::SYS_getppid), libc::EPERM) != 0 {
+                    return 4;
+                }
+                if expect_errno(libc::syscall(libc::SYS_getuid), libc::EPERM) != 0 {
+                    return 5;
+                }
+                if libc::syscall(libc::SYS_getpid) <= 0 {
+                    return 6;
+                }
+            }
+            0
+        }));
+        assert_eq!(code, 0, "architectures {arches}: check {code} failed");
+    }
+}
+
 /// Receive the listener's one message: the JSON and the notify fd.
 fn recv_state_and_fd(conn: RawFd) -> (serde_json::Value, OwnedFd) {
     let mut buf = vec![0u8; 65536];

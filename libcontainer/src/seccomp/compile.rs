@@ -12,7 +12,7 @@ use libseccomp::{ScmpAction, ScmpFilterContext};
 use nix::sys::memfd::{memfd_create, MFdFlags};
 
 use super::profile::Profile;
-use super::{action_name, SeccompError};
+use super::{action_name, enosys, SeccompError};
 
 /// BPF_MAXINSNS: the kernel refuses longer programs.
 const MAX_INSNS: usize = 4096;
@@ -21,6 +21,7 @@ const MAX_INSNS: usize = 4096;
 /// on past 32 rules (libseccomp <= 2.5.4 misbehaves with it on an empty rule set).
 const OPTIMIZE_ABOVE: usize = 32;
 
+/// libseccomp's program for `profile`, behind the -ENOSYS stub (see `enosys`).
 pub fn bpf(profile: &Profile) -> Result<Vec<libc::sock_filter>, SeccompError> {
     let lib = |what: String| move |source| SeccompError::Libseccomp { what, source };
     let mut ctx = ScmpFilterContext::new(profile.default_action).map_err(lib(format!(
@@ -53,7 +54,16 @@ pub fn bpf(profile: &Profile) -> Result<Vec<libc::sock_filter>, SeccompError> {
                 source,
             })?;
     }
-    export(&ctx)
+    let arches: Vec<_> = profile.arches.iter().map(|(a, _)| *a).collect();
+    let mut program = enosys::stub(profile.default_action, &arches, &profile.names);
+    program.extend(export(&ctx)?);
+    if program.len() > MAX_INSNS {
+        return Err(SeccompError::Invalid(format!(
+            "the compiled filter has {} BPF instructions; the kernel takes at most {MAX_INSNS}",
+            program.len()
+        )));
+    }
+    Ok(program)
 }
 
 /// The program as the kernel takes it. seccomp_export_bpf_mem needs libseccomp 2.6; writing to
@@ -73,11 +83,8 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, SeccompErro
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).map_err(io("read the BPF program"))?;
     let program = decode(&bytes)?;
-    if program.is_empty() || program.len() > MAX_INSNS {
-        return Err(SeccompError::Invalid(format!(
-            "the compiled filter has {} BPF instructions; the kernel takes 1 to {MAX_INSNS}",
-            program.len()
-        )));
+    if program.is_empty() {
+        return Err(SeccompError::Invalid("libseccomp exported an empty BPF program".into()));
     }
     Ok(program)
 }

@@ -3,6 +3,8 @@
 //!
 //! - [`profile`]: the OCI object → libseccomp rules (pure, unit-tested);
 //! - [`compile`]: rules → BPF program, by libseccomp;
+//! - [`enosys`]: the stub in front of that program that gives ENOSYS to syscalls newer than the
+//!   profile, so that libc falls back to older ones (as runc);
 //! - [`kernel`]: seccomp(2) with our flags, and flag probing;
 //! - [`notify`]: the SCMP_ACT_NOTIFY fd and the process state to `listenerPath`.
 //!
@@ -17,6 +19,7 @@
 //! runtime never has to call into libseccomp in the container's process.
 
 pub mod compile;
+pub mod enosys;
 pub mod kernel;
 pub mod notify;
 pub mod profile;

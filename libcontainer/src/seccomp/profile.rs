@@ -48,6 +48,9 @@ pub struct Profile {
     pub rules: Vec<Rule>,
     /// Names this host does not know, skipped.
     pub skipped: Vec<String>,
+    /// Every syscall name of the profile, whatever its rule's action: what the profile knows of
+    /// (see `enosys`).
+    pub names: Vec<String>,
     /// Some rule uses SCMP_ACT_NOTIFY.
     pub notify: bool,
 }
@@ -74,6 +77,7 @@ impl Profile {
             flags: spec.flags().clone(),
             rules: Vec::new(),
             skipped: Vec::new(),
+            names: Vec::new(),
             notify: false,
         };
         for (i, call) in spec.syscalls().iter().flatten().enumerate() {
@@ -106,6 +110,7 @@ impl Profile {
             if name.is_empty() {
                 return Err(SeccompError::Invalid(format!("{}: empty syscall name", what())));
             }
+            self.names.push(name.clone());
             if act == default_action {
                 tracing::debug!("seccomp: rule for {name} has the default action, dropped");
                 continue;
