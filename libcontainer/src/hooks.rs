@@ -9,8 +9,8 @@
 //! - poststop: `delete`, after the container stopped (failures are logged, not fatal).
 
 use std::io::Write;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{Hook, Hooks};
@@ -58,7 +58,7 @@ pub fn of(hooks: Option<&Hooks>, stage: Stage) -> &[Hook] {
 /// Run every hook of `stage` in order; the first failure stops the rest and is returned.
 pub fn run(hooks: Option<&Hooks>, stage: Stage, state_json: &str) -> Result<()> {
     for (i, hook) in of(hooks, stage).iter().enumerate() {
-        run_one(hook, state_json)
+        run_one(hook, state_json, stage)
             .map_err(|m| Error::Other(format!("{} hook #{i} ({}): {m}", stage.name(), hook.path().display())))?;
     }
     Ok(())
@@ -68,7 +68,7 @@ pub fn run(hooks: Option<&Hooks>, stage: Stage, state_json: &str) -> Result<()> 
 /// runs, whatever the ones before it did, and each failure is a warning.
 pub fn run_logged(hooks: Option<&Hooks>, stage: Stage, state_json: &str) {
     for (i, hook) in of(hooks, stage).iter().enumerate() {
-        if let Err(m) = run_one(hook, state_json) {
+        if let Err(m) = run_one(hook, state_json, stage) {
             tracing::warn!("{} hook #{i} ({}): {m}", stage.name(), hook.path().display());
         }
     }
@@ -105,7 +105,7 @@ pub fn validate(hooks: Option<&Hooks>) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn run_one(hook: &Hook, state_json: &str) -> std::result::Result<(), String> {
+fn run_one(hook: &Hook, state_json: &str, stage: Stage) -> std::result::Result<(), String> {
     let mut cmd = Command::new(hook.path());
     if let Some(args) = hook.args().as_deref() {
         if let Some((first, rest)) = args.split_first() {
@@ -142,8 +142,34 @@ fn run_one(hook: &Hook, state_json: &str) -> std::result::Result<(), String> {
     if status.success() {
         Ok(())
     } else {
-        Err(format!("failed: {status}"))
+        Err(failure(hook, status, stage))
     }
+}
+
+/// Why a hook that ran did not succeed. A signal death names the signal and the hook's args (the
+/// path alone does not say which of several calls of one program died); SIGSYS is what a seccomp
+/// filter's KILL actions send, and startContainer hooks run under the container's filter.
+fn failure(hook: &Hook, status: ExitStatus, stage: Stage) -> String {
+    let Some(sig) = status.signal() else {
+        return format!("failed: {status}");
+    };
+    let name = nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("{sig}"));
+    let args = hook.args().as_deref().unwrap_or(&[]);
+    let mut msg = format!("killed by signal {name}, args {args:?}");
+    if status.core_dumped() {
+        msg.push_str(" (core dumped)");
+    }
+    if sig == libc::SIGSYS {
+        msg.push_str(if stage == Stage::StartContainer {
+            ": a seccomp filter killed it on a syscall (startContainer hooks run under the \
+             container's linux.seccomp)"
+        } else {
+            ": a seccomp filter killed it on a syscall"
+        });
+    }
+    msg
 }
 
 #[cfg(test)]
@@ -169,6 +195,23 @@ mod tests {
         let err = run(Some(&h), Stage::Poststop, "{}").unwrap_err().to_string();
         assert!(err.contains("poststop hook #0"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_hook_killed_by_a_signal_is_named_with_its_args_and_the_signal() {
+        let h = hook(r#"{"startContainer":[{"path":"/bin/sh","args":["sh","-c","kill -SYS $$"]}]}"#);
+        let err = run(Some(&h), Stage::StartContainer, "{}").unwrap_err().to_string();
+        assert!(
+            err.contains(
+                r#"startContainer hook #0 (/bin/sh): killed by signal SIGSYS, args ["sh", "-c", "kill -SYS $$"]"#
+            ),
+            "{err}"
+        );
+        assert!(err.contains("seccomp"), "{err}");
+        let h = hook(r#"{"poststop":[{"path":"/bin/sh","args":["sh","-c","kill -TERM $$"]}]}"#);
+        let err = run(Some(&h), Stage::Poststop, "{}").unwrap_err().to_string();
+        assert!(err.contains("killed by signal SIGTERM"), "{err}");
+        assert!(!err.contains("seccomp"), "{err}");
     }
 
     #[test]
