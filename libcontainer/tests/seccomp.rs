@@ -332,6 +332,117 @@ fn x32_syscall_numbers_do_not_bypass_a_native_rule() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// What the kernel holds for a child that loaded `f` and stopped: PTRACE_SECCOMP_GET_METADATA's
+/// flags of its (only) filter, and its /proc status. The child is killed afterwards.
+fn loaded_state(f: &Filter) -> (u64, String) {
+    // SAFETY: the child only makes system calls (ptrace, prctl, seccomp, raise) and exits.
+    match unsafe { fork() }.expect("fork") {
+        ForkResult::Child => unsafe {
+            // SAFETY: plain ptrace/prctl/raise and _exit.
+            if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0
+                || libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || f.load().is_err()
+            {
+                libc::_exit(LOAD_FAILED);
+            }
+            libc::raise(libc::SIGSTOP);
+            libc::_exit(0);
+        },
+        ForkResult::Parent { child } => {
+            let status = waitpid(child, None).expect("waitpid");
+            assert!(
+                matches!(status, WaitStatus::Stopped(_, Signal::SIGSTOP)),
+                "child did not stop traced: {status:?}"
+            );
+            #[repr(C)]
+            struct Metadata {
+                filter_off: u64,
+                flags: u64,
+            }
+            const PTRACE_SECCOMP_GET_METADATA: libc::c_uint = 0x420d;
+            let mut md = Metadata {
+                filter_off: 0,
+                flags: 0,
+            };
+            // SAFETY: the kernel writes at most size_of::<Metadata>() bytes into `md`.
+            let r = unsafe {
+                libc::ptrace(
+                    PTRACE_SECCOMP_GET_METADATA,
+                    child.as_raw(),
+                    std::mem::size_of::<Metadata>(),
+                    &mut md as *mut Metadata,
+                )
+            };
+            let err = std::io::Error::last_os_error();
+            let status_text = std::fs::read_to_string(format!("/proc/{child}/status")).unwrap_or_default();
+            let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+            let _ = waitpid(child, None);
+            assert!(r >= 0, "PTRACE_SECCOMP_GET_METADATA: {err}");
+            (md.flags, status_text)
+        }
+    }
+}
+
+fn status_line<'a>(status: &'a str, key: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
+        .map(str::trim)
+        .unwrap_or("")
+}
+
+/// SECCOMP_FILTER_FLAG_LOG as the kernel's u64 metadata has it (c_ulong is 32 bits on 32-bit
+/// targets).
+#[allow(clippy::unnecessary_cast)]
+const LOG: u64 = libc::SECCOMP_FILTER_FLAG_LOG as u64;
+
+#[test]
+fn filter_flags_reach_the_kernel() {
+    let profile = |flags: serde_json::Value| {
+        let mut p = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{ "names": ["getppid"], "action": "SCMP_ACT_ERRNO" }]
+        });
+        if !flags.is_null() {
+            p["flags"] = flags;
+        }
+        filter(p)
+    };
+    // LOG is the flag the kernel reports back per filter.
+    let (flags, status) = loaded_state(&profile(serde_json::json!(["SECCOMP_FILTER_FLAG_LOG"])));
+    assert_eq!(flags & LOG, LOG);
+    assert_eq!(status_line(&status, "Seccomp"), "2");
+    // One program: the -ENOSYS stub is part of it, not a second filter.
+    assert_eq!(status_line(&status, "Seccomp_filters"), "1");
+    let (flags, _) = loaded_state(&profile(serde_json::json!([])));
+    assert_eq!(flags & LOG, 0);
+
+    // Every flag the kernel knows loads (TSYNC on one thread, SPEC_ALLOW wherever).
+    let all = serde_json::json!([
+        "SECCOMP_FILTER_FLAG_TSYNC",
+        "SECCOMP_FILTER_FLAG_LOG",
+        "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
+    ]);
+    let (flags, _) = loaded_state(&profile(all));
+    assert_ne!(flags & LOG, 0);
+
+    // SPEC_ALLOW only shows where the host mitigates speculative store bypass through seccomp:
+    // a filter without it forces the mitigation on the thread.
+    let ssb = std::fs::read_to_string("/sys/devices/system/cpu/vulnerabilities/spec_store_bypass").unwrap_or_default();
+    if ssb.contains("seccomp") {
+        let (_, with) = loaded_state(&profile(serde_json::json!(["SECCOMP_FILTER_FLAG_SPEC_ALLOW"])));
+        let (_, without) = loaded_state(&profile(serde_json::json!([])));
+        assert_eq!(
+            status_line(&without, "Speculation_Store_Bypass"),
+            "thread force mitigated"
+        );
+        assert_ne!(status_line(&with, "Speculation_Store_Bypass"), "thread force mitigated");
+    } else {
+        eprintln!("SPEC_ALLOW not observable here: spec_store_bypass is {:?}", ssb.trim());
+    }
+}
+
 #[test]
 #[cfg(target_arch = "x86_64")]
 fn syscalls_newer_than_a_deny_by_default_profile_get_enosys() {

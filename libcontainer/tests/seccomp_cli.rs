@@ -358,6 +358,11 @@ fn bad_profiles_fail_create_naming_the_culprit() {
                                    "args": [{ "index": 7, "value": 1, "op": "SCMP_CMP_EQ" }] }] }),
             "socket",
         ),
+        (
+            "flag",
+            json!({ "defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_NEW_LISTENER"] }),
+            "unknown variant `SECCOMP_FILTER_FLAG_NEW_LISTENER`",
+        ),
     ];
     for (name, seccomp, culprit) in cases {
         let b = Bundle::new(&hezi, &format!("bad-{name}"), &["true"], |c| {
