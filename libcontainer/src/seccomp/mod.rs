@@ -396,7 +396,7 @@ pub fn features() -> Features {
     operators.sort();
     let mut archs: Vec<String> = ARCHS
         .iter()
-        .filter(|a| compile::arch_supported(profile::arch(**a)))
+        .filter(|a| compile::arch_known(profile::arch(**a)))
         .map(oci_name)
         .collect();
     archs.sort();
