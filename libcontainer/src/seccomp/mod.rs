@@ -17,6 +17,51 @@
 //! the same under hezi. We keep the loading (seccomp(2)) ourselves: the flags then work whatever
 //! libseccomp version is installed (WAIT_KILLABLE_RECV needs libseccomp 2.6 otherwise), and the
 //! runtime never has to call into libseccomp in the container's process.
+//!
+//! # What the runtime itself calls under the filter
+//!
+//! The container's process loads the filter before the runtime's last steps, so any profile that
+//! lets the program start must allow these. As of `process/init.rs` and `process/join.rs` (read
+//! there and checked with strace on x86_64; update this list when the load moves). Throughout:
+//! the allocator may call brk/mmap/munmap/mremap, and debug builds call fcntl(F_GETFD) before
+//! each close. A syscall above the profile's highest named one gets ENOSYS (see [`enosys`]).
+//!
+//! Init of `create`/`run`, `process.noNewPrivileges` false (loaded right after
+//! `lsm::apply_exec`, before the user and capability change, which needs CAP_SYS_ADMIN):
+//! - sendmsg: the notify fd to the runtime, only when a rule is SCMP_ACT_NOTIFY (`install`);
+//! - `privileges::apply`: prctl(PR_CAPBSET_READ) for every capability and prctl(PR_CAPBSET_DROP)
+//!   for each one dropped, prctl(PR_SET_KEEPCAPS, 1), setgroups, setresgid, setresuid,
+//!   prctl(PR_SET_KEEPCAPS, 0), capget+capset three times (effective, permitted, inheritable),
+//!   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL) and PR_CAP_AMBIENT_RAISE per ambient one;
+//! - chdir (cwd), getcwd (the cwd-outside-the-root check), umask;
+//! - statx for each candidate of the PATH lookup of `args[0]`;
+//! - prctl(PR_SET_PDEATHSIG, 0);
+//! - close_range(3 + preserve_fds, ~0, CLOSE_RANGE_CLOEXEC), with no fallback: a profile without
+//!   close_range fails the init here (EPERM, or ENOSYS from the stub);
+//! - then as with noNewPrivileges true, below, from `send`.
+//!
+//! Init, `process.noNewPrivileges` true (loaded last in the setup, after close_range):
+//! - sendmsg: the notify fd, only with SCMP_ACT_NOTIFY;
+//! - send (sendto): Ready on the init channel;
+//! - after `start`: openat of `exec.fifo` relative to the state directory fd (blocks until
+//!   `start` opens it);
+//! - each startContainer hook, through std's Command (posix_spawn): pipe2, prlimit64, mmap,
+//!   rt_sigprocmask, clone3 (glibc falls back to clone on ENOSYS), munmap, close, write (the
+//!   state to the hook's stdin), wait4 and clock_nanosleep (polling for the timeout), kill on a
+//!   timeout; and then whatever the hook program itself calls;
+//! - execve of the program;
+//! - on a failure: write (the error to the fifo, or to stderr) and exit_group; a setup failure
+//!   after the load instead sends Failed (sendto) on the channel, then exit_group.
+//!
+//! `exec`'s child, `process.noNewPrivileges` false (loaded after `lsm::apply_exec`):
+//! - sendmsg (notify fd, with NOTIFY only); the same `privileges::apply` calls as the init;
+//!   chdir, getcwd, umask; sched_setaffinity when `execCPUAffinity` is set; statx (PATH lookup);
+//!   prctl(PR_SET_PDEATHSIG, 0); close_range (no fallback, as above);
+//! - into a paused container: sendto (Ready) and recvmsg (the go-ahead after the resume);
+//! - execve; on a failure sendto (Failed) and exit_group.
+//!
+//! `exec`'s child, `process.noNewPrivileges` true (loaded last): sendmsg (notify fd, with NOTIFY
+//! only), then execve; on a failure sendto (Failed) and exit_group.
 
 pub mod compile;
 pub mod enosys;
