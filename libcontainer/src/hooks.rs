@@ -1,5 +1,5 @@
 //! OCI hooks: each is a program run with the container's state JSON on stdin, its own args
-//! (args[0] is argv[0]) and exactly its own env, killed after its timeout.
+//! (`args[0]` is `argv[0]`) and exactly its own env, killed after its timeout.
 //!
 //! Who runs what, and where (config.md, "POSIX-platform Hooks"):
 //! - prestart, createRuntime: the runtime, after the init made its mounts, before pivot_root;
