@@ -443,6 +443,62 @@ fn filter_flags_reach_the_kernel() {
     }
 }
 
+/// Set in the environment of the re-run of this test binary that checks TSYNC.
+const TSYNC_CHILD: &str = "HEZI_SECCOMP_TSYNC_CHILD";
+
+/// In a fresh process (this binary run again for `tsync_child`): a thread started before the
+/// load sees the filter only when the profile asks for SECCOMP_FILTER_FLAG_TSYNC.
+#[test]
+fn tsync_puts_the_filter_on_every_thread() {
+    let exe = std::env::current_exe().unwrap();
+    for (flags, want) in [("[\"SECCOMP_FILTER_FLAG_TSYNC\"]", "filtered"), ("[]", "unfiltered")] {
+        let out = std::process::Command::new(&exe)
+            .args(["--exact", "tsync_child", "--nocapture", "--test-threads=1"])
+            .env(TSYNC_CHILD, flags)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{flags}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(&format!("other thread: {want}\n")), "{flags}: {stdout}");
+    }
+}
+
+#[test]
+fn tsync_child() {
+    let Ok(flags) = std::env::var(TSYNC_CHILD) else {
+        return; // only meaningful when run by tsync_puts_the_filter_on_every_thread
+    };
+    let flags: serde_json::Value = serde_json::from_str(&flags).unwrap();
+    let f = filter(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "flags": flags,
+        "syscalls": [{ "names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 77 }]
+    }));
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let other = std::thread::spawn(move || {
+        go_rx.recv().unwrap();
+        // SAFETY: getppid takes no arguments.
+        let r = unsafe { libc::syscall(libc::SYS_getppid) };
+        if r == -1 && errno() == 77 {
+            "filtered"
+        } else {
+            "unfiltered"
+        }
+    });
+    // SAFETY: plain prctl.
+    assert_eq!(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }, 0);
+    f.load().expect("load the filter");
+    // This thread has it either way.
+    // SAFETY: getppid takes no arguments.
+    assert_eq!(expect_errno(unsafe { libc::syscall(libc::SYS_getppid) }, 77), 0);
+    go_tx.send(()).unwrap();
+    println!("other thread: {}", other.join().unwrap());
+}
+
 #[test]
 #[cfg(target_arch = "x86_64")]
 fn syscalls_newer_than_a_deny_by_default_profile_get_enosys() {
