@@ -33,11 +33,18 @@ pub struct Args {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub struct UsageError(pub String);
+pub enum UsageError {
+    /// `-h`/`--help` where the command defines no such flag: print its usage and exit 0.
+    Help,
+    Invalid(String),
+}
 
 impl std::fmt::Display for UsageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            UsageError::Help => f.write_str("help requested"),
+            UsageError::Invalid(m) => f.write_str(m),
+        }
     }
 }
 
@@ -60,7 +67,7 @@ impl Args {
     pub fn id(&self, command: &str) -> Result<&str, UsageError> {
         match self.positional.first() {
             Some(id) => Ok(id),
-            None => Err(UsageError(format!(
+            None => Err(UsageError::Invalid(format!(
                 "{command}: requires exactly 1 argument: the container id"
             ))),
         }
@@ -97,7 +104,10 @@ pub fn parse(args: &[String], flags: &[Flag], stop_at_positional: bool) -> Resul
             None => (stripped, None),
         };
         let Some(f) = flags.iter().find(|f| f.names.contains(&name)) else {
-            return Err(UsageError(format!("flag provided but not defined: -{name}")));
+            if matches!(name, "h" | "help") {
+                return Err(UsageError::Help);
+            }
+            return Err(UsageError::Invalid(format!("flag provided but not defined: -{name}")));
         };
         let value = if f.takes_value {
             match inline {
@@ -106,13 +116,13 @@ pub fn parse(args: &[String], flags: &[Flag], stop_at_positional: bool) -> Resul
                     i += 1;
                     args[i - 1].clone()
                 }
-                None => return Err(UsageError(format!("flag needs an argument: -{name}"))),
+                None => return Err(UsageError::Invalid(format!("flag needs an argument: -{name}"))),
             }
         } else {
             match inline.as_deref() {
                 None | Some("true") | Some("1") => "true".to_string(),
                 Some("false") | Some("0") => "false".to_string(),
-                Some(v) => return Err(UsageError(format!("invalid boolean value {v:?} for -{name}"))),
+                Some(v) => return Err(UsageError::Invalid(format!("invalid boolean value {v:?} for -{name}"))),
             }
         };
         out.values.entry(f.names[0]).or_default().push(value);
@@ -153,8 +163,13 @@ mod tests {
     fn errors() {
         assert!(parse(&v(&["--nope"]), FLAGS, false)
             .unwrap_err()
-            .0
+            .to_string()
             .contains("not defined: -nope"));
+        assert_eq!(
+            parse(&v(&["-b", "/x", "--help"]), FLAGS, false).unwrap_err(),
+            UsageError::Help
+        );
+        assert_eq!(parse(&v(&["-h", "id"]), FLAGS, false).unwrap_err(), UsageError::Help);
         assert!(parse(&v(&["--bundle"]), FLAGS, false).is_err());
         assert!(parse(&v(&["--detach=maybe"]), FLAGS, false).is_err());
     }

@@ -37,6 +37,8 @@ pub enum Failure {
     Error(String),
     /// Exit with this code and no message (`run` passing on the container's exit code).
     Exit(i32),
+    /// The command was asked for its help (`-h`/`--help`): print its usage, exit 0.
+    Help,
 }
 
 impl From<libcontainer::Error> for Failure {
@@ -47,7 +49,10 @@ impl From<libcontainer::Error> for Failure {
 
 impl From<cli::UsageError> for Failure {
     fn from(e: cli::UsageError) -> Self {
-        Failure::Usage(e.0)
+        match e {
+            cli::UsageError::Help => Failure::Help,
+            cli::UsageError::Invalid(m) => Failure::Usage(m),
+        }
     }
 }
 
@@ -58,7 +63,7 @@ fn main() {
         Err(e) => fail(None, &format!("{e}")),
     };
     if global.is_set("v") {
-        println!("hezi version {}\nspec: 1.2.0", env!("CARGO_PKG_VERSION"));
+        print!("{}", version_text());
         return;
     }
     let format = match global.value("log-format").unwrap_or("text") {
@@ -87,11 +92,28 @@ fn main() {
         root: PathBuf::from(global.value("root").unwrap_or(DEFAULT_ROOT)),
         systemd_cgroup: global.is_set("systemd-cgroup"),
     };
+    // `hezi CMD -h` for every command, also those that parse no flags of their own (image,
+    // checkpoint); later `-h`s are found by the command's flag parser (Failure::Help).
+    if rest.first().is_some_and(|a| commands::is_help_flag(a)) {
+        return commands::print_help(command);
+    }
     match commands::dispatch(&g, command, rest) {
         Ok(()) => {}
+        Err(Failure::Help) => commands::print_help(command),
         Err(Failure::Exit(code)) => std::process::exit(code),
         Err(Failure::Usage(m)) | Err(Failure::Error(m)) => fail(Some(logger), &m),
     }
+}
+
+/// `--version` in runc's shape: `NAME version X`, then `commit:` (when the build names one),
+/// `spec:` (the OCI runtime spec version hezi implements), and the seccomp library.
+fn version_text() -> String {
+    let mut text = format!("hezi version {}\n", env!("CARGO_PKG_VERSION"));
+    if let Some(commit) = option_env!("HEZI_GIT_COMMIT") {
+        text.push_str(&format!("commit: {commit}\n"));
+    }
+    text.push_str(&format!("spec: {}\n", commands::SPEC_VERSION));
+    text
 }
 
 /// Report an error the way runc does (to the log, and to stderr) and exit 1.

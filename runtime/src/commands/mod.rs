@@ -2,6 +2,7 @@
 
 mod events;
 mod exec;
+mod help;
 mod image;
 mod info;
 mod lifecycle;
@@ -13,6 +14,11 @@ mod run;
 mod update;
 
 use crate::{Failure, Global};
+
+pub use help::is_help_flag;
+
+/// The version of the OCI runtime spec hezi implements (`--version`, `spec`).
+pub const SPEC_VERSION: &str = "1.2.0";
 
 pub const USAGE: &str = "\
 hezi - an OCI container runtime with runc's command line
@@ -65,11 +71,30 @@ pub fn dispatch(g: &Global, command: &str, args: &[String]) -> Result<(), Failur
         "ps" => ps::ps(g, args),
         "image" => image::image(g, args),
         "checkpoint" | "restore" => Err(Failure::Error(format!("{command}: not implemented yet"))),
-        "help" => {
-            print!("{USAGE}");
-            Ok(())
-        }
+        "help" => match args.first() {
+            None => {
+                print!("{USAGE}");
+                Ok(())
+            }
+            // runc (urfave/cli) says this and exits 3 for a topic it does not know.
+            Some(topic) if help::topic(topic).is_none() => {
+                eprintln!("No help topic for '{topic}'");
+                Err(Failure::Exit(3))
+            }
+            Some(topic) => {
+                print_help(topic);
+                Ok(())
+            }
+        },
         other => Err(Failure::Usage(format!("no such command {other:?} (see hezi --help)"))),
+    }
+}
+
+/// Print `command`'s help (the general usage for a command hezi does not know).
+pub fn print_help(command: &str) {
+    match help::topic(command) {
+        Some(text) => print!("{text}"),
+        None => print!("{USAGE}"),
     }
 }
 
