@@ -228,3 +228,110 @@ fn foreground_run_with_a_terminal_attaches_to_the_callers() {
     assert_eq!(lines[3], "typed-out");
     assert!(h.ids().is_empty());
 }
+
+/// A pty pair for a caller's terminal: (master, slave), close-on-exec.
+fn caller_pty() -> (OwnedFd, OwnedFd) {
+    use nix::fcntl::OFlag;
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).expect("posix_openpt");
+    nix::pty::grantpt(&master).expect("grantpt");
+    nix::pty::unlockpt(&master).expect("unlockpt");
+    let name = nix::pty::ptsname_r(&master).expect("ptsname");
+    let slave = nix::fcntl::open(
+        name.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .expect("open the pty slave");
+    (master.into(), slave)
+}
+
+/// Run `cmd` with a terminal as stdin and stderr but a pipe as stdout, typing `input` on the
+/// terminal: returns its exit code and the exact bytes it wrote to stdout, untouched by any
+/// terminal on the way.
+fn stdout_bytes_on_a_terminal(mut cmd: std::process::Command, input: &[u8]) -> (i32, Vec<u8>) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let (master, slave) = caller_pty();
+    let dup = |fd: &OwnedFd| Stdio::from(fd.try_clone().expect("dup the pty slave"));
+    let child = cmd
+        .stdin(dup(&slave))
+        .stderr(dup(&slave))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn hezi");
+    std::fs::File::from(master.try_clone().unwrap())
+        .write_all(input)
+        .expect("type on the terminal");
+    let out = child.wait_with_output().expect("wait for hezi");
+    drop(master);
+    (out.status.code().unwrap_or(-1), out.stdout)
+}
+
+/// As runc (ClearONLCR on the master it relays), hezi turns off the container pty's `\n` ->
+/// `\r\n` translation when it relays the terminal itself (`run`, `exec -t` in the foreground):
+/// output redirected to a file gets the container's bytes as written, and the caller's terminal
+/// (kept with its output processing, as runc keeps it) starts new lines itself.
+#[test]
+fn foreground_terminal_output_keeps_plain_newlines() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["sh", "-c", "printf 'a\\nb\\n'"]);
+    b.config["process"]["terminal"] = json!(true);
+    b.write();
+    let id = unique_id("onlcr");
+    let (code, out) = stdout_bytes_on_a_terminal(h.command(&["run", "-b", b.path().to_str().unwrap(), &id]), b"");
+    assert_eq!(code, 0);
+    assert_eq!(String::from_utf8_lossy(&out), "a\nb\n");
+
+    // An exec'd process runs as soon as its master is sent, before hezi has received it (runc's
+    // too): it writes only after reading a line, which reaches it through hezi's relay (set up
+    // after the translation is off), so what it writes does not race hezi.
+    let b = Bundle::busybox(&["sleep", "30"]);
+    let id = unique_id("onlcr-exec");
+    h.create(&b, &id);
+    h.ok(&["start", &id]);
+    let (code, out) = stdout_bytes_on_a_terminal(
+        h.command(&["exec", "-t", &id, "sh", "-c", "read x; printf 'c\\nd\\n'"]),
+        b"go\r",
+    );
+    assert_eq!(code, 0);
+    // The typed line is echoed first (the pty's echo, also without the translation).
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.ends_with("c\nd\n") && !out.contains('\r'), "{out:?}");
+    h.ok(&["delete", "-f", &id]);
+}
+
+/// Through `--console-socket`, hezi hands out the master as runc does: with the pty's default
+/// `\n` -> `\r\n` translation on (runc clears it only on a master it relays itself; containerd
+/// and other receivers set their own).
+#[test]
+fn console_socket_master_keeps_the_ptys_default_translation() {
+    require!();
+    let h = Hezi::new();
+    let dir = TempDir::new("console-onlcr");
+    let sock = dir.path().join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let mut b = Bundle::busybox(&["sh", "-c", "printf 'a\\nb\\n'"]);
+    b.config["process"]["terminal"] = json!(true);
+    b.write();
+    let id = unique_id("tty-onlcr");
+    let receiver = std::thread::spawn(move || receive_fd(&listener));
+    h.ok(&[
+        "create",
+        "-b",
+        b.path().to_str().unwrap(),
+        "--console-socket",
+        sock.to_str().unwrap(),
+        &id,
+    ]);
+    let mut file = std::fs::File::from(receiver.join().unwrap());
+    h.ok(&["start", &id]);
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 1024];
+    // Reading the master ends with EIO once the container's side is closed.
+    while let Ok(n @ 1..) = file.read(&mut chunk) {
+        out.extend_from_slice(&chunk[..n]);
+    }
+    assert_eq!(String::from_utf8_lossy(&out), "a\r\nb\r\n");
+    h.ok(&["delete", "-f", &id]);
+}

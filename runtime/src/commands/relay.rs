@@ -1,13 +1,13 @@
-//! `run` in the foreground with a terminal: hezi holds the pty master and relays it to its own
-//! stdio, with the caller's terminal in raw mode (restored afterwards) and window size changes
-//! passed on, as runc does.
+//! `run` (and `exec`) in the foreground with a terminal: hezi holds the pty master and relays it
+//! to its own stdio, with the caller's terminal in raw mode (restored afterwards), the pty's
+//! `\n` -> `\r\n` translation off, and window size changes passed on, as runc does.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::thread::JoinHandle;
 
-use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
+use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, OutputFlags, SetArg, Termios};
 
 pub struct Relay {
     master: OwnedFd,
@@ -30,14 +30,33 @@ fn copy(mut from: File, mut to: impl Write) {
     }
 }
 
+/// Stop the container's pty turning `\n` into `\r\n`: the caller's own terminal (which keeps
+/// its output processing, below) does that once, and output redirected to a file or pipe gets the
+/// container's bytes as written. runc does the same to the master it receives (ClearONLCR).
+/// Termios set through the master applies to the pty pair.
+fn clear_onlcr(master: &OwnedFd) -> std::io::Result<()> {
+    let mut t = tcgetattr(master.as_fd())?;
+    t.output_flags.remove(OutputFlags::ONLCR);
+    tcsetattr(master.as_fd(), SetArg::TCSANOW, &t)?;
+    Ok(())
+}
+
+/// The caller's terminal in raw mode, as runc (containerd/console) sets it: input unprocessed
+/// and unechoed, but output processing kept, so the container's `\n` still starts a new line.
+fn raw_keeping_output(t: &Termios) -> Termios {
+    let mut raw = t.clone();
+    cfmakeraw(&mut raw);
+    raw.output_flags.insert(OutputFlags::OPOST);
+    raw
+}
+
 impl Relay {
     pub fn start(master: OwnedFd) -> std::io::Result<Relay> {
+        clear_onlcr(&master)?;
         let stdin = std::io::stdin();
         let saved = tcgetattr(stdin.as_fd()).ok();
         if let Some(t) = &saved {
-            let mut raw = t.clone();
-            cfmakeraw(&mut raw);
-            tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw)?;
+            tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw_keeping_output(t))?;
         }
         let relay = Relay {
             master,
