@@ -199,7 +199,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     }
     nix::sys::stat::umask(Mode::from_bits_truncate(process.user().umask().unwrap_or(0o022)));
     privileges::no_new_privs(process)?;
-    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    let mut env: Vec<String> = super::env::for_process(process)?;
     if a.listen_fds > 0 {
         env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
         env.push(format!("LISTEN_FDS={}", a.listen_fds));

@@ -87,7 +87,7 @@ fn setup(a: &JoinArgs<'_>) -> Result<Prepared> {
     nix::sys::stat::umask(Mode::from_bits_truncate(p.user().umask().unwrap_or(0o022)));
     privileges::no_new_privs(p)?;
     attrs::exec_cpu_affinity(p)?;
-    let env: &[String] = p.env().as_deref().unwrap_or(&[]);
+    let env: &[String] = &super::env::for_process(p)?;
     let argv: &[String] = p.args().as_deref().unwrap_or(&[]);
     let first = argv
         .first()

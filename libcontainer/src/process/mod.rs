@@ -3,6 +3,7 @@
 
 pub mod attrs;
 pub mod channel;
+pub mod env;
 pub mod init;
 pub mod join;
 pub mod privileges;

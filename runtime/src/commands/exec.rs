@@ -52,12 +52,10 @@ fn build_process(a: &cli::Args, base: Option<Process>, command: &[String]) -> Re
     let mut p = base.unwrap_or_default();
     p.set_args(Some(command.to_vec()));
     p.set_terminal(Some(a.is_set("t")));
+    // Appended as runc appends them: the process's environment is merged in the container
+    // (libcontainer::process::env), where a later entry's value wins at the first one's place.
     let mut env = p.env().clone().unwrap_or_default();
-    for e in a.values("e") {
-        let key = e.split('=').next().unwrap_or(e);
-        env.retain(|old| old.split('=').next() != Some(key));
-        env.push(e.clone());
-    }
+    env.extend(a.values("e").iter().cloned());
     p.set_env(Some(env));
     if let Some(cwd) = a.value("cwd") {
         p.set_cwd(PathBuf::from(cwd));
