@@ -35,6 +35,8 @@ pub enum Failure {
     Usage(String),
     /// An operation failed: message, exit 1.
     Error(String),
+    /// An operation failed: message, and exit with this code (`exec`'s 255, as runc).
+    ErrorExit(String, i32),
     /// Exit with this code and no message (`run` passing on the container's exit code).
     Exit(i32),
     /// The command was asked for its help (`-h`/`--help`): print its usage, exit 0.
@@ -60,7 +62,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let global = match cli::parse(&args, GLOBAL_FLAGS, true) {
         Ok(g) => g,
-        Err(e) => fail(None, &format!("{e}")),
+        Err(e) => fail(None, &format!("{e}"), 1),
     };
     if global.is_set("v") {
         print!("{}", version_text());
@@ -69,7 +71,7 @@ fn main() {
     let format = match global.value("log-format").unwrap_or("text") {
         "text" => logging::Format::Text,
         "json" => logging::Format::Json,
-        other => fail(None, &format!("invalid log-format {other:?} (text or json)")),
+        other => fail(None, &format!("invalid log-format {other:?} (text or json)"), 1),
     };
     let logger: &'static logging::Logger =
         match logging::Logger::new(global.value("log"), format, global.is_set("debug")) {
@@ -77,6 +79,7 @@ fn main() {
             Err(e) => fail(
                 None,
                 &format!("open log file {}: {e}", global.value("log").unwrap_or("")),
+                1,
             ),
         };
     logging::install(logger);
@@ -101,7 +104,8 @@ fn main() {
         Ok(()) => {}
         Err(Failure::Help) => commands::print_help(command),
         Err(Failure::Exit(code)) => std::process::exit(code),
-        Err(Failure::Usage(m)) | Err(Failure::Error(m)) => fail(Some(logger), &m),
+        Err(Failure::Usage(m)) | Err(Failure::Error(m)) => fail(Some(logger), &m, 1),
+        Err(Failure::ErrorExit(m, code)) => fail(Some(logger), &m, code),
     }
 }
 
@@ -116,13 +120,13 @@ fn version_text() -> String {
     text
 }
 
-/// Report an error the way runc does (to the log, and to stderr) and exit 1.
-fn fail(logger: Option<&logging::Logger>, msg: &str) -> ! {
+/// Report an error the way runc does (to the log, and to stderr) and exit with `code`.
+fn fail(logger: Option<&logging::Logger>, msg: &str, code: i32) -> ! {
     if let Some(l) = logger {
         if l.has_file() {
             l.write(tracing_core::Level::ERROR, msg);
         }
     }
     eprintln!("hezi: {msg}");
-    std::process::exit(1);
+    std::process::exit(code);
 }

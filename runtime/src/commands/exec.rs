@@ -44,7 +44,7 @@ fn parse_id(s: &str, what: &str) -> Result<u32, Failure> {
 fn build_process(a: &cli::Args, base: Option<Process>, command: &[String]) -> Result<Process, Failure> {
     if let Some(path) = a.value("p") {
         let text = std::fs::read(path).map_err(|e| Failure::Error(format!("read {path}: {e}")))?;
-        return serde_json::from_slice(&text).map_err(|e| Failure::Error(format!("{path}: {e}")));
+        return process_file(&text, base.as_ref()).map_err(|e| Failure::Error(format!("{path}: {e}")));
     }
     if command.is_empty() {
         return Err(bad("exec: requires the container id and a command"));
@@ -112,22 +112,51 @@ fn build_process(a: &cli::Args, base: Option<Process>, command: &[String]) -> Re
     Ok(p)
 }
 
+/// A process.json as runc reads it for `exec -p`: fields left out are filled as runc fills them
+/// (no `user`: uid and gid 0; no `env`: none; no `capabilities`: the container's), while a
+/// missing or relative `cwd` and empty `args` are refused with runc's messages.
+fn process_file(text: &[u8], base: Option<&Process>) -> Result<Process, String> {
+    let mut v: serde_json::Value = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    let obj = v.as_object_mut().ok_or("a process must be a JSON object")?;
+    match obj.get("cwd").and_then(|c| c.as_str()) {
+        None | Some("") => return Err("Cwd property must not be empty".into()),
+        Some(c) if !c.starts_with('/') => return Err("Cwd must be an absolute path".into()),
+        Some(_) => {}
+    }
+    if obj.get("args").and_then(|a| a.as_array()).is_none_or(|a| a.is_empty()) {
+        return Err("args must not be empty".into());
+    }
+    if obj.get("user").is_none_or(|u| u.is_null()) {
+        obj.insert("user".into(), serde_json::json!({ "uid": 0, "gid": 0 }));
+    }
+    let mut p: Process = serde_json::from_value(v).map_err(|e| e.to_string())?;
+    if p.capabilities().is_none() {
+        p.set_capabilities(base.and_then(|b| b.capabilities().clone()));
+    }
+    Ok(p)
+}
+
+/// `exec`: a wrong command line exits 1; anything failing after that exits 255 with
+/// `exec failed: ...`, as runc's does, so a caller can tell it from the program's own status.
 pub fn exec(g: &Global, args: &[String]) -> Result<(), Failure> {
     let a = cli::parse(args, FLAGS, true)?;
     let (id, command) = a
         .positional
         .split_first()
         .ok_or_else(|| bad("exec: requires the container id"))?;
+    exec_in(g, &a, id, command).map_err(|f| match f {
+        Failure::Usage(m) | Failure::Error(m) => Failure::ErrorExit(format!("exec failed: {m}"), 255),
+        other => other,
+    })
+}
+
+fn exec_in(g: &Global, a: &cli::Args, id: &str, command: &[String]) -> Result<(), Failure> {
     if a.value("cgroup").is_some() {
         return Err(Failure::Error("exec --cgroup is not supported yet".into()));
     }
     let rt = super::runtime(g)?;
-    let base = if a.value("p").is_none() {
-        rt.spec_of(id)?.process().clone()
-    } else {
-        None
-    };
-    let process = build_process(&a, base, command)?;
+    let base = rt.spec_of(id)?.process().clone();
+    let process = build_process(a, base, command)?;
     let detach = a.is_set("d");
     let preserve_fds = match a.value("preserve-fds") {
         None => 0,
@@ -210,5 +239,27 @@ mod tests {
             .unwrap();
         assert_eq!(p.apparmor_profile().as_deref(), Some("from-spec"));
         assert_eq!(p.selinux_label(), &None);
+    }
+
+    #[test]
+    fn process_file_fills_what_runc_fills() {
+        // The container's capabilities: oci-spec's default process has some.
+        let p = process_file(br#"{"args":["sh"],"cwd":"/"}"#, Some(&Process::default())).unwrap();
+        assert_eq!((p.user().uid(), p.user().gid()), (0, 0));
+        assert_eq!(p.env(), &None);
+        assert_eq!(p.capabilities(), Process::default().capabilities());
+        assert!(p.capabilities().is_some());
+        let p = process_file(br#"{"args":["sh"],"cwd":"/","user":{"uid":7,"gid":8}}"#, None).unwrap();
+        assert_eq!((p.user().uid(), p.user().gid()), (7, 8));
+        for (text, says) in [
+            (&br#"{"args":["sh"]}"#[..], "Cwd property must not be empty"),
+            (br#"{"args":["sh"],"cwd":""}"#, "Cwd property must not be empty"),
+            (br#"{"args":["sh"],"cwd":"x"}"#, "absolute"),
+            (br#"{"args":[],"cwd":"/"}"#, "args must not be empty"),
+            (br#"[]"#, "object"),
+        ] {
+            let e = process_file(text, None).unwrap_err();
+            assert!(e.contains(says), "{e}");
+        }
     }
 }
