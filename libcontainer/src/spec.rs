@@ -11,6 +11,8 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::error::{Error, Result};
 
+mod keys;
+
 /// A parsed, validated bundle.
 pub struct Bundle {
     /// Absolute, canonical bundle directory.
@@ -68,24 +70,26 @@ pub fn parse_and_validate(bytes: &[u8]) -> Result<Spec> {
 }
 
 fn parse_bytes(text: &[u8]) -> std::result::Result<Spec, String> {
-    let err = match serde_json::from_slice(text) {
-        Ok(spec) => return Ok(spec),
-        Err(e) => e.to_string(),
-    };
-    // A capability this runtime does not know is a warning, not a failure (config.md
-    // "capabilities": runtimes SHOULD NOT fail for capabilities that cannot be granted). Only
-    // on this slow path is the document parsed loosely; any other error keeps its position.
-    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(text) else {
-        return Err(err);
-    };
-    let dropped = drop_unknown_capabilities(&mut value);
-    if dropped.is_empty() {
-        return Err(err);
+    let mut value: serde_json::Value = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    // Keys in another case than the spec's, which runc's decoder accepts (Go matches field
+    // names ignoring case).
+    let mut renamed = keys::normalise(&mut value);
+    renamed.dedup();
+    for key in renamed {
+        tracing::warn!("config.json: {key}: a key in another case than the spec's; read as runc reads it");
     }
-    for cap in &dropped {
+    // A capability this runtime does not know is a warning, not a failure (config.md
+    // "capabilities": runtimes SHOULD NOT fail for capabilities that cannot be granted).
+    for cap in drop_unknown_capabilities(&mut value) {
         tracing::warn!("process.capabilities: {cap} is not known here; ignored");
     }
-    serde_json::from_value(value).map_err(|_| err)
+    serde_json::from_value(value).map_err(|e| {
+        // Only on this error path is the text parsed again, for the error's line and column.
+        match serde_json::from_slice::<Spec>(text) {
+            Err(positioned) if positioned.to_string().starts_with(&e.to_string()) => positioned.to_string(),
+            _ => e.to_string(),
+        }
+    })
 }
 
 /// Remove from process.capabilities every name oci-spec cannot read; returns what was removed.
@@ -221,6 +225,28 @@ mod tests {
     fn syntax_error_names_position() {
         let err = spec("{\n  \"ociVersion\": ,\n}").unwrap_err();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn type_error_names_position() {
+        let err = spec("{\n  \"ociVersion\": 1\n}").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    /// runc's decoder matches keys ignoring case; a namespace listed twice it refuses
+    /// ("duplicated ns"), under any spelling.
+    #[test]
+    fn keys_in_another_case_are_read_and_duplicates_still_refused() {
+        let s = spec(&with(
+            r#","Hostname":"h","linux":{"namespaces":[{"Type":"uts"}],"maskedpaths":["/x"]}"#,
+        ))
+        .unwrap();
+        assert_eq!(s.hostname().as_deref(), Some("h"));
+        let linux = s.linux().as_ref().unwrap();
+        assert_eq!(linux.namespaces().as_ref().unwrap()[0].typ(), LinuxNamespaceType::Uts);
+        assert_eq!(linux.masked_paths().as_deref(), Some(&["/x".to_string()][..]));
+        let s = spec(&with(r#","linux":{"namespaces":[{"type":"pid"},{"TYPE":"pid"}]}"#)).unwrap();
+        assert!(validate(&s, Path::new("config.json")).is_err());
     }
 
     #[test]
