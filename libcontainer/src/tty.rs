@@ -107,6 +107,39 @@ fn console_target() -> Result<OwnedFd> {
     Ok(fd)
 }
 
+/// Give the process's stdio (0, 1, 2) to `uid`, keeping each one's group, as runc does before
+/// switching to the container's user: its console then belongs to that user (and the devpts
+/// `tty` group), so a non-root process can use its own terminal. Stdio on /dev/null, or already
+/// the user's, is left alone, as is one the kernel will not let us change (a gid or owner not
+/// mapped in a user namespace: EINVAL, EPERM; a read-only /dev: EROFS).
+///
+/// To be called in the init and in an exec'd process after `setup`, before the uid changes.
+pub fn give_stdio_to(uid: u32) -> Result<()> {
+    let null = nix::sys::stat::stat("/dev/null").ctx(|| "stat /dev/null".into())?;
+    for fd in 0..3 {
+        // SAFETY: the standard descriptors stay open for the whole call; only borrowed here.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        give_to(fd, uid, null.st_rdev)?;
+    }
+    Ok(())
+}
+
+/// `fd` to `uid` (its group kept), unless it is the device `null_rdev` or `uid`'s already.
+fn give_to(fd: BorrowedFd<'_>, uid: u32, null_rdev: libc::dev_t) -> Result<()> {
+    use nix::errno::Errno;
+    let st = nix::sys::stat::fstat(fd).ctx(|| format!("stat fd {}", fd.as_raw_fd()))?;
+    let is_null = st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == null_rdev;
+    if st.st_uid == uid || is_null {
+        return Ok(());
+    }
+    let owner = Some(nix::unistd::Uid::from_raw(uid));
+    let group = Some(nix::unistd::Gid::from_raw(st.st_gid));
+    match nix::unistd::fchown(fd, owner, group) {
+        Ok(()) | Err(Errno::EINVAL | Errno::EPERM | Errno::EROFS) => Ok(()),
+        Err(e) => Err(Error::sys(format!("give fd {} to uid {uid}", fd.as_raw_fd()), e)),
+    }
+}
+
 /// Set a terminal's window size.
 pub fn resize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<()> {
     let ws = libc::winsize {
@@ -153,4 +186,29 @@ pub fn recv_fd(socket: BorrowedFd<'_>) -> Result<OwnedFd> {
         }
     }
     Err(Error::Other("console socket: no file descriptor received".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn stdio_goes_to_the_user_with_its_group_kept() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let path = std::env::temp_dir().join(format!("hezi-tty-owner-{}", std::process::id()));
+        let file = std::fs::File::create(&path).unwrap();
+        nix::unistd::fchown(&file, None, Some(nix::unistd::Gid::from_raw(5))).unwrap();
+        let null = nix::sys::stat::stat("/dev/null").unwrap().st_rdev;
+        give_to(file.as_fd(), 1000, null).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (1000, 5));
+        std::fs::remove_file(&path).unwrap();
+        // /dev/null is never changed.
+        let dev_null = std::fs::File::open("/dev/null").unwrap();
+        give_to(dev_null.as_fd(), 1000, null).unwrap();
+        assert_eq!(std::fs::metadata("/dev/null").unwrap().uid(), 0);
+    }
 }
