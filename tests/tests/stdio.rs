@@ -335,3 +335,20 @@ fn console_socket_master_keeps_the_ptys_default_translation() {
     assert_eq!(String::from_utf8_lossy(&out), "a\r\nb\r\n");
     h.ok(&["delete", "-f", &id]);
 }
+
+/// As runc (fixStdioPermissions): a process running as user 1000 owns its console, in the
+/// devpts `tty` group (5 under `hezi spec`'s devpts mount), mode 620.
+#[test]
+#[ignore = "needs tty::give_stdio_to called in process/init.rs and join.rs before privileges::apply"]
+fn the_console_belongs_to_the_process_user() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["stat", "-L", "-c", "%u %g %a", "/proc/self/fd/0"]);
+    b.config["process"]["terminal"] = json!(true);
+    b.config["process"]["user"] = json!({ "uid": 1000, "gid": 1000 });
+    b.write();
+    let id = unique_id("ttyowner");
+    let (code, out) = hezi_e2e::containerd::run_in_pty(h.command(&["run", "-b", b.path().to_str().unwrap(), &id]));
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.trim_end(), "1000 5 620");
+}
