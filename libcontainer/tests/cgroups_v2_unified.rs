@@ -173,3 +173,28 @@ fn hugetlb_unified_keys_and_missing_controllers() {
     // TODO(devices-bpf): device rules are accepted but not enforced on v2 yet.
     cg.apply(r#"{"devices": [{"allow": false, "access": "rwm"}]}"#).unwrap();
 }
+
+/// The v2 create refuses a cgroup that holds a process or is frozen, in runc's words, and
+/// leaves it as it was (still frozen, the process still in it).
+#[test]
+fn create_refuses_a_busy_or_frozen_cgroup() {
+    let Some(mut cg) = Cg::new("v2pre") else { return };
+    cg.mgr.create().unwrap();
+    let pid = cg.spawn_into();
+    let e = cg.mgr.create().unwrap_err().to_string();
+    assert!(
+        e.contains("container's cgroup is not empty: 1 process(es) found"),
+        "{e}"
+    );
+    assert_eq!(cg.mgr.pids().unwrap(), vec![pid.as_raw()]);
+
+    cg.mgr.kill_all(libc::SIGKILL).unwrap();
+    assert_eq!(wait_signal(pid, Duration::from_secs(10)), Some(Signal::SIGKILL));
+    cg.children.clear();
+    cg.mgr.freeze().unwrap();
+    let e = cg.mgr.create().unwrap_err().to_string();
+    assert!(e.contains("container's cgroup unexpectedly frozen"), "{e}");
+    assert!(cg.mgr.is_frozen().unwrap(), "the refused create thawed it");
+    cg.mgr.thaw().unwrap();
+    cg.mgr.create().unwrap();
+}

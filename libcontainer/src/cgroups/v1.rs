@@ -10,7 +10,7 @@ use oci_spec::runtime::LinuxResources;
 use super::fs::{self, read, read_opt, CgDir};
 use super::layout::Hierarchy;
 use super::stats::{self, Stats};
-use super::v2::{signal_each, wait_until, V2Cgroup, FREEZE_TIMEOUT};
+use super::v2::{frozen, not_empty, signal_each, wait_until, V2Cgroup, FREEZE_TIMEOUT};
 use super::{v1_resources, v2_resources, CgroupConfig, CgroupError, Manager, OomNotifier, Result};
 
 pub(crate) struct V1Manager {
@@ -83,14 +83,32 @@ impl V1Manager {
             let procs = d.file("cgroup.procs");
             let pids = fs::read_procs(&procs)?;
             if !pids.is_empty() {
-                return Err(CgroupError::Invalid(format!(
-                    "{} already has processes ({pids:?}); a container needs a cgroup of its own",
-                    procs.display()
-                )));
+                return Err(not_empty(&procs, &pids));
             }
         }
         match &self.unified {
             Some(u) => u.check_unused(),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuse a frozen cgroup (or one that would be born frozen below a frozen ancestor): the
+    /// init would stop in the refrigerator and `create` would wait for ever. freezer.state of
+    /// the deepest existing level reads FROZEN or FREEZING when it or an ancestor is frozen.
+    fn check_not_frozen(&self) -> Result<()> {
+        if let Some(d) = self.v1_dir("freezer") {
+            let level = d.levels().into_iter().rev().find(|l| l.is_dir());
+            // The root has no freezer.state: it cannot be frozen.
+            if let Some(file) = level.map(|l| l.join("freezer.state")) {
+                let state = read_opt(&file)?.unwrap_or_default();
+                let state = state.trim();
+                if state == "FROZEN" || state == "FREEZING" {
+                    return Err(frozen(&file, state));
+                }
+            }
+        }
+        match &self.unified {
+            Some(u) => u.check_not_frozen(),
             None => Ok(()),
         }
     }
@@ -165,6 +183,7 @@ fn v1_is_frozen(d: &CgDir) -> Result<bool> {
 impl Manager for V1Manager {
     fn create(&self) -> Result<()> {
         self.check_unused()?;
+        self.check_not_frozen()?;
         if let Err(e) = self.make() {
             let _ = self.destroy();
             return Err(e);

@@ -55,6 +55,24 @@ pub(crate) fn signal_each(pids: &[i32], signal: i32, file: &Path) -> Result<()> 
     Ok(())
 }
 
+/// A container's cgroup that holds processes already: kill_all and destroy would hit them.
+/// The words are runc's (1.2 factory: "container's cgroup is not empty"), then where.
+pub(crate) fn not_empty(procs: &Path, pids: &[i32]) -> CgroupError {
+    CgroupError::Invalid(format!(
+        "container's cgroup is not empty: {} process(es) found in {} ({pids:?})",
+        pids.len(),
+        procs.display()
+    ))
+}
+
+/// A container's cgroup found frozen at create, in runc's words, then which file said so.
+pub(crate) fn frozen(file: &Path, value: &str) -> CgroupError {
+    CgroupError::Invalid(format!(
+        "container's cgroup unexpectedly frozen: {} reads {value}",
+        file.display()
+    ))
+}
+
 /// One container's directory in a cgroup v2 hierarchy.
 #[derive(Debug, Clone)]
 pub(crate) struct V2Cgroup {
@@ -77,10 +95,27 @@ impl V2Cgroup {
         let procs = self.dir.file("cgroup.procs");
         let pids = read_procs(&procs)?;
         if !pids.is_empty() {
-            return Err(CgroupError::Invalid(format!(
-                "{} already has processes ({pids:?}); a container needs a cgroup of its own",
-                procs.display()
-            )));
+            return Err(not_empty(&procs, &pids));
+        }
+        Ok(())
+    }
+
+    /// Refuse a cgroup that is frozen, or that would be born frozen below a frozen ancestor:
+    /// the container's init would stop in it before exec and `create` would wait for ever.
+    /// Read at the deepest level that exists: its cgroup.events says "frozen 1" when it or an
+    /// ancestor is frozen, cgroup.freeze says whether it was asked to freeze (the kernel may
+    /// not have finished).
+    pub fn check_not_frozen(&self) -> Result<()> {
+        let Some(level) = self.dir.levels().into_iter().rev().find(|l| l.is_dir()) else {
+            return Ok(());
+        };
+        let events = level.join("cgroup.events");
+        if read_opt(&events)?.is_some_and(|s| s.lines().any(|l| l.trim() == "frozen 1")) {
+            return Err(frozen(&events, "frozen 1"));
+        }
+        let freeze = level.join("cgroup.freeze");
+        if read_opt(&freeze)?.is_some_and(|s| s.trim() == "1") {
+            return Err(frozen(&freeze, "1"));
         }
         Ok(())
     }
@@ -230,6 +265,7 @@ impl V2Manager {
 impl Manager for V2Manager {
     fn create(&self) -> Result<()> {
         self.cg.check_unused()?;
+        self.cg.check_not_frozen()?;
         if let Err(e) = self.cg.create() {
             let _ = self.cg.dir.remove();
             return Err(e);
