@@ -381,11 +381,21 @@ fn errors_name_the_file_and_value() {
     if cg.mgr.dir("rdma").is_none() {
         assert!(cg.apply(r#"{"rdma": {"mlx5_0": {"hcaHandles": 1}}}"#).is_err());
     }
-    // Unified keys: only for controllers the unified hierarchy has, never a path.
-    let e = cg.apply(r#"{"unified": {"memory.max": "1"}}"#).unwrap_err().to_string();
-    assert!(e.contains("memory"), "{e}");
-    let e = cg.apply(r#"{"unified": {"../x": "1"}}"#).unwrap_err().to_string();
-    assert!(e.contains("not a cgroup file name"), "{e}");
+    // Unified keys on a v1 or hybrid host: refused, in runc's and crun's words.
+    for json in [
+        r#"{"unified": {"memory.max": "1"}}"#,
+        r#"{"unified": {"hugetlb.2MB.max": "0"}}"#,
+    ] {
+        let e = cg.apply(json).unwrap_err().to_string();
+        assert_eq!(e, "invalid configuration: cannot use unified on cgroup v1");
+    }
+    // hugepageLimits without pageSize: runc's start, then why.
+    let e = cg
+        .apply(r#"{"hugepageLimits": [{"limit": 1048576}]}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("cannot set hugetlb limit: "), "{e}");
+    assert!(e.contains("no pageSize"), "{e}");
 }
 
 #[test]

@@ -15,7 +15,15 @@ use super::v1::V1Manager;
 use super::v2_resources::{self, check_page_size, rdma_line};
 use super::{devices, CgroupError, Result};
 
+/// runc's and crun's words for unified keys on a v1 or hybrid host.
+pub(crate) const V1_NO_UNIFIED: &str = "invalid configuration: cannot use unified on cgroup v1";
+
 pub(crate) fn apply(m: &V1Manager, r: &LinuxResources) -> Result<()> {
+    // Refused before anything is written, as runc and crun do even on hybrid hosts: the keys
+    // name v2 files, and the v1 controllers that own those resources would not see them.
+    if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        return Err(CgroupError::Invalid(V1_NO_UNIFIED.into()));
+    }
     if let Some(d) = r.devices() {
         devices(m.need("devices", "linux.resources.devices")?, d)?;
     }
@@ -44,14 +52,6 @@ pub(crate) fn apply(m: &V1Manager, r: &LinuxResources) -> Result<()> {
     }
     if let Some(rd) = r.rdma().as_ref().filter(|r| !r.is_empty()) {
         rdma(m, rd)?;
-    }
-    if let Some(u) = r.unified().as_ref().filter(|u| !u.is_empty()) {
-        let dir = m.unified_dir().ok_or_else(|| {
-            CgroupError::Unsupported(
-                "linux.resources.unified needs cgroup v2; this host has only v1 hierarchies".into(),
-            )
-        })?;
-        v2_resources::unified(dir, u)?;
     }
     Ok(())
 }

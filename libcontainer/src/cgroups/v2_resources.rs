@@ -213,6 +213,12 @@ fn cpu(dir: &Path, c: &LinuxCpu) -> Result<()> {
 
 /// A page size as the spec and cgroup files name it: digits then KB, MB or GB.
 pub(crate) fn check_page_size(s: &str) -> Result<()> {
+    // runc 1.1 says only "cannot set hugetlb limit" here; the same start, then why.
+    if s.is_empty() {
+        return Err(CgroupError::Invalid(
+            "cannot set hugetlb limit: a hugepageLimits entry has no pageSize".into(),
+        ));
+    }
     let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit = &s[digits.len()..];
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || !["KB", "MB", "GB"].contains(&unit) {
