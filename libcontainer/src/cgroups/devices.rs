@@ -43,12 +43,18 @@ pub(crate) fn rule(d: &LinuxDeviceCgroup) -> Result<(bool, String)> {
         Some(n) if n >= 0 => n.to_string(),
         _ => "*".to_string(),
     };
-    let access = d.access().as_deref().filter(|a| !a.is_empty()).unwrap_or("rwm");
-    if !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+    let asked = d.access().as_deref().unwrap_or("");
+    if !asked.chars().all(|c| matches!(c, 'r' | 'w' | 'm' | 'a')) {
         return Err(CgroupError::Invalid(format!(
-            "device rule access {access:?}: only r, w and m are allowed"
+            "device rule access {asked:?}: only r, w, m (or a for all) are allowed"
         )));
     }
+    // The kernel takes only r, w and m; runc reads "a" (and no access at all) as all three.
+    let access = if asked.is_empty() || asked.contains('a') {
+        "rwm".to_string()
+    } else {
+        asked.to_string()
+    };
     Ok((
         d.allow(),
         format!("{typ} {}:{} {access}", num(d.major()), num(d.minor())),
@@ -89,6 +95,15 @@ mod tests {
         );
         assert!(rule(&dev(r#"{"allow":true,"type":"p"}"#)).is_err());
         assert!(rule(&dev(r#"{"allow":true,"access":"rx"}"#)).is_err());
+        // runc's "a" is all three; any order of r, w and m is kept as given.
+        assert_eq!(
+            rule(&dev(r#"{"allow":true,"type":"c","major":1,"minor":3,"access":"a"}"#)).unwrap(),
+            (true, "c 1:3 rwm".to_string())
+        );
+        assert_eq!(
+            rule(&dev(r#"{"allow":true,"type":"c","major":1,"minor":3,"access":"mwr"}"#)).unwrap(),
+            (true, "c 1:3 mwr".to_string())
+        );
     }
 
     #[test]

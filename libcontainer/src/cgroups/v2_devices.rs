@@ -85,9 +85,11 @@ fn access_bits(s: &str) -> Result<u8> {
             'r' => ACC_READ,
             'w' => ACC_WRITE,
             'm' => ACC_MKNOD,
+            // runc takes "a" (all) as rwm too.
+            'a' => ACC_ALL,
             _ => {
                 return Err(CgroupError::Invalid(format!(
-                    "device rule access {s:?}: only r, w and m are allowed"
+                    "device rule access {s:?}: only r, w, m (or a for all) are allowed"
                 )))
             }
         };
