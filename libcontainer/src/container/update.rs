@@ -4,7 +4,7 @@
 //! as a whole, so values that depend on each other (memory and swap, quota and period) are
 //! written as a consistent pair even when only one of them was asked for.
 
-use oci_spec::runtime::{LinuxBlockIo, LinuxMemory, LinuxResources};
+use oci_spec::runtime::{LinuxBlockIo, LinuxMemory, LinuxResources, LinuxWeightDeviceBuilder};
 
 use super::pause::manager_of;
 use super::{cgroup_err, Runtime, Status};
@@ -13,7 +13,8 @@ use crate::state::ContainerState;
 
 impl Runtime {
     /// Apply `changes` (only its fields that `update` covers: memory limit, reservation and
-    /// swap, all of cpu, blockIO weight, pids, unified) to container `id`.
+    /// swap, all of cpu (idle and burst included), blockIO weight and per-device weights and
+    /// throttles, pids, unified) to container `id`.
     pub fn update(&self, id: &str, changes: &LinuxResources) -> Result<()> {
         crate::id::validate(id)?;
         let _lock = self.store().lock(id)?;
@@ -94,9 +95,26 @@ pub(crate) fn merge(base: &LinuxResources, ch: &LinuxResources) -> LinuxResource
             cpus => set_cpus, mems => set_mems, idle => set_idle);
         out.set_cpu(Some(bc));
     }
-    if let Some(w) = ch.block_io().as_ref().and_then(|b| b.weight()) {
+    if let Some(b) = ch.block_io() {
         let mut bb = out.block_io().clone().unwrap_or_default();
-        bb.set_weight(Some(w));
+        if b.weight().is_some() {
+            bb.set_weight(b.weight());
+        }
+        // A per-device list given replaces the one before, as unified does.
+        if b.weight_device().is_some() {
+            bb.set_weight_device(b.weight_device().clone());
+        }
+        macro_rules! take {
+            ($($get:ident => $set:ident),*) => {$(
+                if b.$get().is_some() {
+                    bb.$set(b.$get().clone());
+                }
+            )*};
+        }
+        take!(throttle_read_bps_device => set_throttle_read_bps_device,
+            throttle_write_bps_device => set_throttle_write_bps_device,
+            throttle_read_iops_device => set_throttle_read_iops_device,
+            throttle_write_iops_device => set_throttle_write_iops_device);
         out.set_block_io(Some(bb));
     }
     if let Some(p) = ch.pids() {
@@ -123,10 +141,29 @@ pub(crate) fn updatable(r: &LinuxResources) -> LinuxResources {
         out.set_memory(Some(om));
     }
     out.set_cpu(r.cpu().clone());
-    if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()) {
+    if let Some(b) = r.block_io() {
+        // Not the leaf weights: cgroup v2 has none, and runc's update leaves them alone.
         let mut ob = LinuxBlockIo::default();
-        ob.set_weight(Some(w));
-        out.set_block_io(Some(ob));
+        ob.set_weight(b.weight())
+            .set_weight_device(b.weight_device().clone().map(|ds| {
+                ds.iter()
+                    .filter_map(|d| {
+                        let mut w = LinuxWeightDeviceBuilder::default().major(d.major()).minor(d.minor());
+                        if let Some(v) = d.weight() {
+                            w = w.weight(v);
+                        }
+                        // Every field has a default: building cannot fail.
+                        w.build().ok()
+                    })
+                    .collect()
+            }))
+            .set_throttle_read_bps_device(b.throttle_read_bps_device().clone())
+            .set_throttle_write_bps_device(b.throttle_write_bps_device().clone())
+            .set_throttle_read_iops_device(b.throttle_read_iops_device().clone())
+            .set_throttle_write_iops_device(b.throttle_write_iops_device().clone());
+        if ob != LinuxBlockIo::default() {
+            out.set_block_io(Some(ob));
+        }
     }
     out.set_pids(*r.pids());
     out.set_unified(r.unified().clone());
@@ -179,5 +216,27 @@ mod tests {
         let u = updatable(&m);
         let b = u.block_io().clone().unwrap();
         assert_eq!((b.weight(), b.leaf_weight()), (Some(30), None));
+    }
+
+    #[test]
+    fn per_device_blkio_lists_are_replaced_and_written() {
+        let base = res(
+            r#"{"blockIO":{"weight":10,"throttleReadBpsDevice":[{"major":8,"minor":0,"rate":1}],
+            "throttleWriteIOPSDevice":[{"major":8,"minor":0,"rate":2}]}}"#,
+        );
+        let m = merge(
+            &base,
+            &res(
+                r#"{"blockIO":{"throttleReadBpsDevice":[{"major":8,"minor":16,"rate":3}],
+            "weightDevice":[{"major":8,"minor":0,"weight":100,"leafWeight":50}]}}"#,
+            ),
+        );
+        let b = updatable(&m).block_io().clone().unwrap();
+        assert_eq!(b.weight(), Some(10));
+        let rbps = b.throttle_read_bps_device().clone().unwrap();
+        assert_eq!((rbps.len(), rbps[0].minor(), rbps[0].rate()), (1, 16, 3));
+        assert_eq!(b.throttle_write_iops_device().clone().unwrap()[0].rate(), 2);
+        let wd = b.weight_device().clone().unwrap();
+        assert_eq!((wd[0].weight(), wd[0].leaf_weight()), (Some(100), None));
     }
 }

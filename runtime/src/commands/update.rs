@@ -19,6 +19,8 @@ const FLAGS: &[Flag] = &[
     // runc spells it --cpu-share; --cpu-shares as docker does is accepted too.
     opt(&["cpu-share", "cpu-shares"]),
     opt(&["cpu-quota"]),
+    // runc 1.2's flag (cpu.cfs_burst_us on v1, cpu.max.burst on v2).
+    opt(&["cpu-burst"]),
     opt(&["cpu-period"]),
     opt(&["cpu-rt-period"]),
     opt(&["cpu-rt-runtime"]),
@@ -96,6 +98,7 @@ fn from_flags(a: &Args) -> Result<LinuxResources, Failure> {
     let mut c = LinuxCpu::default();
     c.set_shares(num(a, "cpu-share")?)
         .set_quota(num(a, "cpu-quota")?)
+        .set_burst(num(a, "cpu-burst")?)
         .set_period(num(a, "cpu-period")?)
         .set_realtime_period(num(a, "cpu-rt-period")?)
         .set_realtime_runtime(num(a, "cpu-rt-runtime")?)
@@ -193,6 +196,8 @@ mod tests {
                 "512",
                 "--cpuset-cpus",
                 "0",
+                "--cpu-burst",
+                "1000",
                 "id",
             ]),
             FLAGS,
@@ -205,8 +210,8 @@ mod tests {
         assert_eq!(r.pids().unwrap().limit(), 20);
         let c = r.cpu().clone().unwrap();
         assert_eq!(
-            (c.shares(), c.quota(), c.cpus().as_deref()),
-            (Some(512), None, Some("0"))
+            (c.shares(), c.quota(), c.burst(), c.cpus().as_deref()),
+            (Some(512), None, Some(1000), Some("0"))
         );
         assert!(r.block_io().is_none());
 
