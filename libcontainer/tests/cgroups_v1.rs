@@ -326,6 +326,36 @@ fn oom_kill_is_counted_and_notified() {
     assert_eq!(m.usage.max, 16_777_216, "{m:?}");
 }
 
+/// The watcher `events` uses (and the shim can): one true per batch of new kills, counted
+/// after the notification even when the kernel counts the kill a moment later.
+#[test]
+fn oom_watch_reports_each_new_kill_once() {
+    let Some(mut cg) = Cg::new("oomw") else { return };
+    cg.mgr.create().unwrap();
+    cg.spawn("exec dd if=/dev/zero of=/dev/null bs=64M count=1");
+    cg.apply(r#"{"memory": {"limit": 16777216, "swap": 16777216}}"#)
+        .unwrap();
+    let mut w = cgroups::OomWatch::new(cg.mgr.as_ref()).unwrap();
+    assert!(!w.check(cg.mgr.as_ref(), Duration::ZERO), "no kill yet");
+    cg.go(0);
+    let mut fds = [PollFd::new(w.as_fd(), PollFlags::POLLIN)];
+    assert_eq!(
+        poll(&mut fds, PollTimeout::from(10_000u16)).unwrap(),
+        1,
+        "no OOM notification"
+    );
+    assert!(
+        w.check(cg.mgr.as_ref(), cgroups::OOM_COUNT_GRACE),
+        "the kill was not seen"
+    );
+    let (_, sig) = cg.wait(0, Duration::from_secs(10));
+    assert_eq!(sig, Some(libc::SIGKILL));
+    assert!(
+        !w.check(cg.mgr.as_ref(), Duration::ZERO),
+        "the same kill reported twice"
+    );
+}
+
 #[test]
 fn hugetlb_goes_to_the_hierarchy_that_has_it() {
     // Declared before the cgroup, so it drops after the cgroup is gone: hugetlb is on the

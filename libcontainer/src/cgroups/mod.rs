@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 pub use bpf::device_programs;
 pub use convert::{blkio_weight_to_io_weight, shares_to_weight, swap_to_v2, V2Value};
 pub use layout::{Hierarchy, Layout};
-pub use oom::OomNotifier;
+pub use oom::{OomNotifier, OomWatch, OOM_COUNT_GRACE};
 pub use stats::{
     BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryEntry, MemoryStats, PidsStats, Stats, Throttling,
 };

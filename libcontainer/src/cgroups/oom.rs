@@ -1,15 +1,16 @@
 //! OOM notification: on v1 an eventfd registered for memory.oom_control through
 //! cgroup.event_control; on v2 an inotify watch on memory.events. Either fd becomes readable
 //! when an OOM may have happened (also when the cgroup goes away); the caller then reads the
-//! `oom_kill` counter.
+//! `oom_kill` counter. [`OomWatch`] does both, for `events` and the shim alike.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use super::{fs, CgroupError, Result};
+use super::{fs, CgroupError, Manager, Result};
 
 /// An fd to poll for OOM events. Drop it to stop listening.
 #[derive(Debug)]
@@ -87,6 +88,52 @@ impl OomNotifier {
                 Ok(n) if n > 0 => continue,
                 Err(Errno::EINTR) => continue,
                 _ => break,
+            }
+        }
+    }
+}
+
+/// How long after a notification the oom_kill counter may lag behind it: the v1 eventfd fires
+/// when the cgroup hits its limit, before the killer has chosen and counted its victim.
+pub const OOM_COUNT_GRACE: Duration = Duration::from_millis(200);
+
+/// One container's OOM watcher, shared by `events` and the shim: the notifier to poll, and the
+/// oom_kill count last reported, so that each wake-up reports only new kills.
+#[derive(Debug)]
+pub struct OomWatch {
+    notifier: OomNotifier,
+    seen: u64,
+}
+
+impl AsFd for OomWatch {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.notifier.as_fd()
+    }
+}
+
+impl OomWatch {
+    /// Register for `mgr`'s cgroup; kills before this call are not reported.
+    pub fn new(mgr: &dyn Manager) -> Result<OomWatch> {
+        let notifier = mgr.oom_notifier()?;
+        let seen = mgr.oom_kill_count()?;
+        Ok(OomWatch { notifier, seen })
+    }
+
+    /// Call when the fd was readable (`grace` [`OOM_COUNT_GRACE`]), or once more at the
+    /// container's end (`grace` zero): consumes the notification and waits up to `grace` for
+    /// the counter to grow. True when there were new kills since the last true. A cgroup that
+    /// is gone has nothing more to report.
+    pub fn check(&mut self, mgr: &dyn Manager, grace: Duration) -> bool {
+        self.notifier.drain();
+        let deadline = Instant::now() + grace;
+        loop {
+            match mgr.oom_kill_count() {
+                Ok(n) if n > self.seen => {
+                    self.seen = n;
+                    return true;
+                }
+                Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                _ => return false,
             }
         }
     }

@@ -10,7 +10,7 @@ use nix::unistd::Pid;
 
 use super::pause::manager_of;
 use super::{cgroup_err, Runtime, Status};
-use crate::cgroups::{Manager, OomNotifier, Stats};
+use crate::cgroups::{Manager, OomWatch, Stats, OOM_COUNT_GRACE};
 use crate::error::{Error, Result};
 use crate::state::ContainerState;
 use crate::sys;
@@ -50,17 +50,13 @@ impl Runtime {
             Err(Errno::ESRCH) => return Ok(()),
             Err(e) => return Err(Error::sys(format!("open pidfd of {}", st.pid), e)),
         };
-        let oom = match mgr.oom_notifier() {
-            Ok(n) => Some(n),
+        let mut oom = match OomWatch::new(mgr.as_ref()) {
+            Ok(w) => Some(w),
             Err(e) => {
                 // Stats still work without a memory controller; only OOM events are missing.
                 tracing::warn!("events: no OOM notification for {id}: {e}");
                 None
             }
-        };
-        let mut watch = OomWatch {
-            mgr: mgr.as_ref(),
-            seen: mgr.oom_kill_count().unwrap_or(0),
         };
         let mut next = Instant::now();
         loop {
@@ -77,15 +73,10 @@ impl Runtime {
             match wait(&exit, oom.as_ref(), next - Instant::now().min(next))? {
                 Woke::Exit => {
                     // An OOM kill of the init wakes both: report it before ending.
-                    watch.report(&mut emit)?;
+                    report(&mut oom, mgr.as_ref(), Duration::ZERO, &mut emit)?;
                     return Ok(());
                 }
-                Woke::Oom => {
-                    if let Some(n) = &oom {
-                        n.drain();
-                    }
-                    watch.report(&mut emit)?;
-                }
+                Woke::Oom => report(&mut oom, mgr.as_ref(), OOM_COUNT_GRACE, &mut emit)?,
                 Woke::Timeout => {}
             }
         }
@@ -106,24 +97,17 @@ impl Runtime {
     }
 }
 
-/// The OOM kill counter last seen, so each wake-up reports only new kills.
-struct OomWatch<'a> {
-    mgr: &'a dyn Manager,
-    seen: u64,
-}
-
-impl OomWatch<'_> {
-    fn report(&mut self, emit: &mut impl FnMut(&Event) -> Result<()>) -> Result<()> {
-        // The cgroup may be gone already: nothing more to report then.
-        let Ok(now) = self.mgr.oom_kill_count() else {
-            return Ok(());
-        };
-        if now > self.seen {
-            self.seen = now;
-            emit(&Event::Oom)?;
-        }
-        Ok(())
+/// An OOM event when the watcher saw the oom_kill counter grow (within `grace`).
+fn report(
+    oom: &mut Option<OomWatch>,
+    mgr: &dyn Manager,
+    grace: Duration,
+    emit: &mut impl FnMut(&Event) -> Result<()>,
+) -> Result<()> {
+    if oom.as_mut().is_some_and(|w| w.check(mgr, grace)) {
+        emit(&Event::Oom)?;
     }
+    Ok(())
 }
 
 enum Woke {
@@ -132,7 +116,7 @@ enum Woke {
     Timeout,
 }
 
-fn wait(exit: &OwnedFd, oom: Option<&OomNotifier>, timeout: Duration) -> Result<Woke> {
+fn wait(exit: &OwnedFd, oom: Option<&OomWatch>, timeout: Duration) -> Result<Woke> {
     let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
     let mut fds = vec![PollFd::new(exit.as_fd(), PollFlags::POLLIN)];
     if let Some(n) = oom {
