@@ -327,6 +327,22 @@ pub(crate) fn unified(dir: &Path, map: &HashMap<String, String>) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// runc's v2 rule: io.bfq.weight as is where BFQ offers it, else io.weight converted.
+    #[test]
+    fn blkio_weight_goes_to_bfq_or_converted_to_io_weight() {
+        let dir = std::env::temp_dir().join(format!("hezi-ioweight-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let b: LinuxBlockIo = serde_json::from_str(r#"{"weight": 500}"#).unwrap();
+        std::fs::write(dir.join("io.weight"), "").unwrap();
+        io(&dir, &b).unwrap();
+        let want = format!("default {}", blkio_weight_to_io_weight(500));
+        assert_eq!(std::fs::read_to_string(dir.join("io.weight")).unwrap(), want);
+        std::fs::write(dir.join("io.bfq.weight"), "").unwrap();
+        io(&dir, &b).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("io.bfq.weight")).unwrap(), "500");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn unified_keys() {
         let en: Vec<String> = ["memory", "pids"].iter().map(|s| s.to_string()).collect();
