@@ -339,7 +339,6 @@ fn console_socket_master_keeps_the_ptys_default_translation() {
 /// As runc (fixStdioPermissions): a process running as user 1000 owns its console, in the
 /// devpts `tty` group (5 under `hezi spec`'s devpts mount), mode 620.
 #[test]
-#[ignore = "needs tty::give_stdio_to called in process/init.rs and join.rs before privileges::apply"]
 fn the_console_belongs_to_the_process_user() {
     require!();
     let h = Hezi::new();

@@ -184,6 +184,9 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     // load it now (as runc does), and the profile must then allow the rest of this setup
     // (seccomp/mod.rs lists those syscalls).
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    // runc's fixStdioPermissions: the console or pipes the runtime handed over belong to the
+    // process user, before the uid changes (and before any filter).
+    crate::tty::give_stdio_to(process.user().uid())?;
     // Before the filter and the uid change, as runc: both may forbid writing our /proc attrs.
     crate::lsm::apply_exec(process)?;
     if !no_new_privs {

@@ -70,6 +70,8 @@ fn setup(a: &JoinArgs<'_>) -> Result<Prepared> {
     // Nothing the runtime opened may reach the program; before any filter, as runc does
     // (profiles older than close_range deny it).
     sys::cloexec_from(3 + a.preserve_fds).map_err(|e| Error::sys("mark file descriptors close-on-exec", e))?;
+    // runc's fixStdioPermissions: stdio belongs to the process user, before the uid changes.
+    crate::tty::give_stdio_to(p.user().uid())?;
     if !no_new_privs {
         crate::seccomp::install(a.seccomp, &a.channel)?;
     }
