@@ -26,6 +26,10 @@
 //! the allocator may call brk/mmap/munmap/mremap, and debug builds call fcntl(F_GETFD) before
 //! each close. A syscall above the profile's highest named one gets ENOSYS (see [`enosys`]).
 //!
+//! Both the init and `exec`'s child mark their fds close-on-exec (close_range) and give their
+//! stdio to the process user (fchown) before any filter is loaded, as runc does, so profiles
+//! that predate close_range work.
+//!
 //! Init of `create`/`run`, `process.noNewPrivileges` false (loaded right after
 //! `lsm::apply_exec`, before the user and capability change, which needs CAP_SYS_ADMIN):
 //! - sendmsg: the notify fd to the runtime, only when a rule is SCMP_ACT_NOTIFY (`install`);
@@ -35,14 +39,12 @@
 //!   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL) and PR_CAP_AMBIENT_RAISE per ambient one;
 //! - chdir (cwd), getcwd (the cwd-outside-the-root check), umask;
 //! - statx for each candidate of the PATH lookup of `args[0]`;
-//! - prctl(PR_SET_PDEATHSIG, 0);
-//! - close_range(3 + preserve_fds, ~0, CLOSE_RANGE_CLOEXEC), with no fallback: a profile without
-//!   close_range fails the init here (EPERM, or ENOSYS from the stub);
-//! - then as with noNewPrivileges true, below, from `send`.
+//! - sendto (Ready), recvmsg (Recorded: the runtime saved the pid), prctl(PR_SET_PDEATHSIG, 0);
+//! - then as with noNewPrivileges true, below, from `Waiting`.
 //!
-//! Init, `process.noNewPrivileges` true (loaded last in the setup, after close_range):
+//! Init, `process.noNewPrivileges` true (loaded last in the setup, after Recorded):
 //! - sendmsg: the notify fd, only with SCMP_ACT_NOTIFY;
-//! - send (sendto): Ready on the init channel;
+//! - send (sendto): Waiting on the init channel;
 //! - after `start`: openat of `exec.fifo` relative to the state directory fd (blocks until
 //!   `start` opens it);
 //! - each startContainer hook, through std's Command (posix_spawn): pipe2, prlimit64, mmap,
@@ -56,12 +58,12 @@
 //! `exec`'s child, `process.noNewPrivileges` false (loaded after `lsm::apply_exec`):
 //! - sendmsg (notify fd, with NOTIFY only); the same `privileges::apply` calls as the init;
 //!   chdir, getcwd, umask; sched_setaffinity when `execCPUAffinity` is set; statx (PATH lookup);
-//!   prctl(PR_SET_PDEATHSIG, 0); close_range (no fallback, as above);
-//! - into a paused container: sendto (Ready) and recvmsg (the go-ahead after the resume);
+//! - sendto (Ready), recvmsg (Recorded: the pid file is written; into a paused container, after
+//!   the resume), prctl(PR_SET_PDEATHSIG, 0);
 //! - execve; on a failure sendto (Failed) and exit_group.
 //!
-//! `exec`'s child, `process.noNewPrivileges` true (loaded last): sendmsg (notify fd, with NOTIFY
-//! only), then execve; on a failure sendto (Failed) and exit_group.
+//! `exec`'s child, `process.noNewPrivileges` true (loaded last, after Recorded): sendmsg
+//! (notify fd, with NOTIFY only), then execve; on a failure sendto (Failed) and exit_group.
 
 pub mod compile;
 pub mod enosys;
