@@ -28,6 +28,13 @@ step "unit, integration and end-to-end tests"
 # The e2e tests start many short containers; two threads per core keeps a small VM responsive.
 cargo test --workspace -- --test-threads="${HEZI_TEST_THREADS:-4}"
 
+step "SIGKILL at random points of create, run, start, exec and delete: a new schedule"
+# cargo test above ran the fixed schedule; this one is new each run. A failure prints the seed.
+seed=$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
+echo "HEZI_KILL_SEED=0x$seed"
+HEZI_KILL_SEED=0x$seed HEZI_KILL_ROUNDS=${HEZI_KILL_ROUNDS:-100} cargo test -p hezi-e2e --test kill_points \
+    -- --test-threads="${HEZI_TEST_THREADS:-4}"
+
 step "the static release binaries (scripts/build-release.sh) through the CLI, podman and shim tests"
 bash scripts/build-release.sh -q
 HEZI_BIN=$PWD/target/release/hezi cargo test -p hezi-e2e --test lifecycle --test exec --test process \

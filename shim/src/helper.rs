@@ -29,12 +29,22 @@ pub struct Stdio {
 pub fn run(stdio: Stdio, f: impl FnOnce() -> Result<i32, String>) -> Result<i32, String> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe for the helper: {e}"))?;
     let (mut reader, writer) = (std::fs::File::from(r), std::fs::File::from(w));
+    let shim = nix::unistd::getpid();
     // SAFETY: the child only dup2s fds, runs libcontainer (which allocates: glibc's fork leaves
     // malloc usable in the child) and leaves through _exit, never returning into the shim's
     // threads' state. The shim's own locks are not touched on that path.
     match unsafe { fork() }.map_err(|e| format!("fork the helper: {e}"))? {
         ForkResult::Child => {
             drop(reader);
+            // Die with the shim: a helper that outlived a killed shim would go on creating a
+            // container nobody will clean up (containerd's `shim delete` may already have run).
+            // Checked after it is set, in case the shim died first.
+            if nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).is_err()
+                || nix::unistd::getppid() != shim
+            {
+                // SAFETY: as below, _exit leaves without touching the parent's state.
+                unsafe { libc::_exit(1) }
+            }
             let reply = match set_stdio(&stdio) {
                 Ok(()) => {
                     drop(stdio);
