@@ -148,6 +148,29 @@ fn kill_accepts_runc_signal_forms() {
     assert_eq!(child.wait().unwrap().code(), Some(137));
 }
 
+#[test]
+fn kill_with_signal_0_checks_that_the_container_runs() {
+    require!();
+    let h = Hezi::new();
+    let b = Bundle::busybox(&["sleep", "3051"]);
+    b.write();
+    let id = unique_id("kill0");
+    h.ok(&["run", "-d", "-b", b.path().to_str().unwrap(), &id]);
+    h.ok(&["kill", &id, "0"]);
+    assert_eq!(h.status(&id), "running", "signal 0 changed the container");
+    h.ok(&["kill", &id, "KILL"]);
+    h.wait_status(&id, "stopped");
+    let out = h.cmd(&["kill", &id, "0"]);
+    assert!(!out.status.success(), "kill 0 of a stopped container succeeded");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("container not running"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    h.ok(&["delete", &id]);
+    assert_nothing_left(&h, &id, &b, Some("sleep 3051"));
+}
+
 /// containerd's runc shim takes a kill failing with runc's "container not running" as the kill of
 /// an exited container (done); any other words fail CRI's StopContainer and its exit handling.
 #[test]

@@ -141,6 +141,20 @@ impl Runtime {
 }
 
 impl Runtime {
+    /// `kill ID 0`: signal 0 sends nothing and only checks, as kill(2) does, that the
+    /// container's init is there to be signalled (runc: "container not running" otherwise).
+    pub fn probe(&self, id: &str) -> Result<()> {
+        let st = self.load(id)?;
+        match self.status(&st) {
+            Status::Created | Status::Running | Status::Paused => Ok(()),
+            s => Err(Error::WrongState {
+                id: id.into(),
+                op: "kill",
+                status: s.to_string(),
+            }),
+        }
+    }
+
     /// The init of `id` has exited: kill what it left behind. With its own pid namespace the
     /// kernel ended every other process with it; in a shared one (the host's, a pod's) its
     /// children live on in the cgroup, holding its output open. containerd's runc shim does the

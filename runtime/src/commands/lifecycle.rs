@@ -68,7 +68,11 @@ pub fn state(g: &Global, args: &[String]) -> Result<(), Failure> {
 pub fn kill(g: &Global, args: &[String]) -> Result<(), Failure> {
     let a = cli::parse(args, &[flag(&["a", "all"])], false)?;
     let id = a.id("kill")?;
-    let signal = libcontainer::signal::parse(a.positional.get(1).map(String::as_str).unwrap_or("SIGTERM"))?;
+    let name = a.positional.get(1).map(String::as_str).unwrap_or("SIGTERM");
+    if matches!(name, "0" | "SIG0") {
+        return Ok(super::runtime(g)?.probe(id)?);
+    }
+    let signal = libcontainer::signal::parse(name)?;
     // A stopped container's error reads as runc's "container not running" (libcontainer's
     // Error), which containerd's runc shim takes as "the process already finished".
     Ok(super::runtime(g)?.kill(id, signal, a.is_set("a"))?)
