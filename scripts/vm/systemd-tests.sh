@@ -96,7 +96,7 @@ t_same_scope_twice_is_refused() {
     $H run -d -b $B dup1 || { fail duplicate_scope "first run failed"; return; }
     out=$($H run -d -b $B dup2 2>&1) && { fail duplicate_scope "second run succeeded"; del -f dup1; return; }
     case "$out" in
-        *"already has processes"* | *"already exists"*) pass duplicate_scope_refused ;;
+        *"is not empty"* | *"already exists"*) pass duplicate_scope_refused ;;
         *) fail duplicate_scope_refused "$out" ;;
     esac
     [ -z "$(hezi --root $ROOT list -q | grep dup2)" ] && pass duplicate_leaves_no_state \
