@@ -463,12 +463,16 @@ fn memory_limit_of(pid: &str) -> String {
 }
 
 /// A container whose shell leaves two background processes holding its output, and serves
-/// `port` with busybox httpd when given one. `marker` is the shell's $0.
-fn busy_container(port: Option<u16>) -> String {
+/// `port` with busybox httpd when given one. The sleeps' durations are unique to this test
+/// process (tests run in parallel), so they mark the processes for the leak check.
+fn busy_container(port: Option<u16>) -> (String, [String; 2]) {
+    let n = 200_000 + 2 * hezi_e2e::next_number();
+    let marks = [format!("sleep {n}"), format!("sleep {}", n + 1)];
     let server = port.map_or(String::new(), |p| {
         format!("echo up > /tmp/index.html; httpd -f -p {p} -h /tmp & ")
     });
-    format!("{server}sleep 100000 & sleep 100001 & while :; do sleep 1; done")
+    let script = format!("{server}{} & {} & while :; do sleep 1; done", marks[0], marks[1]);
+    (script, marks)
 }
 
 /// StopPodSandbox with its containers still running, as `crictl stopp` or a kubelet whose
@@ -483,8 +487,10 @@ fn stop_running_pod(handler: Handler, name: &str, net: Net, pid: NamespaceMode, 
     let pod = with_pid_mode(pod_config(name, net, &s.c.log_dir().join(name), &s.cgroup_parent), pid);
     let (pod_id, _) = s.run_pod(&pod, handler);
     let (ma, mb) = (unique_id("cri-busy-a"), unique_id("cri-busy-b"));
-    let (a, _) = s.start(&pod_id, &pod, "a", &["sh", "-c", &busy_container(port), &ma]);
-    let (b, _) = s.start(&pod_id, &pod, "b", &["sh", "-c", &busy_container(None), &mb]);
+    let (script_a, marks_a) = busy_container(port);
+    let (script_b, marks_b) = busy_container(None);
+    let (a, _) = s.start(&pod_id, &pod, "a", &["sh", "-c", &script_a, &ma]);
+    let (b, _) = s.start(&pod_id, &pod, "b", &["sh", "-c", &script_b, &mb]);
     if let Some(p) = port {
         let url = format!("http://127.0.0.1:{p}/index.html");
         assert!(
@@ -501,7 +507,13 @@ fn stop_running_pod(handler: Handler, name: &str, net: Net, pid: NamespaceMode, 
     for id in [&a, &b] {
         assert_eq!(s.cri.status(id).0.state, ContainerState::ContainerExited as i32);
     }
-    s.tear_down(&pod_id, &[&a, &b], &[&ma, &mb, "sleep 100000", "sleep 100001"]);
+    let markers: Vec<&str> = [&ma, &mb]
+        .into_iter()
+        .chain(&marks_a)
+        .chain(&marks_b)
+        .map(String::as_str)
+        .collect();
+    s.tear_down(&pod_id, &[&a, &b], &markers);
 }
 
 /// hostPID: the containers' processes live in the node's pid namespace, so killing a
