@@ -101,9 +101,6 @@ pub(crate) fn merge(base: &LinuxResources, ch: &LinuxResources) -> LinuxResource
             bb.set_weight(b.weight());
         }
         // A per-device list given replaces the one before, as unified does.
-        if b.weight_device().is_some() {
-            bb.set_weight_device(b.weight_device().clone());
-        }
         macro_rules! take {
             ($($get:ident => $set:ident),*) => {$(
                 if b.$get().is_some() {
@@ -111,7 +108,8 @@ pub(crate) fn merge(base: &LinuxResources, ch: &LinuxResources) -> LinuxResource
                 }
             )*};
         }
-        take!(throttle_read_bps_device => set_throttle_read_bps_device,
+        take!(weight_device => set_weight_device,
+            throttle_read_bps_device => set_throttle_read_bps_device,
             throttle_write_bps_device => set_throttle_write_bps_device,
             throttle_read_iops_device => set_throttle_read_iops_device,
             throttle_write_iops_device => set_throttle_write_iops_device);
