@@ -196,7 +196,7 @@ impl Runtime {
         if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
             mgr.apply_resources(res).map_err(cgroup_err)?;
         }
-        parent_end.send(&Msg::Go).map_err(|e| child_failure(&parent_end, e))?;
+        parent_end.send(&Msg::Go).map_err(|e| parent_end.failure_or(e))?;
         // The rest of the exchange (process/channel.rs). `recorded` is step 5: from then on the
         // init may outlive us, so its pid must be in the state first.
         let mut recorded = false;
@@ -281,15 +281,6 @@ fn check_supported(spec: &oci_spec::runtime::Spec, opts: &CreateOptions) -> Resu
         return Err(Error::InvalidSpec("hostname needs a uts namespace".into()));
     }
     Ok(())
-}
-
-/// A send to the child failed (EPIPE): it died, usually after reporting why. Its report is the
-/// error to give, not the broken pipe.
-pub(super) fn child_failure(channel: &channel::Channel, send_error: Error) -> Error {
-    match channel.recv() {
-        Ok(Some(Msg::Failed(m))) => Error::Init(m),
-        _ => send_error,
-    }
 }
 
 fn make_fifo(path: &Path) -> Result<()> {

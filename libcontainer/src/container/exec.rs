@@ -187,9 +187,7 @@ impl Runtime {
         if let (Some(m), None, false) = (&mgr, &cgroup_fd, paused) {
             m.add_task(pid.as_raw()).map_err(cgroup_err).map_err(fail)?;
         }
-        parent_end
-            .send(&Msg::Go)
-            .map_err(|e| fail(super::create::child_failure(&parent_end, e)))?;
+        parent_end.send(&Msg::Go).map_err(|e| fail(parent_end.failure_or(e)))?;
         // The rest of the exchange (process/channel.rs): until `Recorded` the child dies with us.
         let mut recorded = false;
         loop {

@@ -117,6 +117,15 @@ impl Channel {
         Ok(())
     }
 
+    /// A send to the child failed (EPIPE): it died, usually after reporting why. Its report is
+    /// the error to give, not the broken pipe.
+    pub fn failure_or(&self, send_error: Error) -> Error {
+        match self.recv() {
+            Ok(Some(Msg::Failed(m))) => Error::Init(m),
+            _ => send_error,
+        }
+    }
+
     /// The next message, or None when the other side closed (the init died).
     pub fn recv(&self) -> Result<Option<Msg>> {
         let mut buf = vec![0u8; MAX];
