@@ -1,5 +1,5 @@
 //! Thin wrappers over the system calls that nix does not cover (or covers in a shape that costs an
-//! allocation): clone3, openat2, pidfds and close_range. Each returns an `Errno` on failure; the
+//! allocation): clone3, openat2, pidfds, close_range and mount_setattr. Each returns an `Errno` on failure; the
 //! callers add context.
 
 use std::ffi::CStr;
@@ -127,6 +127,46 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> Result<(), Errno
 pub fn cloexec_from(first: u32) -> Result<(), Errno> {
     // SAFETY: plain syscall with integer arguments.
     let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// The kernel's `struct mount_attr` (linux/mount.h), version 0.
+#[repr(C)]
+#[derive(Default)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount_setattr(2) on the mount `fd` is on (AT_EMPTY_PATH), and on every mount below it too
+/// when `recursive`: the only way to change flags of a whole tree at once.
+pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, set: u64, clear: u64) -> Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        ..Default::default()
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: the path is a static empty C string, `attr` a valid mount_attr of the size passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
     if ret < 0 {
         Err(Errno::last())
     } else {

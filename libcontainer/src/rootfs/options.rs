@@ -3,6 +3,9 @@
 
 use nix::mount::MsFlags;
 
+/// MS_NOSYMFOLLOW (Linux 5.10), which nix does not name.
+const NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
+
 #[derive(Debug, PartialEq, Eq)]
 pub struct Options {
     /// Flags for the mount itself (and the remount of a bind).
@@ -15,6 +18,10 @@ pub struct Options {
     pub recursive: bool,
     /// runc's `tmpcopyup`: the new tmpfs starts with a copy of the directory it covers.
     pub copy_up: bool,
+    /// Recursive attributes (`rro`, `rnosuid`, ...): MOUNT_ATTR_* bits to set and to clear on the
+    /// mount and every mount below it, with mount_setattr(2) once it is in place.
+    pub attr_set: u64,
+    pub attr_clear: u64,
 }
 
 impl Default for Options {
@@ -26,6 +33,8 @@ impl Default for Options {
             bind: false,
             recursive: false,
             copy_up: false,
+            attr_set: 0,
+            attr_clear: 0,
         }
     }
 }
@@ -35,7 +44,111 @@ impl Options {
     pub fn bind_remount_flags(&self) -> MsFlags {
         self.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT)
     }
+
+    pub fn has_recursive_attrs(&self) -> bool {
+        self.attr_set != 0 || self.attr_clear != 0
+    }
 }
+
+// linux/mount.h's MOUNT_ATTR_* values.
+const ATTR_RDONLY: u64 = 0x1;
+const ATTR_NOSUID: u64 = 0x2;
+const ATTR_NODEV: u64 = 0x4;
+const ATTR_NOEXEC: u64 = 0x8;
+/// The atime mode is a 3-bit field: setting one mode means clearing the field.
+const ATTR_ATIME_MASK: u64 = 0x70;
+const ATTR_RELATIME: u64 = 0x0;
+const ATTR_NOATIME: u64 = 0x10;
+const ATTR_STRICTATIME: u64 = 0x20;
+const ATTR_NODIRATIME: u64 = 0x80;
+const ATTR_NOSYMFOLLOW: u64 = 0x20_0000;
+
+/// runc's recursive options: (bits to set, bits to clear). The atime ones replace the mode, as
+/// their non-recursive names do in mount(8) (`ratime` undoes `noatime`: back to relatime).
+fn recursive_attr(name: &str) -> Option<(u64, u64)> {
+    Some(match name {
+        "rro" => (ATTR_RDONLY, 0),
+        "rrw" => (0, ATTR_RDONLY),
+        "rnosuid" => (ATTR_NOSUID, 0),
+        "rsuid" => (0, ATTR_NOSUID),
+        "rnodev" => (ATTR_NODEV, 0),
+        "rdev" => (0, ATTR_NODEV),
+        "rnoexec" => (ATTR_NOEXEC, 0),
+        "rexec" => (0, ATTR_NOEXEC),
+        "rnodiratime" => (ATTR_NODIRATIME, 0),
+        "rdiratime" => (0, ATTR_NODIRATIME),
+        "rnosymfollow" => (ATTR_NOSYMFOLLOW, 0),
+        "rsymfollow" => (0, ATTR_NOSYMFOLLOW),
+        "rrelatime" | "ratime" | "rnostrictatime" => (ATTR_RELATIME, ATTR_ATIME_MASK),
+        "rnoatime" => (ATTR_NOATIME, ATTR_ATIME_MASK),
+        "rstrictatime" | "rnorelatime" => (ATTR_STRICTATIME, ATTR_ATIME_MASK),
+        _ => return None,
+    })
+}
+
+/// Every option name hezi knows, for `features` (filesystem data such as `size=` aside).
+pub const KNOWN: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "ratime",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "symfollow",
+    "sync",
+    "tmpcopyup",
+    "unbindable",
+];
 
 /// Errors are plain text; the caller names the mount.
 pub fn parse(options: &[String]) -> Result<Options, String> {
@@ -71,6 +184,8 @@ pub fn parse(options: &[String]) -> Result<Options, String> {
             "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
             "iversion" => (MsFlags::MS_I_VERSION, MsFlags::empty()),
             "noiversion" => (MsFlags::empty(), MsFlags::MS_I_VERSION),
+            "nosymfollow" => (NOSYMFOLLOW, MsFlags::empty()),
+            "symfollow" => (MsFlags::empty(), NOSYMFOLLOW),
             "bind" => {
                 o.bind = true;
                 (MsFlags::MS_BIND, MsFlags::empty())
@@ -91,6 +206,12 @@ pub fn parse(options: &[String]) -> Result<Options, String> {
             other => {
                 if let Some(p) = propagation(other) {
                     o.propagation |= p;
+                    continue;
+                }
+                if let Some((set, clear)) = recursive_attr(other) {
+                    o.attr_set = (o.attr_set & !clear) | set;
+                    // The kernel wants the whole atime field cleared whenever a mode is set.
+                    o.attr_clear = ((o.attr_clear | clear) & !set) | (clear & ATTR_ATIME_MASK);
                     continue;
                 }
                 if other.is_empty() {
@@ -161,6 +282,27 @@ mod tests {
         let o = p(&["rw", "nosuid", "tmpcopyup", "size=1m"]);
         assert!(o.copy_up);
         assert_eq!(o.data, "size=1m");
+    }
+
+    #[test]
+    fn recursive_options_set_and_clear_attributes() {
+        let o = p(&["rbind", "rro", "rnosuid", "rnoatime"]);
+        assert_eq!(o.attr_set, ATTR_RDONLY | ATTR_NOSUID | ATTR_NOATIME);
+        assert_eq!(o.attr_clear, ATTR_ATIME_MASK);
+        assert!(o.data.is_empty());
+        // A later option undoes an earlier one, as for the plain flags.
+        let o = p(&["rro", "rrw", "rnoatime", "ratime"]);
+        assert_eq!(o.attr_set, ATTR_RELATIME);
+        assert_eq!(o.attr_clear, ATTR_RDONLY | ATTR_ATIME_MASK);
+        assert!(!p(&["ro"]).has_recursive_attrs());
+    }
+
+    #[test]
+    fn every_known_option_parses_without_data() {
+        for name in KNOWN {
+            let o = p(&[name]);
+            assert!(o.data.is_empty(), "{name} became mount data");
+        }
     }
 
     #[test]

@@ -110,13 +110,7 @@ pub fn features(args: &[String]) -> Result<(), Failure> {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.3.0",
         "hooks": [],
-        "mountOptions": [
-            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "iversion",
-            "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "noiversion",
-            "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid", "private", "rbind",
-            "relatime", "remount", "ro", "rprivate", "rshared", "rslave", "runbindable", "rw",
-            "shared", "silent", "slave", "strictatime", "suid", "sync", "unbindable"
-        ],
+        "mountOptions": libcontainer::rootfs::options::KNOWN,
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
