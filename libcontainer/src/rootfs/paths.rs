@@ -44,39 +44,54 @@ fn dev_null(root: &Root) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Hide each path: an empty read-only tmpfs over directories, /dev/null over everything else.
+/// Hide each path: /dev/null over files, and an empty read-only tmpfs over directories. The
+/// directories share one tmpfs, mounted over the first and bound onto the others, as runc does:
+/// one superblock instead of one per directory (a default spec masks nine of them).
 pub fn mask(root: &Root, paths: &[String]) -> Result<()> {
     if paths.is_empty() {
         return Ok(());
     }
     let null = dev_null(root)?;
+    let mut shared: Option<OwnedFd> = None;
     for p in paths {
         let p = Path::new(p);
         let Some(target) = open_nofollow(root, p)? else {
             continue;
         };
         let what = || format!("mask {}", p.display());
-        if is_dir(&target).ctx(what)? {
-            mount(
-                Some("tmpfs"),
-                &fd_path(target.as_fd()),
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY,
-                Some("size=0k"),
-            )
-            .ctx(what)?;
-        } else {
-            mount(
-                Some(&fd_path(null.as_fd())),
-                &fd_path(target.as_fd()),
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .ctx(what)?;
+        if !is_dir(&target).ctx(what)? {
+            mount_bind(&null, &target).ctx(what)?;
+            continue;
+        }
+        // A bind copies the source mount's read-only flag. Should it fail, the directory gets
+        // a tmpfs of its own.
+        if shared.as_ref().is_some_and(|tmpfs| mount_bind(tmpfs, &target).is_ok()) {
+            continue;
+        }
+        mount(
+            Some("tmpfs"),
+            &fd_path(target.as_fd()),
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            Some("size=0k"),
+        )
+        .ctx(what)?;
+        if shared.is_none() {
+            // Looked up again: `target` names the directory under the new mount.
+            shared = Some(root.open_path(relative(p), OFlag::O_NOFOLLOW).ctx(what)?);
         }
     }
     Ok(())
+}
+
+fn mount_bind(src: &OwnedFd, dst: &OwnedFd) -> nix::Result<()> {
+    mount(
+        Some(&fd_path(src.as_fd())),
+        &fd_path(dst.as_fd()),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
 }
 
 /// Make each path a read-only recursive bind of itself.
