@@ -16,7 +16,7 @@ use super::{cgroup_err, Runtime};
 use crate::cgroups::{self, CgroupConfig, Manager};
 use crate::error::{Error, Result, SysContext};
 use crate::namespaces::{self, Plan};
-use crate::process::channel::{self, Msg};
+use crate::process::channel::{self, Msg, PassedFd};
 use crate::process::init::{self, InitArgs};
 use crate::spec::Bundle;
 use crate::state::{ContainerState, EXEC_FIFO};
@@ -238,6 +238,13 @@ impl Runtime {
                         annotations: &state.annotations,
                     };
                     crate::seccomp::forward(filter, &info, &fd)?;
+                }
+                Some(Msg::MountSource(path)) if !recorded => {
+                    let reply = match crate::rootfs::source::open_for(pid, &path) {
+                        Ok(fd) => Msg::MountFd(PassedFd(fd)),
+                        Err(e) => Msg::Failed(e.to_string()),
+                    };
+                    parent_end.send(&reply).map_err(|e| parent_end.failure_or(e))?;
                 }
                 Some(Msg::Failed(m)) => return Err(Error::Init(m)),
                 None => {

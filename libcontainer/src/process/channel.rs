@@ -11,6 +11,9 @@
 //! 1. parent → `Go`: id maps written, cgroups joined.
 //! 2. init → `Hooks`, parent → `HooksDone(state)`: only when the spec has prestart,
 //!    createRuntime, createContainer or startContainer hooks; mounts made, root not yet switched.
+//!    Between `Go` and `Ready`, in a user namespace: init → `MountSource(path)` for each bind
+//!    source the init cannot open itself, parent → `MountFd` (that source, opened in the init's
+//!    mount tree with the runtime's credentials) or `Failed(why)`. See rootfs/source.rs.
 //! 3. init → `SeccompFd` (0 or 1 times, without noNewPrivileges): the notify fd to forward.
 //! 4. init → `Ready`: set up. Until now the init dies with the parent (parent-death signal).
 //! 5. parent records the pid in the state (atomically), then → `Recorded`.
@@ -60,6 +63,10 @@ pub enum Msg {
     /// Init (or exec child) → parent: the seccomp notify fd, for the parent to pass to the
     /// profile's listener (the child cannot reach the host's listener path).
     SeccompFd(PassedFd),
+    /// Init → parent: open this bind source for me (I am in a user namespace and cannot).
+    MountSource(String),
+    /// Parent → init: the bind source asked for, as an O_PATH fd.
+    MountFd(PassedFd),
 }
 
 /// An fd carried by a message. Equal when it is the same slot of our fd table.
@@ -95,8 +102,13 @@ impl Channel {
             Msg::Waiting => buf.push(b'W'),
             Msg::Hooks => buf.push(b'H'),
             Msg::SeccompFd(fd) => return self.send_fd(b'S', fd),
-            Msg::Failed(text) | Msg::HooksDone(text) => {
-                buf.push(if matches!(msg, Msg::Failed(_)) { b'E' } else { b'D' });
+            Msg::MountFd(fd) => return self.send_fd(b'F', fd),
+            Msg::Failed(text) | Msg::HooksDone(text) | Msg::MountSource(text) => {
+                buf.push(match msg {
+                    Msg::Failed(_) => b'E',
+                    Msg::HooksDone(_) => b'D',
+                    _ => b'M',
+                });
                 let mut end = text.len().min(MAX - 1);
                 while !text.is_char_boundary(end) {
                     end -= 1;
@@ -159,11 +171,19 @@ impl Channel {
                 }
             }
         };
-        if buf[..n] == [b'S'] {
-            return match fd {
-                Some(fd) => Ok(Some(Msg::SeccompFd(PassedFd(fd)))),
-                None => Err(Error::Other("seccomp fd message came without its fd".into())),
+        if let [tag @ (b'S' | b'F')] = buf[..n] {
+            let Some(fd) = fd else {
+                return Err(Error::Other(format!(
+                    "fd message {:?} came without its fd",
+                    tag as char
+                )));
             };
+            let fd = PassedFd(fd);
+            return Ok(Some(if tag == b'S' {
+                Msg::SeccompFd(fd)
+            } else {
+                Msg::MountFd(fd)
+            }));
         }
         // Any fd that came with another message is closed here.
         drop(fd);
@@ -176,6 +196,7 @@ impl Channel {
             [b'H'] => Some(Msg::Hooks),
             [b'E', text @ ..] => Some(Msg::Failed(String::from_utf8_lossy(text).into_owned())),
             [b'D', text @ ..] => Some(Msg::HooksDone(String::from_utf8_lossy(text).into_owned())),
+            [b'M', text @ ..] => Some(Msg::MountSource(String::from_utf8_lossy(text).into_owned())),
             other => {
                 return Err(Error::Other(format!(
                     "unexpected message on the init channel: {other:?}"
@@ -222,5 +243,15 @@ mod tests {
         assert_eq!(nix::unistd::read(&r, &mut buf).unwrap(), 1);
         assert_eq!(&buf, b"x");
         assert_eq!(b.recv().unwrap(), Some(Msg::Ready));
+    }
+
+    #[test]
+    fn mount_source_request_and_reply() {
+        let (a, b) = pair().unwrap();
+        a.send(&Msg::MountSource("/srv/data dir".into())).unwrap();
+        assert_eq!(b.recv().unwrap(), Some(Msg::MountSource("/srv/data dir".into())));
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        b.send(&Msg::MountFd(PassedFd(r))).unwrap();
+        assert!(matches!(a.recv().unwrap(), Some(Msg::MountFd(_))));
     }
 }

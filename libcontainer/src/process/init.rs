@@ -142,18 +142,21 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
         state_json = Some(json);
         Ok(())
     };
+    let in_userns = a.plan.new_user
+        || a.plan
+            .join
+            .iter()
+            .any(|(t, _)| *t == oci_spec::runtime::LinuxNamespaceType::User);
+    let ask_runtime = |source: &std::path::Path| rootfs::source::ask(&a.channel, source);
     rootfs::prepare(
         &rootfs::Setup {
             spec: a.spec,
             rootfs: a.rootfs,
             bundle: a.bundle,
             no_pivot: a.no_pivot,
-            in_userns: a.plan.new_user
-                || a.plan
-                    .join
-                    .iter()
-                    .any(|(t, _)| *t == oci_spec::runtime::LinuxNamespaceType::User),
+            in_userns,
             cgroups: cgroup_mounts.as_ref(),
+            open_source: in_userns.then_some(&ask_runtime as &dyn Fn(&std::path::Path) -> Result<std::os::fd::OwnedFd>),
         },
         &mut before_pivot,
     )?;

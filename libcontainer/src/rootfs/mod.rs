@@ -9,6 +9,7 @@ pub mod options;
 pub mod paths;
 pub mod pivot;
 pub mod resolve;
+pub mod source;
 
 use std::path::Path;
 
@@ -26,6 +27,8 @@ pub struct Setup<'a> {
     pub no_pivot: bool,
     pub in_userns: bool,
     pub cgroups: Option<&'a CgroupMounts>,
+    /// The runtime's help with bind sources out of a user namespace's reach (source.rs).
+    pub open_source: mounts::OpenSource<'a>,
 }
 
 fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
@@ -65,7 +68,13 @@ pub fn prepare(s: &Setup<'_>, before_pivot: &mut dyn FnMut() -> Result<()>) -> R
     .ctx(|| format!("bind {} on itself", s.rootfs.display()))?;
     let root = Root::open(s.rootfs)?;
     let spec_mounts = s.spec.mounts().as_deref().unwrap_or(&[]);
-    mounts::mount_all(&root, s.bundle, spec_mounts, s.cgroups, crate::lsm::mount_label(s.spec))?;
+    let cx = mounts::Context {
+        bundle: s.bundle,
+        cgroups: s.cgroups,
+        label: crate::lsm::mount_label(s.spec),
+        open_source: s.open_source,
+    };
+    mounts::mount_all(&root, spec_mounts, &cx)?;
     if !dev_is_bind_mounted(s.spec) {
         let spec_devices = s
             .spec
@@ -88,9 +97,16 @@ pub fn prepare(s: &Setup<'_>, before_pivot: &mut dyn FnMut() -> Result<()>) -> R
     Ok(())
 }
 
-/// After sysctls are written: readonlyPaths, maskedPaths, then a read-only root.
+/// After sysctls are written: a read-only /dev turns read-only, then readonlyPaths,
+/// maskedPaths, and a read-only root.
 pub fn finish(spec: &Spec) -> Result<()> {
     let root = Root::open(Path::new("/"))?;
+    if let Some(dev) = spec.mounts().iter().flatten().find(|m| mounts::is_read_only_dev(m)) {
+        let opts = options::parse(dev.options().as_deref().unwrap_or(&[])).map_err(Error::InvalidSpec)?;
+        // A bind remount sets the mount's flags anew: keep nosuid, noexec and the rest.
+        mounts::remount_bind(&root, Path::new("dev"), opts.bind_remount_flags())
+            .ctx(|| "remount /dev read-only".into())?;
+    }
     if let Some(linux) = spec.linux() {
         paths::readonly(&root, linux.readonly_paths().as_deref().unwrap_or(&[]))?;
         paths::mask(&root, linux.masked_paths().as_deref().unwrap_or(&[]))?;
@@ -143,7 +159,7 @@ fn parent_mount(mountinfo: &str, path: &Path) -> Option<(String, bool)> {
 }
 
 /// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
-fn unescape(s: &str) -> String {
+pub(super) fn unescape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('\\') {

@@ -15,32 +15,66 @@ use super::options::{self, Options};
 use super::resolve::{fd_path, relative, Kind, Root};
 use crate::error::{Error, Result, SysContext};
 
-/// Mount every entry of `mounts` under `root`. Relative bind sources are relative to `bundle`.
-/// `label`: linux.mountLabel, given to the filesystems that take one (see `lsm::labels_mount`).
-pub fn mount_all(
-    root: &Root,
-    bundle: &Path,
-    mounts: &[Mount],
-    cgroups: Option<&CgroupMounts>,
-    label: Option<&str>,
-) -> Result<()> {
+/// Opens a bind source the init cannot reach itself (see source.rs); None outside a user
+/// namespace, where the init has the runtime's own reach.
+pub type OpenSource<'a> = Option<&'a dyn Fn(&Path) -> Result<OwnedFd>>;
+
+/// What the mounts need besides the list: `bundle` for relative bind sources, the cgroup plan
+/// for cgroup mounts, linux.mountLabel for the filesystems that take one (see
+/// `lsm::labels_mount`), and the runtime's help with bind sources.
+pub struct Context<'a> {
+    pub bundle: &'a Path,
+    pub cgroups: Option<&'a CgroupMounts>,
+    pub label: Option<&'a str>,
+    pub open_source: OpenSource<'a>,
+}
+
+/// Mount every entry of `mounts` under `root`, in order.
+pub fn mount_all(root: &Root, mounts: &[Mount], cx: &Context<'_>) -> Result<()> {
     for m in mounts {
-        mount_one(root, bundle, m, cgroups, label)?;
+        mount_one(root, m, cx)?;
     }
     Ok(())
 }
 
-fn mount_one(root: &Root, bundle: &Path, m: &Mount, cgroups: Option<&CgroupMounts>, label: Option<&str>) -> Result<()> {
+/// A /dev tmpfs asked to be read-only is mounted writable and made read-only by `finish`, once
+/// devpts, shm and the device nodes are in it (runc's order).
+pub fn is_read_only_dev(m: &Mount) -> bool {
+    m.destination() == Path::new("/dev")
+        && m.typ().as_deref() == Some("tmpfs")
+        && options::parse(m.options().as_deref().unwrap_or(&[])).is_ok_and(|o| o.flags.contains(MsFlags::MS_RDONLY))
+}
+
+/// Spec checks that need no filesystem: what hezi cannot do is an error, never ignored.
+fn check(m: &Mount, typ: &str, opts: &Options) -> Result<()> {
+    let bad = |why: String| {
+        Err(Error::InvalidSpec(format!(
+            "mount {}: {why}",
+            m.destination().display()
+        )))
+    };
+    if opts.copy_up && typ != "tmpfs" {
+        return bad(format!("tmpcopyup is only for tmpfs, not {typ:?}"));
+    }
+    // A bind has no filesystem to hand the data to: the kernel would drop it without a word.
+    if (opts.bind || typ == "bind") && !opts.data.is_empty() {
+        return bad(format!("unknown mount option {:?} for a bind mount", opts.data));
+    }
+    if m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty())
+        || m.gid_mappings().as_ref().is_some_and(|v| !v.is_empty())
+    {
+        return bad("uidMappings/gidMappings ask for an idmapped mount, which hezi does not support yet".into());
+    }
+    Ok(())
+}
+
+fn mount_one(root: &Root, m: &Mount, cx: &Context<'_>) -> Result<()> {
     let typ = m.typ().as_deref().unwrap_or("");
     let opts = options::parse(m.options().as_deref().unwrap_or(&[]))
         .map_err(|e| Error::InvalidSpec(format!("mount {}: {e}", m.destination().display())))?;
     let dest = relative(m.destination());
-    if opts.copy_up && typ != "tmpfs" {
-        return Err(Error::InvalidSpec(format!(
-            "mount {}: tmpcopyup is only for tmpfs, not {typ:?}",
-            m.destination().display()
-        )));
-    }
+    check(m, typ, &opts)?;
+    let (bundle, cgroups, label) = (cx.bundle, cx.cgroups, cx.label);
     if typ == "cgroup" || typ == "cgroup2" {
         let cg = cgroups.ok_or_else(|| Error::Other("cgroup mount requested without a cgroup plan".into()))?;
         return cg.mount(root, dest, &opts);
@@ -54,8 +88,13 @@ fn mount_one(root: &Root, bundle: &Path, m: &Mount, cgroups: Option<&CgroupMount
     };
     if opts.bind || typ == "bind" {
         let source = bind_source(bundle, m)?;
-        let src = nix::fcntl::open(&source, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| Error::sys_path("open bind source", &source, e))?;
+        let src = match nix::fcntl::open(&source, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(e) => match cx.open_source {
+                Some(open) => open(&source)?,
+                None => return Err(Error::sys_path("open bind source", &source, e)),
+            },
+        };
         let st = nix::sys::stat::fstat(src.as_fd()).ctx(|| format!("stat {}", source.display()))?;
         let kind = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             Kind::Dir
@@ -69,12 +108,27 @@ fn mount_one(root: &Root, bundle: &Path, m: &Mount, cgroups: Option<&CgroupMount
             remount_bind(root, dest, extra).ctx(|| what("remount"))?;
         }
     } else {
+        if typ == "proc" || typ == "sysfs" {
+            refuse_symlink(root, dest, typ)?;
+        }
+        let covered_mode = if typ == "tmpfs" { dir_mode(root, dest) } else { None };
         let dst = root.ensure(dest, Kind::Dir)?;
         let source = m.source().as_deref().unwrap_or(Path::new(typ));
         let label = label.filter(|_| crate::lsm::labels_mount(typ));
-        let data = crate::lsm::mount_data(&opts.data, label);
+        let mut data = crate::lsm::mount_data(&opts.data, label);
+        // As runc: a tmpfs without mode= keeps the mode of the directory it covers.
+        if let Some(mode) = covered_mode.filter(|_| !data.split(',').any(|o| o.starts_with("mode="))) {
+            data = if data.is_empty() {
+                format!("mode={mode:04o}")
+            } else {
+                format!("mode={mode:04o},{data}")
+            };
+        }
         let data = (!data.is_empty()).then_some(data.as_str());
         let mut flags = opts.flags - MsFlags::MS_REMOUNT;
+        if is_read_only_dev(m) {
+            flags -= MsFlags::MS_RDONLY;
+        }
         // tmpcopyup: open the directory before the tmpfs covers it; a read-only tmpfs is made
         // read-only after the copy.
         let covered = if opts.copy_up {
@@ -115,7 +169,37 @@ fn mount_one(root: &Root, bundle: &Path, m: &Mount, cgroups: Option<&CgroupMount
             }
         }
     }
+    if opts.has_recursive_attrs() {
+        let fd = root.open_path(dest, OFlag::empty()).ctx(|| what("open"))?;
+        crate::sys::mount_setattr(fd.as_fd(), true, opts.attr_set, opts.attr_clear)
+            .ctx(|| what("set recursive attributes of"))?;
+    }
     apply_propagation(root, dest, &opts).ctx(|| what("set propagation of"))
+}
+
+/// proc and sysfs go on an ordinary directory only: a symlink there (an image's `/proc ->
+/// /elsewhere`) is refused, never followed, as runc does.
+fn refuse_symlink(root: &Root, dest: &Path, typ: &str) -> Result<()> {
+    let fd = match root.open_path(dest, OFlag::O_NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(Error::sys(format!("open {}", root.display(dest)), e)),
+    };
+    let st = nix::sys::stat::fstat(fd.as_fd()).ctx(|| format!("stat {}", root.display(dest)))?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        return Err(Error::InvalidSpec(format!(
+            "filesystem {typ:?} must be mounted on an ordinary directory, and /{} is a symlink",
+            dest.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The permission bits of an existing directory at `dest` (None if missing or not a directory).
+fn dir_mode(root: &Root, dest: &Path) -> Option<u32> {
+    let fd = root.open_path(dest, OFlag::empty()).ok()?;
+    let st = nix::sys::stat::fstat(fd.as_fd()).ok()?;
+    (st.st_mode & libc::S_IFMT == libc::S_IFDIR).then_some(st.st_mode & 0o7777)
 }
 
 fn bind_source(bundle: &Path, m: &Mount) -> Result<PathBuf> {
