@@ -1,11 +1,11 @@
 //! The rootfs containerd hands over with Create (a snapshot's mount list), mounted on
-//! `bundle/rootfs` with the bridge's `mount_rootfs`, whose `{type, source, options}` shape is
-//! the same as containerd's.
+//! `bundle/rootfs` with hezi-rootfs-mounts, whose `{type, source, options}` shape is the same
+//! as containerd's.
 
 use std::path::Path;
 
 use crate::proto::Mount as ProtoMount;
-use containerd_bridge::mount::Mount;
+use hezi_rootfs_mounts::Mount;
 
 pub fn mount(mounts: &[ProtoMount], rootfs: &Path) -> Result<(), String> {
     if mounts.is_empty() {
@@ -21,9 +21,9 @@ pub fn mount(mounts: &[ProtoMount], rootfs: &Path) -> Result<(), String> {
             options: m.options.clone(),
         })
         .collect();
-    containerd_bridge::mount::mount_rootfs(&list, rootfs).map_err(|e| format!("mount the rootfs: {e}"))
+    hezi_rootfs_mounts::mount_rootfs(&list, rootfs).map_err(|e| format!("mount the rootfs: {e}"))
 }
 
 pub fn unmount(rootfs: &Path) -> Result<(), String> {
-    containerd_bridge::mount::unmount_rootfs(rootfs).map_err(|e| format!("unmount {}: {e}", rootfs.display()))
+    hezi_rootfs_mounts::unmount_rootfs(rootfs).map_err(|e| format!("unmount {}: {e}", rootfs.display()))
 }
