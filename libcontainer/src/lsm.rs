@@ -11,26 +11,17 @@
 //! Asked for on a host without the module, `create` and `exec` fail before anything is made,
 //! naming the setting: silently running a container unconfined would be worse.
 
-use std::ffi::CString;
-use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
-use nix::sys::statfs::{PROC_SUPER_MAGIC, SELINUX_MAGIC};
+use nix::sys::statfs::SELINUX_MAGIC;
 use oci_spec::runtime::{Process, Spec};
 
-use crate::error::{Error, Result, SysContext};
-use crate::sys;
+use crate::error::{Error, Result};
 
 /// Inode number of the root directory of every procfs instance.
-const PROC_ROOT_INO: u64 = 1;
-const RESOLVE_NO_XDEV: u64 = 0x01;
-const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-const RESOLVE_NO_SYMLINKS: u64 = 0x04;
-const RESOLVE_BENEATH: u64 = 0x08;
 
 /// AppArmor is loaded and enabled (the module parameter runc and podman read).
 pub fn apparmor_enabled() -> bool {
@@ -137,7 +128,7 @@ pub fn apply_exec(p: &Process) -> Result<()> {
     if profile.is_none() && label.is_none() {
         return Ok(());
     }
-    let proc = proc_root()?;
+    let proc = crate::procfs::checked_root("LSM attributes")?;
     if let Some(profile) = profile {
         // The AppArmor-only file since Linux 5.8 (several LSMs may be stacked); else the shared one.
         let text = format!("exec {profile}");
@@ -154,37 +145,12 @@ pub fn apply_exec(p: &Process) -> Result<()> {
     Ok(())
 }
 
-/// /proc, checked to be the root of a procfs instance.
-fn proc_root() -> Result<OwnedFd> {
-    let fd = nix::fcntl::open(
-        "/proc",
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| "open /proc".into())?;
-    let fs = nix::sys::statfs::fstatfs(fd.as_fd()).ctx(|| "statfs /proc".into())?;
-    let st = nix::sys::stat::fstat(fd.as_fd()).ctx(|| "stat /proc".into())?;
-    if fs.filesystem_type() != PROC_SUPER_MAGIC || st.st_ino != PROC_ROOT_INO {
-        return Err(Error::Other(
-            "/proc in the container is not the root of a procfs; refusing to write LSM attributes".into(),
-        ));
-    }
-    Ok(fd)
-}
-
 /// Write `value` to this thread's `attr/<name>` under the checked /proc.
 fn write_attr(proc: &OwnedFd, name: &str, value: &str) -> Result<()> {
     // Named by pid and tid: /proc/self and /proc/thread-self are symlinks, which the resolution
-    // below refuses. The pid is the one this /proc's pid namespace shows (the container's).
+    // refuses. The pid is the one this /proc's pid namespace shows (the container's).
     let rel = format!("{}/task/{}/attr/{name}", nix::unistd::getpid(), nix::unistd::gettid());
-    let shown = Path::new("/proc").join(&rel);
-    let c = CString::new(rel).map_err(|_| Error::InvalidArgument(format!("{}: contains NUL", shown.display())))?;
-    let resolve = RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS;
-    let fd = sys::openat2(proc.as_fd(), &c, OFlag::O_WRONLY.bits(), 0, resolve)
-        .map_err(|e| Error::sys(format!("open {}", shown.display()), e))?;
-    std::fs::File::from(fd)
-        .write_all(value.as_bytes())
-        .ctx(|| format!("write {value:?} to {}", shown.display()))
+    crate::procfs::write_beneath(proc, &rel, value)
 }
 
 #[cfg(test)]
@@ -228,11 +194,9 @@ mod tests {
     fn own_attr_files_are_reachable_through_the_checked_proc() {
         // The host's /proc is the root of a procfs; the attr directory exists on any kernel
         // with an LSM hook, even with no module enabled.
-        let proc = proc_root().unwrap();
+        let proc = crate::procfs::checked_root("LSM attributes").unwrap();
         let rel = format!("{}/task/{}/attr", nix::unistd::getpid(), nix::unistd::gettid());
-        let c = CString::new(rel).unwrap();
-        let resolve = RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS;
-        sys::openat2(proc.as_fd(), &c, OFlag::O_PATH.bits(), 0, resolve).unwrap();
+        crate::procfs::open_beneath(&proc, &rel, OFlag::O_PATH).unwrap();
     }
 
     #[test]

@@ -1,6 +1,61 @@
-//! The few /proc reads the runtime needs, parsed by hand to keep start-up small.
+//! The few /proc reads the runtime needs, parsed by hand to keep start-up small, and the one
+//! checked way to write below the container's /proc.
 
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::sys::statfs::PROC_SUPER_MAGIC;
 use nix::unistd::Pid;
+
+use crate::error::{Error, Result, SysContext};
+
+/// procfs gives its root directory inode 1: a directory of a procfs bind-mounted onto /proc
+/// (say /proc/sys/kernel, which would send writes to the wrong files) has another.
+const PROC_ROOT_INO: u64 = 1;
+const RESOLVE_NO_XDEV: u64 = 0x01;
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+const RESOLVE_BENEATH: u64 = 0x08;
+
+/// Open /proc, checked to be the root of a procfs instance: writes below it then cannot be
+/// redirected by a file, a symlink or another mount the image or the spec put in its place
+/// (CVE-2025-52881). `why` says what the writes are for, in the error.
+pub fn checked_root(why: &str) -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        "/proc",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /proc".into())?;
+    let fs = nix::sys::statfs::fstatfs(fd.as_fd()).ctx(|| "statfs /proc".into())?;
+    let st = nix::sys::stat::fstat(fd.as_fd()).ctx(|| "stat /proc".into())?;
+    if fs.filesystem_type() != PROC_SUPER_MAGIC || st.st_ino != PROC_ROOT_INO {
+        return Err(Error::Other(format!(
+            "/proc in the container is not the root of a procfs; refusing to write {why}"
+        )));
+    }
+    Ok(fd)
+}
+
+/// Open `/proc/<rel>` below a `checked_root`, with no symlink, magic link or mount crossing on
+/// the way, with `flags` (O_PATH to only find it).
+pub fn open_beneath(proc: &OwnedFd, rel: &str, flags: OFlag) -> Result<OwnedFd> {
+    let c = CString::new(rel).map_err(|_| Error::InvalidArgument(format!("/proc/{rel}: contains NUL")))?;
+    let resolve = RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS;
+    crate::sys::openat2(proc.as_fd(), &c, flags.bits(), 0, resolve)
+        .map_err(|e| Error::sys(format!("open /proc/{rel}"), e))
+}
+
+/// Write `value` to `/proc/<rel>` below a `checked_root`.
+pub fn write_beneath(proc: &OwnedFd, rel: &str, value: &str) -> Result<()> {
+    let fd = open_beneath(proc, rel, OFlag::O_WRONLY)?;
+    std::fs::File::from(fd)
+        .write_all(value.as_bytes())
+        .ctx(|| format!("write {value:?} to /proc/{rel}"))
+}
 
 /// A process as /proc/PID/stat describes it.
 pub struct ProcStat {

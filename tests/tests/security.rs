@@ -511,6 +511,19 @@ fn cve_2025_52881_sysctl_writes_cannot_be_redirected() {
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched", "{how}");
         assert_nothing_left(&h, &id, &b, None);
     }
+    // A directory of a procfs over /proc is procfs too, but not its root: refused before any
+    // write, with the check LSM attributes get (procfs::checked_root).
+    let mut b = Bundle::busybox(&["true"]);
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "destination": "/proc", "type": "bind", "source": "/proc/sys", "options": ["rbind"] }));
+    b.linux()["sysctl"] = json!({ "kernel.domainname": "pwned" });
+    let id = unique_id("sysctl");
+    let (code, _, err) = h.run(&b, &id);
+    assert_ne!(code, 0, "sysctl written below a procfs subdirectory");
+    assert!(err.contains("not the root of a procfs"), "{err}");
+    assert_nothing_left(&h, &id, &b, None);
     // The same sysctl on a plain /proc works.
     let mut b = Bundle::busybox(&["cat", "/proc/sys/kernel/domainname"]);
     b.linux()["sysctl"] = json!({ "kernel.domainname": "fine" });

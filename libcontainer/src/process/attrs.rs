@@ -2,23 +2,12 @@
 //! oom score, personality, I/O priority, scheduler and CPU affinity.
 
 use std::ffi::CString;
-use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
 
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
 use oci_spec::runtime::{
     IOPriorityClass, LinuxPersonalityDomain, LinuxSchedulerFlag, LinuxSchedulerPolicy, PosixRlimitType, Process, Spec,
 };
 
 use crate::error::{Error, Result, SysContext};
-use crate::sys;
-
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-const RESOLVE_NO_XDEV: u64 = 0x01;
-const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-const RESOLVE_NO_SYMLINKS: u64 = 0x04;
-const RESOLVE_BENEATH: u64 = 0x08;
 
 pub fn hostname(spec: &Spec) -> Result<()> {
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
@@ -34,33 +23,6 @@ pub fn hostname(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// Open /proc, checked to be procfs: writes below it then cannot be redirected by a file or
-/// mount the image or the spec put in its place (CVE-2025-52881).
-fn proc_root() -> Result<OwnedFd> {
-    let fd = nix::fcntl::open(
-        "/proc",
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| "open /proc".into())?;
-    let st = nix::sys::statfs::fstatfs(fd.as_fd()).ctx(|| "statfs /proc".into())?;
-    if st.filesystem_type().0 as i64 != PROC_SUPER_MAGIC {
-        return Err(Error::Other("/proc in the container is not procfs".into()));
-    }
-    Ok(fd)
-}
-
-/// Write `value` to `/proc/<rel>` without following symlinks or crossing onto another mount.
-fn proc_write(proc: &OwnedFd, rel: &str, value: &str) -> Result<()> {
-    let c = CString::new(rel).map_err(|_| Error::InvalidArgument(format!("/proc/{rel}: contains NUL")))?;
-    let resolve = RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS;
-    let fd = sys::openat2(proc.as_fd(), &c, OFlag::O_WRONLY.bits(), 0, resolve)
-        .map_err(|e| Error::sys(format!("open /proc/{rel}"), e))?;
-    std::fs::File::from(fd)
-        .write_all(value.as_bytes())
-        .ctx(|| format!("write {value:?} to /proc/{rel}"))
-}
-
 pub fn sysctl(spec: &Spec) -> Result<()> {
     let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
         return Ok(());
@@ -68,9 +30,9 @@ pub fn sysctl(spec: &Spec) -> Result<()> {
     if sysctl.is_empty() {
         return Ok(());
     }
-    let proc = proc_root()?;
+    let proc = crate::procfs::checked_root("sysctls")?;
     for (key, value) in sysctl {
-        proc_write(&proc, &format!("sys/{}", key.replace('.', "/")), value)?;
+        crate::procfs::write_beneath(&proc, &format!("sys/{}", key.replace('.', "/")), value)?;
     }
     Ok(())
 }
