@@ -21,8 +21,6 @@ use oci_spec::runtime::{Process, Spec};
 
 use crate::error::{Error, Result};
 
-/// Inode number of the root directory of every procfs instance.
-
 /// AppArmor is loaded and enabled (the module parameter runc and podman read).
 pub fn apparmor_enabled() -> bool {
     std::fs::read("/sys/module/apparmor/parameters/enabled").is_ok_and(|v| v.starts_with(b"Y"))
