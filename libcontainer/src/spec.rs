@@ -78,6 +78,9 @@ fn parse_bytes(text: &[u8]) -> std::result::Result<Spec, String> {
     for key in renamed {
         tracing::warn!("config.json: {key}: a key in another case than the spec's; read as runc reads it");
     }
+    if let Some(process) = value.get_mut("process") {
+        read_spec_scheduler_flags(process);
+    }
     // A capability this runtime does not know is a warning, not a failure (config.md
     // "capabilities": runtimes SHOULD NOT fail for capabilities that cannot be granted).
     for cap in drop_unknown_capabilities(&mut value) {
@@ -90,6 +93,24 @@ fn parse_bytes(text: &[u8]) -> std::result::Result<Spec, String> {
             _ => e.to_string(),
         }
     })
+}
+
+/// Two scheduler flags as config.md spells them (and runc reads them), renamed to the names
+/// oci-spec reads: it spells them `SCHED_RESET_ON_FORK` and `SCHED_FLAG_D_L_OVERRUN`, and would
+/// refuse a config written to the spec. `process` is a process object: config.json's, or the
+/// process.json of `exec -p`.
+pub fn read_spec_scheduler_flags(process: &mut serde_json::Value) {
+    let Some(flags) = process.pointer_mut("/scheduler/flags").and_then(|f| f.as_array_mut()) else {
+        return;
+    };
+    for flag in flags {
+        let oci_spec_name = match flag.as_str() {
+            Some("SCHED_FLAG_RESET_ON_FORK") => "SCHED_RESET_ON_FORK",
+            Some("SCHED_FLAG_DL_OVERRUN") => "SCHED_FLAG_D_L_OVERRUN",
+            _ => continue,
+        };
+        *flag = oci_spec_name.into();
+    }
 }
 
 /// Remove from process.capabilities every name oci-spec cannot read; returns what was removed.
@@ -247,6 +268,27 @@ mod tests {
         assert_eq!(linux.masked_paths().as_deref(), Some(&["/x".to_string()][..]));
         let s = spec(&with(r#","linux":{"namespaces":[{"type":"pid"},{"TYPE":"pid"}]}"#)).unwrap();
         assert!(validate(&s, Path::new("config.json")).is_err());
+    }
+
+    #[test]
+    fn scheduler_flags_as_the_spec_spells_them() {
+        let flags = r#"["SCHED_FLAG_RESET_ON_FORK","SCHED_FLAG_DL_OVERRUN","SCHED_FLAG_RECLAIM"]"#;
+        let scheduler = format!(r#""scheduler":{{"policy":"SCHED_OTHER","flags":{flags}}},"user":"#);
+        let s = spec(&with("").replace(r#""user":"#, &scheduler)).unwrap();
+        let flags = s
+            .process()
+            .as_ref()
+            .unwrap()
+            .scheduler()
+            .as_ref()
+            .unwrap()
+            .flags()
+            .clone();
+        use oci_spec::runtime::LinuxSchedulerFlag as F;
+        assert_eq!(
+            flags,
+            Some(vec![F::SchedResetOnFork, F::SchedFlagDLOverrun, F::SchedFlagReclaim])
+        );
     }
 
     #[test]

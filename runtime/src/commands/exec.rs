@@ -129,6 +129,7 @@ fn process_file(text: &[u8], base: Option<&Process>) -> Result<Process, String> 
     if obj.get("user").is_none_or(|u| u.is_null()) {
         obj.insert("user".into(), serde_json::json!({ "uid": 0, "gid": 0 }));
     }
+    libcontainer::spec::read_spec_scheduler_flags(&mut v);
     let mut p: Process = serde_json::from_value(v).map_err(|e| e.to_string())?;
     if p.capabilities().is_none() {
         p.set_capabilities(base.and_then(|b| b.capabilities().clone()));
