@@ -283,6 +283,7 @@ fn check_supported(spec: &oci_spec::runtime::Spec, opts: &CreateOptions) -> Resu
             .any(|n| n.typ() == t)
     };
     crate::lsm::check(spec)?;
+    crate::process::attrs::warn_personality_flags(linux.and_then(|l| l.personality().as_ref()));
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has_ns(oci_spec::runtime::LinuxNamespaceType::Uts)
     {
         return Err(Error::InvalidSpec("hostname needs a uts namespace".into()));

@@ -15,6 +15,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use super::{cgroup_err, Runtime, Status};
 use crate::cgroups;
 use crate::error::{Error, Result, SysContext};
+use crate::process::affinity;
 use crate::process::channel::{self, Msg};
 use crate::process::join::{self, JoinArgs};
 use crate::sys::{self, Forked};
@@ -75,6 +76,7 @@ impl Runtime {
         };
         let spec = crate::spec::parse_file(&st.bundle.join("config.json"))?;
         crate::lsm::check_process(&opts.process)?;
+        crate::process::attrs::warn_personality_flags(spec.linux().as_ref().and_then(|l| l.personality().as_ref()));
         // runc gives exec'd processes the container's seccomp filter: compile it before cloning.
         let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(crate::seccomp::Filter::compile(s)?),
@@ -157,6 +159,8 @@ impl Runtime {
             None
         };
         let (parent_end, child_end) = channel::pair()?;
+        // Born on execCPUAffinity.initial, if given; our thread gets its own back after the clone.
+        let initial_affinity = affinity::Initial::apply(&opts.process)?;
         let pid =
             match sys::clone3(0, cgroup_fd.as_ref().map(|f| f.as_fd())).ctx(|| "clone3 the exec process".into())? {
                 Forked::Child => {
@@ -169,10 +173,12 @@ impl Runtime {
                         preserve_fds: opts.preserve_fds,
                         seccomp: seccomp.as_ref(),
                         wait_for_cgroup: paused,
+                        personality: spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
                     })
                 }
                 Forked::Parent(pid) => pid,
             };
+        drop(initial_affinity);
         drop(child_end);
         drop(namespaces);
         if let Some(own) = own_pid_ns {
@@ -187,6 +193,11 @@ impl Runtime {
         if let (Some(m), None, false) = (&mgr, &cgroup_fd, paused) {
             m.add_task(pid.as_raw()).map_err(cgroup_err).map_err(fail)?;
         }
+        // In its cgroup now (a paused container's child joins it later, below): moving a task
+        // may reset its affinity, so the final one comes after.
+        if !paused {
+            affinity::apply_final(pid, &opts.process).map_err(fail)?;
+        }
         parent_end.send(&Msg::Go).map_err(|e| fail(parent_end.failure_or(e)))?;
         // The rest of the exchange (process/channel.rs): until `Recorded` the child dies with us.
         let mut recorded = false;
@@ -197,8 +208,11 @@ impl Runtime {
                 Some(Msg::Ready) if !recorded => {
                     // Paused container: the child is set up; in the cgroup it freezes with the
                     // rest, reads `Recorded` and execs once resumed.
-                    if let (Some(m), true) = (&mgr, paused) {
-                        m.add_task(pid.as_raw()).map_err(cgroup_err).map_err(fail)?;
+                    if paused {
+                        if let Some(m) = &mgr {
+                            m.add_task(pid.as_raw()).map_err(cgroup_err).map_err(fail)?;
+                        }
+                        affinity::apply_final(pid, &opts.process).map_err(fail)?;
                     }
                     if let Some(p) = &opts.pid_file {
                         super::create::write_pid_file(p, pid).map_err(fail)?;

@@ -1,10 +1,12 @@
-//! Process attributes applied by the init before it drops privileges: hostname, sysctls, rlimits,
-//! oom score, personality, I/O priority, scheduler and CPU affinity.
+//! Process attributes applied before the privileges drop: hostname, sysctls, rlimits, oom score
+//! by the init; personality, I/O priority and scheduler by the init and by `exec`'s child alike
+//! (runc applies all three to exec'd processes too). CPU affinity is `affinity`'s.
 
 use std::ffi::CString;
 
 use oci_spec::runtime::{
-    IOPriorityClass, LinuxPersonalityDomain, LinuxSchedulerFlag, LinuxSchedulerPolicy, PosixRlimitType, Process, Spec,
+    IOPriorityClass, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag, LinuxSchedulerPolicy,
+    PosixRlimitType, Process, Spec,
 };
 
 use crate::error::{Error, Result, SysContext};
@@ -84,19 +86,30 @@ pub fn rlimits(process: &Process) -> Result<()> {
     Ok(())
 }
 
-pub fn personality(spec: &Spec) -> Result<()> {
-    let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) else {
-        return Ok(());
-    };
+/// linux.personality, for the init and for every exec'd process. Its `flags` name nothing yet
+/// (the spec defines none); runc ignores them with a warning, and so does
+/// [`warn_personality_flags`].
+pub fn personality(p: Option<&LinuxPersonality>) -> Result<()> {
+    let Some(p) = p else { return Ok(()) };
     let persona = match p.domain() {
         LinuxPersonalityDomain::PerLinux => 0x0000,
         LinuxPersonalityDomain::PerLinux32 => 0x0008,
     };
     // SAFETY: personality(2) takes a plain integer.
     if unsafe { libc::personality(persona) } == -1 {
-        return Err(Error::sys("set personality", nix::errno::Errno::last()));
+        return Err(Error::sys(
+            format!("set personality {}", p.domain()),
+            nix::errno::Errno::last(),
+        ));
     }
     Ok(())
+}
+
+/// Said by the runtime (create, exec), where the log reaches the caller.
+pub fn warn_personality_flags(p: Option<&LinuxPersonality>) {
+    if let Some(flags) = p.and_then(|p| p.flags().as_ref()).filter(|f| !f.is_empty()) {
+        tracing::warn!("ignoring personality flags {flags:?}: none is defined (runc ignores them too)");
+    }
 }
 
 pub fn io_priority(process: &Process) -> Result<()> {
@@ -175,37 +188,6 @@ pub fn scheduler(process: &Process) -> Result<()> {
     Ok(())
 }
 
-/// Parse a CPU list like `0-3,7`.
-pub fn parse_cpu_list(list: &str) -> Result<Vec<usize>> {
-    let bad = || Error::InvalidSpec(format!("invalid CPU list {list:?}"));
-    let mut cpus = Vec::new();
-    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let (a, b): (usize, usize) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
-        if a > b || b >= libc::CPU_SETSIZE as usize {
-            return Err(bad());
-        }
-        cpus.extend(a..=b);
-    }
-    Ok(cpus)
-}
-
-/// execCPUAffinity.final (or .initial when no final is given), set just before exec. The spec
-/// applies it to processes joining a container (`exec`), not to the init.
-pub fn exec_cpu_affinity(process: &Process) -> Result<()> {
-    let Some(a) = process.exec_cpu_affinity() else {
-        return Ok(());
-    };
-    let Some(list) = a.cpu_affinity_final().as_deref().or(a.initial().as_deref()) else {
-        return Ok(());
-    };
-    let mut set = nix::sched::CpuSet::new();
-    for cpu in parse_cpu_list(list)? {
-        set.set(cpu).ctx(|| format!("CPU {cpu} in execCPUAffinity"))?;
-    }
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).ctx(|| format!("set CPU affinity {list}"))
-}
-
 /// Give the container a session keyring of its own named after it (as runc does), so it cannot
 /// read or change the keys of the session that started the runtime. Kernels without keyrings
 /// (ENOSYS) or that refuse it to us (EACCES) are skipped, as runc does.
@@ -228,17 +210,4 @@ pub fn session_keyring(id: &str) -> Result<()> {
         return Err(Error::sys("set session keyring permissions", nix::errno::Errno::last()));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_cpu_list;
-
-    #[test]
-    fn cpu_lists() {
-        assert_eq!(parse_cpu_list("0-2,5").unwrap(), vec![0, 1, 2, 5]);
-        assert_eq!(parse_cpu_list("3").unwrap(), vec![3]);
-        assert!(parse_cpu_list("2-1").is_err());
-        assert!(parse_cpu_list("x").is_err());
-    }
 }

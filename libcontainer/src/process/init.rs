@@ -175,7 +175,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
         attrs::session_keyring(a.id)?;
     }
     attrs::rlimits(process)?;
-    attrs::personality(a.spec)?;
+    attrs::personality(a.spec.linux().as_ref().and_then(|l| l.personality().as_ref()))?;
     attrs::io_priority(process)?;
     attrs::scheduler(process)?;
     // Nothing the runtime opened may reach the program (or the startContainer hooks);

@@ -1,5 +1,5 @@
 //! The child side of `exec`: join the running container's namespaces, take on the process's
-//! user and capabilities, exec. Reports failure over the channel; success is the channel closing
+//! attributes, user and capabilities, exec. Its CPU affinity is set by the runtime (affinity.rs). Reports failure over the channel; success is the channel closing
 //! on exec (its fd is close-on-exec), so even a failing execve is reported.
 
 use std::ffi::CString;
@@ -8,7 +8,7 @@ use std::os::fd::OwnedFd;
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
-use oci_spec::runtime::Process;
+use oci_spec::runtime::{LinuxPersonality, Process};
 
 use super::channel::{Channel, Msg};
 use super::{attrs, privileges, program};
@@ -28,6 +28,8 @@ pub struct JoinArgs<'a> {
     /// The container is paused: once set up, ask the runtime to place us in its (frozen)
     /// cgroup and wait for the go-ahead, which we read only after `resume`.
     pub wait_for_cgroup: bool,
+    /// The container's linux.personality: exec'd processes get it too, as in runc.
+    pub personality: Option<&'a LinuxPersonality>,
 }
 
 pub fn run(a: JoinArgs<'_>) -> ! {
@@ -63,7 +65,11 @@ fn setup(a: &JoinArgs<'_>) -> Result<Prepared> {
         nix::unistd::setsid().ctx(|| "setsid".into())?;
         crate::tty::setup(socket, p.console_size(), false)?;
     }
+    // The same attributes, in the same order, as the init's (init.rs).
     attrs::rlimits(p)?;
+    attrs::personality(a.personality)?;
+    attrs::io_priority(p)?;
+    attrs::scheduler(p)?;
     // As in the init: without no_new_privs the filter needs CAP_SYS_ADMIN, so before the drop.
     let no_new_privs = p.no_new_privileges().unwrap_or(false);
     crate::lsm::apply_exec(p)?;
@@ -88,7 +94,6 @@ fn setup(a: &JoinArgs<'_>) -> Result<Prepared> {
     }
     nix::sys::stat::umask(Mode::from_bits_truncate(p.user().umask().unwrap_or(0o022)));
     privileges::no_new_privs(p)?;
-    attrs::exec_cpu_affinity(p)?;
     let env: &[String] = &super::env::for_process(p)?;
     let argv: &[String] = p.args().as_deref().unwrap_or(&[]);
     let first = argv

@@ -57,7 +57,7 @@
 //!
 //! `exec`'s child, `process.noNewPrivileges` false (loaded after `lsm::apply_exec`):
 //! - sendmsg (notify fd, with NOTIFY only); the same `privileges::apply` calls as the init;
-//!   chdir, getcwd, umask; sched_setaffinity when `execCPUAffinity` is set; statx (PATH lookup);
+//!   chdir, getcwd, umask; statx (PATH lookup);
 //! - sendto (Ready), recvmsg (Recorded: the pid file is written; into a paused container, after
 //!   the resume), prctl(PR_SET_PDEATHSIG, 0);
 //! - execve; on a failure sendto (Failed) and exit_group.
