@@ -114,8 +114,7 @@ pub fn spawn_exec(rt: &Runtime, id: &str, p: &Process, stdio: helper::Stdio) -> 
         console_socket: None,
         console_fd: theirs,
         pid_file: None,
-        preserve_fds: 0,
-        ignore_paused: false,
+        ..Default::default()
     };
     let guard = SpawnGuard::lock();
     let pid = helper::run(stdio, || {

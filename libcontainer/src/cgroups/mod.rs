@@ -11,6 +11,7 @@
 //! - `v2`, `v2_resources`: the v2 manager; on hybrid hosts also the unified part of v1.
 //! - `v2_devices`, `bpf`: v2 device rules as an eBPF program emitted by hand and attached with bpf(2).
 //! - `stats`, `oom`: what `events` needs.
+//! - `sub`: where an exec'd process goes (`exec --cgroup` sub-cgroups).
 //! - `systemd`: the systemd driver, a transient scope over D-Bus around the cgroupfs managers.
 
 mod bpf;
@@ -21,6 +22,7 @@ mod layout;
 mod oom;
 mod path;
 mod stats;
+mod sub;
 mod systemd;
 mod v1;
 mod v1_resources;
@@ -44,6 +46,7 @@ pub use oom::{OomNotifier, OomWatch, OOM_COUNT_GRACE};
 pub use stats::{
     BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryEntry, MemoryStats, PidsStats, Stats, Throttling,
 };
+pub use sub::{SubCgroups, TaskPlacement};
 pub use systemd::{systemd_booted, SystemdUnit};
 
 /// A cgroup operation that failed, with what was done to which file.
@@ -220,6 +223,9 @@ pub trait Manager {
     fn destroy(&self) -> Result<()>;
     /// An O_PATH directory fd of the container's v2 cgroup for CLONE_INTO_CGROUP; None on v1/hybrid.
     fn v2_dir_fd(&self) -> Result<Option<OwnedFd>>;
+    /// Where a process `exec` starts goes: the container's cgroup, or the sub-cgroups `sub`
+    /// names below it, every directory checked to exist before the process does.
+    fn task_placement(&self, sub: &SubCgroups) -> Result<TaskPlacement>;
     /// Usage counters for `events --stats` (runc's JSON shape).
     fn stats(&self) -> Result<Stats>;
     /// How many processes the OOM killer has killed in the cgroup.

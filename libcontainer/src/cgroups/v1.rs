@@ -11,7 +11,9 @@ use super::fs::{self, read, read_opt, CgDir};
 use super::layout::Hierarchy;
 use super::stats::{self, Stats};
 use super::v2::{frozen, not_empty, signal_each, wait_until, V2Cgroup, FREEZE_TIMEOUT};
-use super::{v1_resources, v2_resources, CgroupConfig, CgroupError, Manager, OomNotifier, Result};
+use super::{
+    v1_resources, v2_resources, CgroupConfig, CgroupError, Manager, OomNotifier, Result, SubCgroups, TaskPlacement,
+};
 
 pub(crate) struct V1Manager {
     hierarchies: Vec<(Hierarchy, CgDir)>,
@@ -276,6 +278,10 @@ impl Manager for V1Manager {
     fn v2_dir_fd(&self) -> Result<Option<OwnedFd>> {
         // CLONE_INTO_CGROUP would place the process in the unified hierarchy only.
         Ok(None)
+    }
+
+    fn task_placement(&self, sub: &SubCgroups) -> Result<TaskPlacement> {
+        TaskPlacement::v1(&self.hierarchies, self.unified_dir(), sub)
     }
 
     fn stats(&self) -> Result<Stats> {

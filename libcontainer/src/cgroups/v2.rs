@@ -16,7 +16,7 @@ use super::fs::{self, read_opt, read_procs, CgDir};
 use super::layout::Hierarchy;
 use super::stats::{self, flat_keyed, Stats};
 use super::v2_resources::{self, controllers};
-use super::{CgroupConfig, CgroupError, Manager, OomNotifier, Result};
+use super::{CgroupConfig, CgroupError, Manager, OomNotifier, Result, SubCgroups, TaskPlacement};
 
 /// How long freeze and thaw wait for the kernel to report the new state.
 pub(crate) const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -314,6 +314,10 @@ impl Manager for V2Manager {
                 path: p.to_path_buf(),
                 errno,
             })
+    }
+
+    fn task_placement(&self, sub: &SubCgroups) -> Result<TaskPlacement> {
+        TaskPlacement::v2(self.cg.path(), sub, true)
     }
 
     fn stats(&self) -> Result<Stats> {

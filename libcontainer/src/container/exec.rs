@@ -20,7 +20,7 @@ use crate::process::channel::{self, Msg};
 use crate::process::join::{self, JoinArgs};
 use crate::sys::{self, Forked};
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ExecOptions {
     pub process: Process,
     pub console_socket: Option<PathBuf>,
@@ -29,6 +29,8 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    /// `--cgroup`: sub-cgroups of the container's cgroup to run the process in.
+    pub sub_cgroups: cgroups::SubCgroups,
 }
 
 /// The process `exec` started; the caller is its parent.
@@ -116,6 +118,27 @@ impl Runtime {
                 status: "stopped".into(),
             });
         }
+        // Where the process goes, checked before anything is made: a sub-cgroup outside the
+        // container's, or missing, fails here.
+        let placement = match &st.cgroup {
+            Some(cfg) => Some(
+                cgroups::manager(cfg)
+                    .and_then(|m| m.task_placement(&opts.sub_cgroups))
+                    .map_err(cgroup_err)?,
+            ),
+            None if !opts.sub_cgroups.is_empty() => {
+                return Err(Error::InvalidArgument(format!(
+                    "exec --cgroup: container {id} has no cgroup"
+                )))
+            }
+            None => None,
+        };
+        // Into a frozen cgroup only at the very end: a child frozen mid-setup could never
+        // report back.
+        let cgroup_fd = match &placement {
+            Some(p) if !paused => p.clone_fd().map_err(cgroup_err)?,
+            _ => None,
+        };
         // CVE-2019-5736: the child is this binary inside the container until its execve.
         // Non-dumpable (inherited by the clone, reset by execve), a container process cannot open
         // its /proc/PID/exe to overwrite the binary later.
@@ -130,18 +153,6 @@ impl Runtime {
             Some(own)
         } else {
             None
-        };
-        let mgr = st
-            .cgroup
-            .as_ref()
-            .map(cgroups::manager)
-            .transpose()
-            .map_err(cgroup_err)?;
-        // Into a frozen cgroup only at the very end: a child frozen mid-setup could never
-        // report back.
-        let cgroup_fd = match &mgr {
-            Some(m) if !paused => m.v2_dir_fd().map_err(cgroup_err)?,
-            _ => None,
         };
         let terminal = opts.process.terminal().unwrap_or(false);
         let connected = match (&opts.console_socket, terminal) {
@@ -190,8 +201,8 @@ impl Runtime {
             let _ = waitpid(pid, None);
             e
         };
-        if let (Some(m), None, false) = (&mgr, &cgroup_fd, paused) {
-            m.add_task(pid.as_raw()).map_err(cgroup_err).map_err(fail)?;
+        if let (Some(p), None, false) = (&placement, &cgroup_fd, paused) {
+            p.add(pid.as_raw()).map_err(cgroup_err).map_err(fail)?;
         }
         // In its cgroup now (a paused container's child joins it later, below): moving a task
         // may reset its affinity, so the final one comes after.
@@ -209,8 +220,8 @@ impl Runtime {
                     // Paused container: the child is set up; in the cgroup it freezes with the
                     // rest, reads `Recorded` and execs once resumed.
                     if paused {
-                        if let Some(m) = &mgr {
-                            m.add_task(pid.as_raw()).map_err(cgroup_err).map_err(fail)?;
+                        if let Some(p) = &placement {
+                            p.add(pid.as_raw()).map_err(cgroup_err).map_err(fail)?;
                         }
                         affinity::apply_final(pid, &opts.process).map_err(fail)?;
                     }

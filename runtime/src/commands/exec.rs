@@ -152,9 +152,8 @@ pub fn exec(g: &Global, args: &[String]) -> Result<(), Failure> {
 }
 
 fn exec_in(g: &Global, a: &cli::Args, id: &str, command: &[String]) -> Result<(), Failure> {
-    if a.value("cgroup").is_some() {
-        return Err(Failure::Error("exec --cgroup is not supported yet".into()));
-    }
+    let sub_cgroups =
+        libcontainer::cgroups::SubCgroups::parse(a.values("cgroup")).map_err(|e| Failure::Error(e.to_string()))?;
     let rt = super::runtime(g)?;
     let base = rt.spec_of(id)?.process().clone();
     let process = build_process(a, base, command)?;
@@ -171,6 +170,7 @@ fn exec_in(g: &Global, a: &cli::Args, id: &str, command: &[String]) -> Result<()
         pid_file: a.value("pid-file").map(PathBuf::from),
         preserve_fds,
         ignore_paused: a.is_set("ignore-paused"),
+        sub_cgroups,
     };
     let peer = if terminal && !detach && opts.console_socket.is_none() {
         let (ours, theirs) = super::run::console_pair()?;

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use oci_spec::runtime::LinuxResources;
 
-use super::{CgroupError, Manager, OomNotifier, Result, Stats};
+use super::{CgroupError, Manager, OomNotifier, Result, Stats, SubCgroups, TaskPlacement};
 use bus::Bus;
 use unit::Property;
 use wire::Writer;
@@ -204,6 +204,12 @@ impl Manager for SystemdManager {
     /// cloned first and moved in by systemd.
     fn v2_dir_fd(&self) -> Result<Option<OwnedFd>> {
         Ok(None)
+    }
+
+    /// The scope exists once the init runs: an exec'd process goes where the cgroupfs manager
+    /// puts it.
+    fn task_placement(&self, sub: &SubCgroups) -> Result<TaskPlacement> {
+        self.fs.task_placement(sub)
     }
 
     fn stats(&self) -> Result<Stats> {
