@@ -52,7 +52,12 @@ pub fn setup(socket: &OwnedFd, size: Option<ConsoleSize>, console: bool) -> Resu
         let target = console_target()?;
         bind(&slave, &target, false).ctx(|| format!("bind {name} on /dev/console"))?;
     }
-    send_fd(socket.as_fd(), master.as_fd(), &name)?;
+    send_fd(
+        socket.as_fd(),
+        master.as_fd(),
+        &name,
+        "the pty master on the console socket",
+    )?;
     drop(master);
     for fd in 0..3 {
         // SAFETY: dup2 onto the standard descriptors, which this process owns.
@@ -155,13 +160,13 @@ pub fn resize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<()> {
     Ok(())
 }
 
-/// Send `fd` with `name` as payload.
-pub fn send_fd(socket: BorrowedFd<'_>, fd: BorrowedFd<'_>, name: &str) -> Result<()> {
+/// Send `fd` over a unix socket as one message: `payload` as data, the fd as SCM_RIGHTS. `what`
+/// names the fd and the socket in the error.
+pub fn send_fd(socket: BorrowedFd<'_>, fd: BorrowedFd<'_>, payload: &str, what: &str) -> Result<()> {
     let fds = [fd.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
-    let iov = [IoSlice::new(name.as_bytes())];
-    sendmsg::<()>(socket.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
-        .ctx(|| "send the pty master on the console socket".into())?;
+    let iov = [IoSlice::new(payload.as_bytes())];
+    sendmsg::<()>(socket.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None).ctx(|| format!("send {what}"))?;
     Ok(())
 }
 

@@ -36,6 +36,8 @@ pub struct CreateOptions {
     /// Socket-activation fds (the caller's LISTEN_FDS): kept open after the preserved ones, and
     /// announced to the program as LISTEN_FDS=N, LISTEN_PID=1.
     pub listen_fds: u32,
+    /// `--pidfd-socket`: where to send a pidfd of the init once it is set up.
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 /// What `create` made.
@@ -205,6 +207,9 @@ impl Runtime {
                 Some(Msg::Ready) if !recorded => {
                     let stat =
                         crate::procfs::stat(pid).ok_or_else(|| Error::Init("init exited right after setup".into()))?;
+                    if let Some(path) = &opts.pidfd_socket {
+                        super::pidfd::send(path, pid, super::pidfd::Kind::Init)?;
+                    }
                     state.pid = pid.as_raw();
                     state.init_start_time = stat.start_time;
                     self.store().save(&state)?;

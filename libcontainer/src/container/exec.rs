@@ -29,6 +29,8 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    /// `--pidfd-socket`: where to send a pidfd of the process once it is set up.
+    pub pidfd_socket: Option<PathBuf>,
     /// `--cgroup`: sub-cgroups of the container's cgroup to run the process in.
     pub sub_cgroups: cgroups::SubCgroups,
 }
@@ -224,6 +226,9 @@ impl Runtime {
                             p.add(pid.as_raw()).map_err(cgroup_err).map_err(fail)?;
                         }
                         affinity::apply_final(pid, &opts.process).map_err(fail)?;
+                    }
+                    if let Some(path) = &opts.pidfd_socket {
+                        super::pidfd::send(path, pid, super::pidfd::Kind::Exec).map_err(fail)?;
                     }
                     if let Some(p) = &opts.pid_file {
                         super::create::write_pid_file(p, pid).map_err(fail)?;

@@ -5,6 +5,7 @@ mod delete;
 mod events;
 mod exec;
 mod pause;
+mod pidfd;
 mod start;
 mod status;
 mod update;

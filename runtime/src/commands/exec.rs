@@ -29,6 +29,7 @@ const FLAGS: &[cli::Flag] = &[
     opt(&["preserve-fds"]),
     flag(&["ignore-paused"]),
     opt(&["cgroup"]),
+    opt(&["pidfd-socket"]),
 ];
 
 fn bad(m: impl Into<String>) -> Failure {
@@ -170,6 +171,7 @@ fn exec_in(g: &Global, a: &cli::Args, id: &str, command: &[String]) -> Result<()
         pid_file: a.value("pid-file").map(PathBuf::from),
         preserve_fds,
         ignore_paused: a.is_set("ignore-paused"),
+        pidfd_socket: a.value("pidfd-socket").map(PathBuf::from),
         sub_cgroups,
     };
     let peer = if terminal && !detach && opts.console_socket.is_none() {

@@ -13,6 +13,7 @@ pub const CREATE_FLAGS: &[Flag] = &[
     flag(&["no-pivot"]),
     flag(&["no-new-keyring"]),
     opt(&["preserve-fds"]),
+    opt(&["pidfd-socket"]),
 ];
 
 /// CreateOptions from `create`'s (and `run`'s) flags.
@@ -32,6 +33,7 @@ pub fn create_options(a: &cli::Args) -> Result<CreateOptions, Failure> {
         no_new_keyring: a.is_set("no-new-keyring"),
         preserve_fds,
         listen_fds: listen_fds(),
+        pidfd_socket: a.value("pidfd-socket").map(PathBuf::from),
     })
 }
 
