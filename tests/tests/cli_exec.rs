@@ -112,3 +112,23 @@ fn exec_process_file_with_fields_left_out_is_filled_as_runc_fills_it() {
     }
     h.ok(&["delete", "-f", &id]);
 }
+
+/// `--help` lists the flags `exec --cgroup` and `--pidfd-socket` added, as runc's does.
+#[test]
+fn help_lists_cgroup_and_pidfd_socket() {
+    require!();
+    let h = Hezi::new();
+    for (command, flags) in [
+        ("exec", &["--cgroup value", "--pidfd-socket value", "--ignore-paused"][..]),
+        ("create", &["--pidfd-socket value", "--console-socket value"]),
+        ("run", &["--pidfd-socket value", "--detach, -d"]),
+    ] {
+        let text = h.ok(&[command, "--help"]);
+        for flag in flags {
+            assert!(
+                text.lines().any(|l| l.trim_start().starts_with(flag)),
+                "{command} --help: no {flag} in {text}"
+            );
+        }
+    }
+}

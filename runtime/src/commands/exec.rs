@@ -12,7 +12,7 @@ use super::run::{wait_forwarding, FORWARDED};
 use crate::cli::{self, flag, opt};
 use crate::{Failure, Global};
 
-const FLAGS: &[cli::Flag] = &[
+pub(crate) const FLAGS: &[cli::Flag] = &[
     opt(&["p", "process"]),
     opt(&["console-socket"]),
     flag(&["t", "tty"]),

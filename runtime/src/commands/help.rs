@@ -102,16 +102,123 @@ const TOPICS: &[Topic] = &[
     },
 ];
 
+/// One `OPTIONS:` line: the flag's spellings, and what it does.
+type Opt = (&'static str, &'static str);
+
+const BUNDLE: Opt = (
+    "--bundle value, -b value",
+    "path to the root of the bundle directory, defaults to the current directory",
+);
+const CONSOLE_SOCKET: Opt = (
+    "--console-socket value",
+    "path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal",
+);
+const PID_FILE: Opt = ("--pid-file value", "specify the file to write the process id to");
+const PRESERVE_FDS: Opt = (
+    "--preserve-fds value",
+    "Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total) (default: 0)",
+);
+const NO_PIVOT: Opt = ("--no-pivot", "do not use pivot root to jail process inside rootfs");
+const NO_NEW_KEYRING: Opt = (
+    "--no-new-keyring",
+    "do not create a new session keyring for the container",
+);
+const INIT_PIDFD: Opt = (
+    "--pidfd-socket value",
+    "path to an AF_UNIX socket which will receive a file descriptor referencing the init process",
+);
+
+const CREATE_OPTIONS: &[Opt] = &[
+    BUNDLE,
+    CONSOLE_SOCKET,
+    INIT_PIDFD,
+    PID_FILE,
+    NO_PIVOT,
+    NO_NEW_KEYRING,
+    PRESERVE_FDS,
+];
+
+const RUN_OPTIONS: &[Opt] = &[
+    BUNDLE,
+    CONSOLE_SOCKET,
+    INIT_PIDFD,
+    ("--detach, -d", "detach from the container's process"),
+    ("--keep", "do not delete the container after it exits"),
+    PID_FILE,
+    (
+        "--no-subreaper",
+        "disable the use of the subreaper used to reap reparented processes",
+    ),
+    NO_PIVOT,
+    NO_NEW_KEYRING,
+    PRESERVE_FDS,
+    (
+        "--image value",
+        "run an image from hezi's store instead of a bundle (hezi image); a command may follow --",
+    ),
+];
+
+const EXEC_OPTIONS: &[Opt] = &[
+    CONSOLE_SOCKET,
+    (
+        "--pidfd-socket value",
+        "path to an AF_UNIX socket which will receive a file descriptor referencing the exec process",
+    ),
+    ("--cwd value", "current working directory in the container"),
+    ("--env value, -e value", "set environment variables"),
+    ("--tty, -t", "allocate a pseudo-TTY"),
+    ("--user value, -u value", "UID (format: <uid>[:<gid>])"),
+    ("--additional-gids value, -g value", "additional gids"),
+    ("--process value, -p value", "path to the process.json"),
+    ("--detach, -d", "detach from the container's process"),
+    PID_FILE,
+    (
+        "--process-label value",
+        "set the asm process label for the process commonly used with selinux",
+    ),
+    ("--apparmor value", "set the apparmor profile for the process"),
+    ("--no-new-privs", "set the no new privileges value for the process"),
+    (
+        "--cap value, -c value",
+        "add a capability to the bounding set for the process",
+    ),
+    PRESERVE_FDS,
+    (
+        "--cgroup value",
+        "run the process in an (existing) sub-cgroup(s). Format is [<controller>:]<cgroup>.",
+    ),
+    ("--ignore-paused", "allow exec in a paused container"),
+];
+
+/// The flags listed under `OPTIONS:`, for the commands whose flags matter most to callers.
+fn options(command: &str) -> &'static [Opt] {
+    match command {
+        "create" => CREATE_OPTIONS,
+        "run" => RUN_OPTIONS,
+        "exec" => EXEC_OPTIONS,
+        _ => &[],
+    }
+}
+
 /// The help text of `command`, or None when there is no such command.
 pub fn topic(command: &str) -> Option<String> {
     let t = TOPICS.iter().find(|t| t.name == command)?;
     let sep = if t.args.is_empty() { "" } else { " " };
-    Some(format!(
+    let mut text = format!(
         "NAME:\n   hezi {name} - {summary}\n\nUSAGE:\n   hezi {name} [command options]{sep}{args}\n",
         name = t.name,
         summary = t.summary,
         args = t.args,
-    ))
+    );
+    let opts = options(command);
+    if !opts.is_empty() {
+        let width = opts.iter().map(|(f, _)| f.len()).max().unwrap_or(0);
+        text.push_str("\nOPTIONS:\n");
+        for (flags, what) in opts {
+            text.push_str(&format!("   {flags:width$}  {what}\n"));
+        }
+    }
+    Some(text)
 }
 
 /// Whether `arg` asks for help, in any of the spellings urfave/cli accepts.
@@ -148,5 +255,21 @@ mod tests {
             assert!(text.contains(&format!("hezi {name} [command options]")), "{text}");
         }
         assert!(topic("frobnicate").is_none());
+    }
+
+    #[test]
+    fn options_list_every_flag_the_command_takes() {
+        let long = |f: &crate::cli::Flag| format!("   --{}", f.names.iter().max_by_key(|n| n.len()).unwrap());
+        for (command, flags) in [
+            ("create", super::super::lifecycle::CREATE_FLAGS),
+            ("run", super::super::lifecycle::CREATE_FLAGS),
+            ("exec", super::super::exec::FLAGS),
+        ] {
+            let text = topic(command).unwrap();
+            for f in flags {
+                assert!(text.contains(&long(f)), "{command} --help lacks {}", long(f));
+            }
+        }
+        assert!(!topic("state").unwrap().contains("OPTIONS"));
     }
 }
