@@ -95,6 +95,12 @@ fn parse_bytes(text: &[u8]) -> std::result::Result<Spec, String> {
     })
 }
 
+/// A process.json (`exec -p`) with its keys in the spec's case, as runc's decoder reads them;
+/// returns the renamed keys (`/process/Cwd -> cwd`) for the caller to warn about.
+pub fn normalise_process_keys(process: &mut serde_json::Value) -> Vec<String> {
+    keys::normalise_process(process)
+}
+
 /// Two scheduler flags as config.md spells them (and runc reads them), renamed to the names
 /// oci-spec reads: it spells them `SCHED_RESET_ON_FORK` and `SCHED_FLAG_D_L_OVERRUN`, and would
 /// refuse a config written to the spec. `process` is a process object: config.json's, or the

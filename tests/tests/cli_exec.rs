@@ -97,6 +97,11 @@ fn exec_process_file_with_fields_left_out_is_filled_as_runc_fills_it() {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let in_init = h.ok(&["exec", &id, "grep", "CapEff", "/proc/1/status"]);
     assert_eq!(text, format!("0\n0\n/\n{in_init}"));
+    // Keys in another case, as runc's Go decoder reads them.
+    let out =
+        exec_p(json!({ "Args": ["/bin/sh", "-c", "pwd; id -u"], "Cwd": "/tmp", "User": { "UID": 65534, "gid": 0 } }));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "/tmp\n65534\n");
     // No cwd, a relative one, no args: refused with runc's words.
     for (process, says) in [
         (json!({ "args": ["true"] }), "Cwd property must not be empty"),
@@ -119,7 +124,10 @@ fn help_lists_cgroup_and_pidfd_socket() {
     require!();
     let h = Hezi::new();
     for (command, flags) in [
-        ("exec", &["--cgroup value", "--pidfd-socket value", "--ignore-paused"][..]),
+        (
+            "exec",
+            &["--cgroup value", "--pidfd-socket value", "--ignore-paused"][..],
+        ),
         ("create", &["--pidfd-socket value", "--console-socket value"]),
         ("run", &["--pidfd-socket value", "--detach, -d"]),
     ] {

@@ -39,6 +39,15 @@ pub fn normalise(doc: &mut Value) -> Vec<String> {
     renamed
 }
 
+/// The same for a process object on its own (the process.json of `exec -p`), whose keys runc
+/// reads with the same decoder.
+pub fn normalise_process(process: &mut Value) -> Vec<String> {
+    let mut doc = serde_json::json!({ "process": process.take() });
+    let renamed = normalise(&mut doc);
+    *process = doc["process"].take();
+    renamed
+}
+
 fn walk(v: &mut Value, path: &mut String, shapes: &Shapes, renamed: &mut Vec<String>) {
     let len = path.len();
     match v {

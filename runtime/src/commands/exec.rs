@@ -118,6 +118,9 @@ fn build_process(a: &cli::Args, base: Option<Process>, command: &[String]) -> Re
 /// missing or relative `cwd` and empty `args` are refused with runc's messages.
 fn process_file(text: &[u8], base: Option<&Process>) -> Result<Process, String> {
     let mut v: serde_json::Value = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    for key in libcontainer::spec::normalise_process_keys(&mut v) {
+        tracing::warn!("process.json: {key}: a key in another case than the spec's; read as runc reads it");
+    }
     let obj = v.as_object_mut().ok_or("a process must be a JSON object")?;
     match obj.get("cwd").and_then(|c| c.as_str()) {
         None | Some("") => return Err("Cwd property must not be empty".into()),
