@@ -7,16 +7,17 @@
 //! - `path`: cgroupsPath validation and placement in each hierarchy.
 //! - `fs`: reading and writing cgroupfs files with errors that name file and value.
 //! - `convert`: v1 → v2 value conversions (runc's formulas).
-//! - `v1`, `v1_resources`, `devices`: the v1 (and hybrid) manager.
-//! - `v2`, `v2_resources`: the v2 manager; on hybrid hosts also the unified part of v1.
-//! - `v2_devices`, `bpf`: v2 device rules as an eBPF program emitted by hand and attached with bpf(2).
+//! - `device_rules`: the spec's device list as v1 rule lines, which v1 writes and v2 emulates.
+//! - `v1/`: the v1 (and hybrid) manager; `v1/resources` writes the spec's resources.
+//! - `v2/`: the v2 manager, also the unified part of a hybrid host; `v2/resources` writes the
+//!   spec's resources, `v2/device_filter` turns device rules into an eBPF program emitted by
+//!   hand, and `v2/bpf` loads and attaches it with bpf(2).
 //! - `stats`, `oom`: what `events` needs.
 //! - `sub`: where an exec'd process goes (`exec --cgroup` sub-cgroups).
 //! - `systemd`: the systemd driver, a transient scope over D-Bus around the cgroupfs managers.
 
-mod bpf;
 mod convert;
-mod devices;
+mod device_rules;
 mod fs;
 mod layout;
 mod oom;
@@ -25,10 +26,7 @@ mod stats;
 mod sub;
 mod systemd;
 mod v1;
-mod v1_resources;
 mod v2;
-mod v2_devices;
-mod v2_resources;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -39,7 +37,6 @@ use nix::errno::Errno;
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
-pub use bpf::device_programs;
 pub use convert::{blkio_weight_to_io_weight, shares_to_weight, swap_to_v2, V2Value};
 pub use layout::{Hierarchy, Layout};
 pub use oom::{OomNotifier, OomWatch, OOM_COUNT_GRACE};
@@ -48,6 +45,7 @@ pub use stats::{
 };
 pub use sub::{SubCgroups, TaskPlacement};
 pub use systemd::{systemd_booted, SystemdUnit};
+pub use v2::bpf::device_programs;
 
 /// A cgroup operation that failed, with what was done to which file.
 #[derive(Debug)]

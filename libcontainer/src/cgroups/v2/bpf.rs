@@ -10,8 +10,8 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use super::v2_devices::Insn;
-use super::{CgroupError, Result};
+use super::insn::Insn;
+use crate::cgroups::{CgroupError, Result};
 
 const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_PROG_ATTACH: libc::c_int = 8;

@@ -2,18 +2,19 @@
 //! as runc does), and on hybrid hosts the unified directory too, for placement and for the
 //! controllers (hugetlb here) that live only there.
 
+mod resources;
+
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::LinuxResources;
 
-use super::fs::{self, read, read_opt, CgDir};
-use super::layout::Hierarchy;
-use super::stats::{self, Stats};
-use super::v2::{frozen, not_empty, signal_each, wait_until, V2Cgroup, FREEZE_TIMEOUT};
-use super::{
-    v1_resources, v2_resources, CgroupConfig, CgroupError, Manager, OomNotifier, Result, SubCgroups, TaskPlacement,
-};
+use crate::cgroups::fs::{self, read, read_opt, CgDir};
+use crate::cgroups::layout::Hierarchy;
+use crate::cgroups::stats::{self, Stats};
+use crate::cgroups::v2::resources as v2_resources;
+use crate::cgroups::v2::{frozen, not_empty, signal_each, wait_until, V2Cgroup, FREEZE_TIMEOUT};
+use crate::cgroups::{CgroupConfig, CgroupError, Manager, OomNotifier, Result, SubCgroups, TaskPlacement};
 
 pub(crate) struct V1Manager {
     hierarchies: Vec<(Hierarchy, CgDir)>,
@@ -204,7 +205,7 @@ impl Manager for V1Manager {
     }
 
     fn apply_resources(&self, r: &LinuxResources) -> Result<()> {
-        v1_resources::apply(self, r)
+        resources::apply(self, r)
     }
 
     fn freeze(&self) -> Result<()> {
@@ -329,5 +330,19 @@ impl Manager for V1Manager {
             return self.unified_dir().map(Path::to_path_buf);
         }
         self.v1_dir(controller).map(|d| d.path.clone())
+    }
+}
+
+impl resources::Dirs for V1Manager {
+    fn v1_dir(&self, controller: &str) -> Option<&CgDir> {
+        V1Manager::v1_dir(self, controller)
+    }
+
+    fn need(&self, controller: &str, what: &str) -> Result<&Path> {
+        V1Manager::need(self, controller, what)
+    }
+
+    fn unified_enable(&self, controller: &str) -> Result<Option<&Path>> {
+        V1Manager::unified_enable(self, controller)
     }
 }

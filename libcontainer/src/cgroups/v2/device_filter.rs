@@ -6,7 +6,7 @@
 //! Semantics are runc's (libcontainer/cgroups/devices): the rules are first run through an
 //! emulation of the v1 devices controller, starting from deny-all (runc's allow-list default),
 //! in order — the spec's rules, then the default allow list every container gets (see
-//! [`devices::DEFAULT_ALLOW`]). A type `a` rule resets to allow-all or deny-all; any other rule
+//! [`device_rules::DEFAULT_ALLOW`]). A type `a` rule resets to allow-all or deny-all; any other rule
 //! adds an exception to the current default or removes access from one. What is left is one
 //! default plus exceptions that all say the opposite, so the program is: compare the request
 //! with each exception, return its verdict on the first match, else return the default. As in
@@ -21,7 +21,9 @@ use std::path::Path;
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
-use super::{bpf, devices, CgroupError, Result};
+use super::bpf;
+use super::insn::{Insn, ALU_AND_K, ALU_MOV_K, ALU_MOV_X, ALU_RSH_K, JMP_EXIT, JMP_JNE_K, JMP_JNE_X, LDX_MEM_W};
+use crate::cgroups::{device_rules, CgroupError, Result};
 
 /// `bpf_cgroup_dev_ctx.access_type` bits (uapi/linux/bpf.h): the low 16 bits are the device
 /// type, the high 16 the access.
@@ -118,7 +120,7 @@ impl Rule {
         })
     }
 
-    /// A v1 rule line as in [`devices::DEFAULT_ALLOW`]: `c 1:3 rwm`.
+    /// A v1 rule line as in [`device_rules::DEFAULT_ALLOW`]: `c 1:3 rwm`.
     pub fn parse(allow: bool, line: &str) -> Result<Rule> {
         let bad = || CgroupError::Invalid(format!("device rule {line:?} is not `type major:minor access`"));
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -226,72 +228,10 @@ impl Emulator {
         for d in devs {
             e.apply(&Rule::from_spec(d)?)?;
         }
-        for line in devices::DEFAULT_ALLOW {
+        for line in device_rules::DEFAULT_ALLOW {
             e.apply(&Rule::parse(true, line)?)?;
         }
         Ok(e)
-    }
-}
-
-// eBPF instruction classes, operations and sources (uapi/linux/bpf_common.h, bpf.h).
-const LDX_MEM_W: u8 = 0x61; // BPF_LDX | BPF_MEM | BPF_W
-const ALU_AND_K: u8 = 0x54; // BPF_ALU | BPF_AND | BPF_K (32-bit)
-const ALU_RSH_K: u8 = 0x74; // BPF_ALU | BPF_RSH | BPF_K
-const ALU_MOV_K: u8 = 0xb4; // BPF_ALU | BPF_MOV | BPF_K
-const ALU_MOV_X: u8 = 0xbc; // BPF_ALU | BPF_MOV | BPF_X
-const JMP_JNE_K: u8 = 0x55; // BPF_JMP | BPF_JNE | BPF_K (64-bit compare, imm sign-extended)
-const JMP_JNE_X: u8 = 0x5d; // BPF_JMP | BPF_JNE | BPF_X
-const JMP_EXIT: u8 = 0x95; // BPF_JMP | BPF_EXIT
-
-/// One `struct bpf_insn`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Insn {
-    pub code: u8,
-    pub dst: u8,
-    pub src: u8,
-    pub off: i16,
-    pub imm: i32,
-}
-
-impl Insn {
-    const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-        Insn {
-            code,
-            dst,
-            src,
-            off,
-            imm,
-        }
-    }
-
-    /// The kernel's 8-byte layout: the register nibbles are a bitfield, dst first in memory
-    /// order, so its nibble position depends on the byte order.
-    pub fn to_bytes(self) -> [u8; 8] {
-        let regs = if cfg!(target_endian = "little") {
-            self.dst | (self.src << 4)
-        } else {
-            (self.dst << 4) | self.src
-        };
-        let off = self.off.to_ne_bytes();
-        let imm = self.imm.to_ne_bytes();
-        [self.code, regs, off[0], off[1], imm[0], imm[1], imm[2], imm[3]]
-    }
-}
-
-impl fmt::Display for Insn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (d, s, off, imm) = (self.dst, self.src, self.off, self.imm);
-        match self.code {
-            LDX_MEM_W => write!(f, "r{d} = *(u32 *)(r{s} + {off})"),
-            ALU_AND_K => write!(f, "w{d} &= {imm:#x}"),
-            ALU_RSH_K => write!(f, "w{d} >>= {imm}"),
-            ALU_MOV_K => write!(f, "w{d} = {imm}"),
-            ALU_MOV_X => write!(f, "w{d} = w{s}"),
-            JMP_JNE_K => write!(f, "if r{d} != {imm} goto +{off}"),
-            JMP_JNE_X => write!(f, "if r{d} != r{s} goto +{off}"),
-            JMP_EXIT => f.write_str("exit"),
-            c => write!(f, "op {c:#04x} dst r{d} src r{s} off {off} imm {imm}"),
-        }
     }
 }
 
@@ -369,5 +309,5 @@ pub(crate) fn apply(dir: &Path, devs: &[LinuxDeviceCgroup]) -> Result<()> {
 }
 
 #[cfg(test)]
-#[path = "v2_devices_tests.rs"]
+#[path = "device_filter_tests.rs"]
 mod tests;

@@ -10,15 +10,25 @@ use oci_spec::runtime::{
     LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxHugepageLimit, LinuxMemory, LinuxNetwork, LinuxRdma, LinuxResources,
 };
 
-use super::fs::{self, read_u64};
-use super::v1::V1Manager;
-use super::v2_resources::{self, check_page_size, rdma_line};
-use super::{devices, CgroupError, Result};
+use crate::cgroups::fs::{self, read_u64, CgDir};
+use crate::cgroups::v2::resources::{self as v2_resources, check_page_size, rdma_line};
+use crate::cgroups::{device_rules, CgroupError, Result};
 
 /// runc's and crun's words for unified keys on a v1 or hybrid host.
 pub(crate) const V1_NO_UNIFIED: &str = "invalid configuration: cannot use unified on cgroup v1";
 
-pub(crate) fn apply(m: &V1Manager, r: &LinuxResources) -> Result<()> {
+/// What these writers need of the v1 manager: each controller's directory, and the hybrid
+/// host's unified one. `V1Manager` implements it; the trait keeps the dependency one-way.
+pub(super) trait Dirs {
+    fn v1_dir(&self, controller: &str) -> Option<&CgDir>;
+    /// The directory of `controller`, or an error naming `what` needs it.
+    fn need(&self, controller: &str, what: &str) -> Result<&Path>;
+    /// The unified directory with `controller` turned on, where the spec asks for a limit only
+    /// the unified hierarchy can apply.
+    fn unified_enable(&self, controller: &str) -> Result<Option<&Path>>;
+}
+
+pub(crate) fn apply(m: &dyn Dirs, r: &LinuxResources) -> Result<()> {
     // Refused before anything is written, as runc and crun do even on hybrid hosts: the keys
     // name v2 files, and the v1 controllers that own those resources would not see them.
     if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
@@ -57,7 +67,7 @@ pub(crate) fn apply(m: &V1Manager, r: &LinuxResources) -> Result<()> {
 }
 
 fn devices(dir: &Path, devs: &[LinuxDeviceCgroup]) -> Result<()> {
-    for (allow, rule) in devices::rules(devs)? {
+    for (allow, rule) in device_rules::rules(devs)? {
         let file = if allow { "devices.allow" } else { "devices.deny" };
         fs::write(&dir.join(file), &rule)?;
     }
@@ -72,7 +82,7 @@ fn limit_str(what: &str, v: i64) -> Result<String> {
     Ok(v.to_string())
 }
 
-fn memory(m: &V1Manager, mem: &LinuxMemory) -> Result<()> {
+fn memory(m: &dyn Dirs, mem: &LinuxMemory) -> Result<()> {
     let limit = mem.limit().filter(|l| *l != 0);
     let mut swap = mem.swap().filter(|s| *s != 0);
     // As runc: unlimited memory with no swap given means unlimited memory + swap too.
@@ -183,7 +193,7 @@ fn write_pair(dir: &Path, first: (&str, Option<String>), second: (&str, Option<S
     Ok(())
 }
 
-fn cpu(m: &V1Manager, c: &LinuxCpu) -> Result<()> {
+fn cpu(m: &dyn Dirs, c: &LinuxCpu) -> Result<()> {
     let nz_u = |v: Option<u64>| v.filter(|v| *v != 0).map(|v| v.to_string());
     let nz_i = |v: Option<i64>| v.filter(|v| *v != 0).map(|v| v.to_string());
     let (shares, period, quota) = (nz_u(c.shares()), nz_u(c.period()), nz_i(c.quota()));
@@ -223,7 +233,7 @@ fn cpu(m: &V1Manager, c: &LinuxCpu) -> Result<()> {
     Ok(())
 }
 
-fn blkio(m: &V1Manager, b: &LinuxBlockIo) -> Result<()> {
+fn blkio(m: &dyn Dirs, b: &LinuxBlockIo) -> Result<()> {
     let weight = b.weight().filter(|w| *w != 0);
     let throttles = [
         (b.throttle_read_bps_device(), "blkio.throttle.read_bps_device"),
@@ -273,7 +283,7 @@ fn blkio(m: &V1Manager, b: &LinuxBlockIo) -> Result<()> {
 }
 
 /// hugetlb is on whichever hierarchy has it: a v1 mount, or (hybrid) the unified one.
-fn hugetlb(m: &V1Manager, limits: &[LinuxHugepageLimit]) -> Result<()> {
+fn hugetlb(m: &dyn Dirs, limits: &[LinuxHugepageLimit]) -> Result<()> {
     if let Some(d) = m.v1_dir("hugetlb") {
         for h in limits {
             check_page_size(h.page_size())?;
@@ -294,7 +304,7 @@ fn hugetlb(m: &V1Manager, limits: &[LinuxHugepageLimit]) -> Result<()> {
     }
 }
 
-fn rdma(m: &V1Manager, map: &HashMap<String, LinuxRdma>) -> Result<()> {
+fn rdma(m: &dyn Dirs, map: &HashMap<String, LinuxRdma>) -> Result<()> {
     if let Some(d) = m.v1_dir("rdma") {
         for (dev, r) in map {
             fs::write(&d.file("rdma.max"), &rdma_line(dev, r)?)?;
@@ -309,7 +319,7 @@ fn rdma(m: &V1Manager, map: &HashMap<String, LinuxRdma>) -> Result<()> {
     }
 }
 
-fn network(m: &V1Manager, n: &LinuxNetwork) -> Result<()> {
+fn network(m: &dyn Dirs, n: &LinuxNetwork) -> Result<()> {
     if let Some(id) = n.class_id() {
         fs::write(
             &m.need("net_cls", "network.classID")?.join("net_cls.classid"),

@@ -1,6 +1,11 @@
 //! cgroup v2: the manager for pure v2 hosts, and [`V2Cgroup`], the operations on one v2
 //! directory that the hybrid manager also uses for the unified hierarchy.
 
+pub(super) mod bpf;
+mod device_filter;
+mod insn;
+pub(super) mod resources;
+
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -12,11 +17,11 @@ use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
-use super::fs::{self, read_opt, read_procs, CgDir};
-use super::layout::Hierarchy;
-use super::stats::{self, flat_keyed, Stats};
-use super::v2_resources::{self, controllers};
-use super::{CgroupConfig, CgroupError, Manager, OomNotifier, Result, SubCgroups, TaskPlacement};
+use crate::cgroups::fs::{self, read_opt, read_procs, CgDir};
+use crate::cgroups::layout::Hierarchy;
+use crate::cgroups::stats::{self, flat_keyed, Stats};
+use crate::cgroups::{CgroupConfig, CgroupError, Manager, OomNotifier, Result, SubCgroups, TaskPlacement};
+use resources::{self as v2_resources, controllers};
 
 /// How long freeze and thaw wait for the kernel to report the new state.
 pub(crate) const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -9,9 +9,9 @@ use oci_spec::runtime::{
     LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory, LinuxNetwork, LinuxPids, LinuxRdma, LinuxResources,
 };
 
-use super::convert::{blkio_weight_to_io_weight, cpu_max, shares_to_weight, swap_to_v2, V2Value};
-use super::fs::{self, read_opt, read_u64};
-use super::{CgroupError, Result};
+use crate::cgroups::convert::{blkio_weight_to_io_weight, cpu_max, shares_to_weight, swap_to_v2, V2Value};
+use crate::cgroups::fs::{self, read_opt, read_u64};
+use crate::cgroups::{CgroupError, Result};
 
 /// The controllers enabled for `dir` (its cgroup.controllers).
 pub(crate) fn controllers(dir: &Path) -> Result<Vec<String>> {
@@ -69,7 +69,7 @@ pub(crate) fn apply(dir: &Path, r: &LinuxResources) -> Result<()> {
     // v2 has no devices files: the rules become an eBPF program on the cgroup. No list at all
     // leaves devices alone, as on v1.
     if let Some(d) = r.devices() {
-        super::v2_devices::apply(dir, d)?;
+        super::device_filter::apply(dir, d)?;
     }
     if let Some(u) = r.unified() {
         unified(dir, u)?;
