@@ -3,7 +3,7 @@
 
 pub mod cgroupfs;
 pub mod copyup;
-pub mod devices;
+pub mod device_nodes;
 pub mod mounts;
 pub mod options;
 pub mod paths;
@@ -82,7 +82,7 @@ pub fn prepare(s: &Setup<'_>, before_pivot: &mut dyn FnMut() -> Result<()>) -> R
             .as_ref()
             .and_then(|l| l.devices().as_deref())
             .unwrap_or(&[]);
-        devices::setup(&root, spec_devices, s.in_userns)?;
+        device_nodes::setup(&root, spec_devices, s.in_userns)?;
     }
     drop(root);
     before_pivot()?;
