@@ -122,7 +122,9 @@ pub fn join_all(plan: &Plan) -> Result<()> {
 /// Create a time namespace with the spec's offsets and enter it. unshare(CLONE_NEWTIME) only
 /// affects children, and offsets can only be written before a process enters, so: unshare, write
 /// /proc/self/timens_offsets, then setns to our own time_for_children.
-pub fn enter_new_time(spec: &Spec) -> Result<()> {
+///
+/// `in_userns`: we are root of a user namespace (new or joined), not the host's.
+pub fn enter_new_time(spec: &Spec, in_userns: bool) -> Result<()> {
     nix::sched::unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)).ctx(|| "unshare time namespace".into())?;
     let offsets = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref());
     let mut text = String::new();
@@ -134,9 +136,25 @@ pub fn enter_new_time(spec: &Spec) -> Result<()> {
         text += &format!("{name} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0));
     }
     if !text.is_empty() {
-        std::fs::write("/proc/self/timens_offsets", &text).ctx(|| "write /proc/self/timens_offsets".into())?;
+        write_time_offsets(&text, in_userns)?;
     }
     join(LinuxNamespaceType::Time, Path::new("/proc/self/ns/time_for_children"))
+}
+
+/// Write /proc/self/timens_offsets. The runtime made us non-dumpable (CVE-2019-5736), and the
+/// /proc files of a non-dumpable process belong to the host's root: root of a user namespace,
+/// which cannot map that uid, gets EACCES opening it for writing. So, as runc does for the
+/// files its parent writes, be dumpable for just this write: no process of the container exists
+/// yet, and the init still runs only the runtime's code.
+fn write_time_offsets(text: &str, in_userns: bool) -> Result<()> {
+    if in_userns {
+        nix::sys::prctl::set_dumpable(true).ctx(|| "make the init dumpable to write its time offsets".into())?;
+    }
+    let written = std::fs::write("/proc/self/timens_offsets", text).ctx(|| "write /proc/self/timens_offsets".into());
+    if in_userns {
+        nix::sys::prctl::set_dumpable(false).ctx(|| "make the init non-dumpable again".into())?;
+    }
+    written
 }
 
 /// uid_map / gid_map text for the parent to write.

@@ -16,7 +16,7 @@ use std::path::Path;
 use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::channel::{Channel, Msg};
 use super::{attrs, privileges, program};
@@ -110,8 +110,9 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     if a.plan.unshare_cgroup {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
     }
+    let in_userns = a.plan.new_user || a.plan.join.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
     if a.plan.new_time {
-        namespaces::enter_new_time(a.spec)?;
+        namespaces::enter_new_time(a.spec, in_userns)?;
     }
     nix::unistd::setsid().ctx(|| "setsid".into())?;
     let hooks = a.spec.hooks().as_ref();
