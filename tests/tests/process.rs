@@ -56,6 +56,42 @@ fn a_missing_cwd_is_created_as_runc_does() {
 }
 
 #[test]
+fn a_cwd_only_root_can_enter_works_for_another_user_as_with_runc() {
+    // runc enters the cwd before it drops to the process user, so a root-only directory works.
+    require!();
+    use std::os::unix::fs::PermissionsExt;
+    let h = Hezi::new();
+    let script = "id -u; pwd; ls . >/dev/null 2>&1 && echo readable || echo unreadable";
+    let mut b = Bundle::busybox(&["sh", "-c", script]);
+    let private = b.rootfs().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    b.config["process"]["cwd"] = json!("/private");
+    b.config["process"]["user"] = json!({ "uid": 1000, "gid": 1000 });
+    // The user really cannot open the directory: the cwd was entered for it.
+    assert_eq!(h.run_ok(&b, &unique_id("cwd700")), "1000\n/private\nunreadable\n");
+
+    b.config["process"]["args"] = json!(["sleep", "3002"]);
+    b.config["process"]["user"] = json!({ "uid": 0, "gid": 0 });
+    let id = unique_id("cwd700-exec");
+    h.create(&b, &id);
+    h.ok(&["start", &id]);
+    let out = h.ok(&[
+        "exec",
+        "--user",
+        "1000:1000",
+        "--cwd",
+        "/private",
+        &id,
+        "sh",
+        "-c",
+        script,
+    ]);
+    h.ok(&["delete", "-f", &id]);
+    assert_eq!(out, "1000\n/private\nunreadable\n");
+}
+
+#[test]
 fn user_groups_and_umask() {
     require!();
     let h = Hezi::new();

@@ -3,10 +3,10 @@
 //!
 //! Order (runc's, which the kernel's rules dictate): wait for the parent (maps, cgroups) → become
 //! root of the user namespace → join namespaces by path → cgroup and time namespaces → rootfs and
-//! root switch → hostname, sysctls → readonly and masked paths → process attributes → user and
-//! capabilities → cwd → find the program → report ready → wait until the runtime recorded our pid
-//! → seccomp → block on the exec fifo → exec. Without noNewPrivileges the seccomp filter loads
-//! before the user and capabilities change.
+//! root switch → hostname, sysctls → readonly and masked paths → process attributes → cwd (see
+//! process/cwd.rs) → user and capabilities → find the program → report ready → wait until the
+//! runtime recorded our pid → seccomp → block on the exec fifo → exec. Without noNewPrivileges
+//! the seccomp filter loads before the user and capabilities change.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
@@ -19,6 +19,7 @@ use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::channel::{Channel, Msg};
+use super::cwd::Cwd;
 use super::{attrs, privileges, program};
 use crate::error::{Error, Result, SysContext};
 use crate::hooks::Stage;
@@ -196,14 +197,8 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     if !no_new_privs {
         crate::seccomp::install(a.seccomp, &a.channel)?;
     }
-    privileges::apply(process)?;
-    let cwd = process.cwd();
-    nix::unistd::chdir(cwd).ctx(|| format!("chdir to cwd {}", cwd.display()))?;
-    // A cwd reached through a leaked fd would lie outside the root (CVE-2024-21626).
-    match std::env::current_dir() {
-        Ok(p) if p.is_absolute() => {}
-        _ => return Err(Error::Other(format!("cwd {} is outside the container", cwd.display()))),
-    }
+    let cwd = Cwd::enter_as_runtime(process.cwd())?;
+    privileges::apply(process, || cwd.enter_as_user())?;
     nix::sys::stat::umask(Mode::from_bits_truncate(process.user().umask().unwrap_or(0o022)));
     privileges::no_new_privs(process)?;
     let mut env: Vec<String> = super::env::for_process(process)?;

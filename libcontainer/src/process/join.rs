@@ -11,6 +11,7 @@ use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxPersonality, Process};
 
 use super::channel::{Channel, Msg};
+use super::cwd::Cwd;
 use super::{attrs, privileges, program};
 use crate::error::{Error, Result, SysContext};
 use crate::sys;
@@ -81,17 +82,8 @@ fn setup(a: &JoinArgs<'_>) -> Result<Prepared> {
     if !no_new_privs {
         crate::seccomp::install(a.seccomp, &a.channel)?;
     }
-    privileges::apply(p)?;
-    nix::unistd::chdir(p.cwd()).ctx(|| format!("chdir to cwd {}", p.cwd().display()))?;
-    match std::env::current_dir() {
-        Ok(d) if d.is_absolute() => {}
-        _ => {
-            return Err(Error::Other(format!(
-                "cwd {} is outside the container",
-                p.cwd().display()
-            )))
-        }
-    }
+    let cwd = Cwd::enter_as_runtime(p.cwd())?;
+    privileges::apply(p, || cwd.enter_as_user())?;
     nix::sys::stat::umask(Mode::from_bits_truncate(p.user().umask().unwrap_or(0o022)));
     privileges::no_new_privs(p)?;
     let env: &[String] = &super::env::for_process(p)?;

@@ -4,6 +4,7 @@
 pub mod affinity;
 pub mod attrs;
 pub mod channel;
+pub mod cwd;
 pub mod env;
 pub mod init;
 pub mod join;

@@ -2,7 +2,8 @@
 //! capabilities across the uid change:
 //!
 //! 1. drop the bounding set (needs CAP_SETPCAP, so while still root);
-//! 2. PR_SET_KEEPCAPS, then setgroups/setgid/setuid (permitted survives, effective is cleared);
+//! 2. PR_SET_KEEPCAPS, then setgroups/setgid/setuid (permitted survives, effective is cleared),
+//!    then the caller's `after_user` step;
 //! 3. set effective, inheritable, then permitted (effective must stay within permitted);
 //! 4. raise the ambient set (each must be permitted and inheritable).
 //!
@@ -31,7 +32,9 @@ fn caps_err(what: &str) -> impl FnOnce(caps::errors::CapsError) -> Error + '_ {
     move |e| Error::Other(format!("{what}: {e}"))
 }
 
-pub fn apply(process: &Process) -> Result<()> {
+/// Take on the process's user and capabilities. `after_user` runs once the uids changed and
+/// before the capabilities are set: runc's moment for its second try at the cwd.
+pub fn apply(process: &Process, after_user: impl FnOnce() -> Result<()>) -> Result<()> {
     let user = process.user();
     let spec_caps = process.capabilities().as_ref();
     if let Some(c) = spec_caps {
@@ -53,6 +56,7 @@ pub fn apply(process: &Process) -> Result<()> {
     setresgid(gid, gid, gid).ctx(|| format!("setgid {gid}"))?;
     let uid = Uid::from_raw(user.uid());
     setresuid(uid, uid, uid).ctx(|| format!("setuid {uid}"))?;
+    after_user()?;
     nix::sys::prctl::set_keepcaps(false).ctx(|| "clear PR_SET_KEEPCAPS".into())?;
     let Some(c) = spec_caps else {
         return Ok(());

@@ -1,0 +1,45 @@
+//! Entering the process's cwd the way runc does (`finalizeNamespace`): first as the runtime's
+//! root, before the uid change, so a cwd the runtime can reach but the process user cannot
+//! (mode 0700, owned by root) still works; if that is refused (EACCES or EPERM), again as the
+//! user, for a cwd only the user may enter (a volume chowned to it, on a root-squashing mount).
+//! Any other failure ends the setup at once.
+
+use std::path::Path;
+
+use nix::errno::Errno;
+
+use crate::error::{Error, Result, SysContext};
+
+/// The cwd, entered already or still to enter once the user is set.
+pub struct Cwd<'a> {
+    path: &'a Path,
+    entered: bool,
+}
+
+impl<'a> Cwd<'a> {
+    /// Before the uid change: chdir with the runtime's privileges.
+    pub fn enter_as_runtime(path: &'a Path) -> Result<Cwd<'a>> {
+        match nix::unistd::chdir(path) {
+            Ok(()) => Ok(Cwd { path, entered: true }),
+            Err(Errno::EACCES | Errno::EPERM) => Ok(Cwd { path, entered: false }),
+            Err(e) => Err(Error::sys(format!("chdir to cwd {}", path.display()), e)),
+        }
+    }
+
+    /// After the uid change (before the capabilities are set, as runc): the second try if the
+    /// first was refused; then check that the cwd lies inside the root.
+    pub fn enter_as_user(&self) -> Result<()> {
+        if !self.entered {
+            nix::unistd::chdir(self.path).ctx(|| format!("chdir to cwd {}", self.path.display()))?;
+        }
+        // A cwd reached through a leaked fd would lie outside the root (CVE-2024-21626): getcwd
+        // then names no absolute path.
+        match std::env::current_dir() {
+            Ok(p) if p.is_absolute() => Ok(()),
+            _ => Err(Error::Other(format!(
+                "cwd {} is outside the container",
+                self.path.display()
+            ))),
+        }
+    }
+}
