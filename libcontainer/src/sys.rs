@@ -173,3 +173,34 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, set: u64, clear: u64) 
         Ok(())
     }
 }
+
+/// Close every fd from `first` upwards except those in `keep` (close_range over the gaps), so
+/// that the process holds nothing it was not handed on purpose.
+///
+/// # Safety
+///
+/// Nothing that outlives this call may use or close an fd in the range other than `keep`'s: an
+/// `OwnedFd` or `File` of one, dropped later, would close whatever took its number meanwhile.
+pub unsafe fn close_from_except(first: u32, keep: &[RawFd]) -> Result<(), Errno> {
+    let mut keep: Vec<u32> = keep.iter().filter_map(|&fd| u32::try_from(fd).ok()).collect();
+    keep.sort_unstable();
+    let mut lo = first;
+    for fd in keep.into_iter().filter(|&fd| fd >= first) {
+        if fd > lo {
+            close_range(lo, fd - 1)?;
+        }
+        lo = fd.saturating_add(1);
+    }
+    close_range(lo, u32::MAX)
+}
+
+fn close_range(first: u32, last: u32) -> Result<(), Errno> {
+    // SAFETY: plain syscall with integer arguments; `close_from_except`'s caller vouches that
+    // nothing else will use or close these fds.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}

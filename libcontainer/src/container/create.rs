@@ -147,12 +147,12 @@ impl Runtime {
             None
         };
         let (parent_end, child_end) = channel::pair()?;
-        let state_dir = nix::fcntl::open(
-            &dir,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .ctx(|| format!("open {}", dir.display()))?;
+        // The init gets the fifo itself (O_PATH, reopened for writing through /proc/self/fd), as
+        // runc's does: a descriptor of the state directory would give the container a way out
+        // to the host's filesystem (openat "..") for as long as the init waits.
+        let fifo_path = dir.join(EXEC_FIFO);
+        let exec_fifo = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .ctx(|| format!("open {}", fifo_path.display()))?;
 
         // CVE-2019-5736: until its execve the init is this binary, and a process in the container
         // (a hook, `hezi exec` before `start`) could open /proc/<init>/exe and later write the
@@ -172,7 +172,7 @@ impl Runtime {
                     bundle: &bundle.dir,
                     plan: &plan,
                     channel: child_end,
-                    state_dir,
+                    exec_fifo,
                     no_pivot: opts.no_pivot,
                     preserve_fds: opts.preserve_fds + opts.listen_fds,
                     listen_fds: opts.listen_fds,
@@ -185,7 +185,7 @@ impl Runtime {
         };
         guard.init = Some(pid);
         drop(child_end);
-        drop(state_dir);
+        drop(exec_fifo);
         drop(connected);
 
         if plan.new_user {
@@ -216,7 +216,18 @@ impl Runtime {
                     parent_end.send(&Msg::Recorded)?;
                     recorded = true;
                 }
-                Some(Msg::Waiting) if recorded => break,
+                Some(Msg::Waiting) if recorded => {
+                    // The init closes the channel last of what it no longer needs: once it is
+                    // gone, the container is in its created state (process/channel.rs).
+                    match parent_end.recv()? {
+                        None => break,
+                        Some(other) => {
+                            return Err(Error::Init(format!(
+                                "unexpected message from the init after Waiting: {other:?}"
+                            )))
+                        }
+                    }
+                }
                 Some(Msg::Hooks) if !recorded => {
                     let json = super::hook_state(
                         &ContainerState {

@@ -18,7 +18,9 @@
 //! 4. init → `Ready`: set up. Until now the init dies with the parent (parent-death signal).
 //! 5. parent records the pid in the state (atomically), then → `Recorded`.
 //! 6. init clears its parent-death signal; with noNewPrivileges loads the filter now
-//!    (→ `SeccompFd` 0 or 1 times), then → `Waiting`: it blocks on the exec fifo until `start`.
+//!    (→ `SeccompFd` 0 or 1 times), then → `Waiting`, closes the runtime's log file and its end
+//!    of the channel, and blocks on the exec fifo until `start`, holding nothing but its stdio
+//!    and the fifo. The parent returns once it sees that end-of-file.
 //!
 //! `exec` (parent ⇄ exec'd process):
 //! 1. parent → `Go`: the child may join the container (its cgroup, on v1 hybrid hosts, joined).
@@ -35,7 +37,7 @@
 //! kills it, and a parent gone before the signal was set shows as end-of-file on its next recv.
 
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{
     recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag,
@@ -82,6 +84,12 @@ impl PartialEq for PassedFd {
 impl Eq for PassedFd {}
 
 pub struct Channel(OwnedFd);
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
 
 /// Largest message: an error text. Longer texts are cut at a char boundary.
 const MAX: usize = 8192;

@@ -9,9 +9,10 @@
 //! the seccomp filter loads before the user and capabilities change.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
@@ -25,7 +26,6 @@ use crate::error::{Error, Result, SysContext};
 use crate::hooks::Stage;
 use crate::namespaces::{self, Plan};
 use crate::rootfs::{self, cgroupfs::CgroupMounts};
-use crate::state::EXEC_FIFO;
 use crate::sys;
 
 pub struct InitArgs<'a> {
@@ -35,8 +35,8 @@ pub struct InitArgs<'a> {
     pub bundle: &'a Path,
     pub plan: &'a Plan,
     pub channel: Channel,
-    /// O_PATH fd of the container's state directory, to reach the exec fifo after the root switch.
-    pub state_dir: OwnedFd,
+    /// O_PATH fd of the exec fifo, reopened for writing through /proc/self/fd once set up.
+    pub exec_fifo: OwnedFd,
     pub no_pivot: bool,
     pub preserve_fds: u32,
     pub listen_fds: u32,
@@ -60,7 +60,17 @@ pub fn run(args: InitArgs<'_>) -> ! {
     match setup(&args) {
         Ok(ready) => {
             // Past `Waiting` the parent may be gone; `start` hears of a failure through the fifo.
-            let _ = wait_and_exec(&args, ready);
+            // In the created state the init holds only its stdio and the fifo.
+            let InitArgs {
+                channel,
+                exec_fifo,
+                spec,
+                ..
+            } = args;
+            // The log first: `create` returns when it sees the channel close.
+            close_runtime_log();
+            drop(channel);
+            let _ = wait_and_exec(spec, exec_fifo, ready);
             std::process::exit(127);
         }
         Err(err) => {
@@ -173,6 +183,9 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     // and before a read-only root is remounted.
     make_cwd(process.cwd())?;
     rootfs::finish(a.spec)?;
+    // The fifo is reopened through procfs when `start` comes; a failure then would reach
+    // nobody (`start` sees only that the init died), so make sure now that it will work.
+    check_fifo_reachable(&a.exec_fifo)?;
     if !a.no_new_keyring {
         attrs::session_keyring(a.id)?;
     }
@@ -180,11 +193,12 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     attrs::personality(a.spec.linux().as_ref().and_then(|l| l.personality().as_ref()))?;
     attrs::io_priority(process)?;
     attrs::scheduler(process)?;
-    // Nothing the runtime opened may reach the program (or the startContainer hooks);
-    // --preserve-fds keeps 3..3+N open, and everything opened after this is close-on-exec.
-    // Before any filter is loaded, as runc does: profiles written before close_range existed
-    // deny it (with EPERM, or ENOSYS as the default action).
-    sys::cloexec_from(3 + a.preserve_fds).ctx(|| "mark file descriptors close-on-exec".into())?;
+    // Nothing the runtime opened may reach the program (or the startContainer hooks), nor stay
+    // open while the container waits for `start`: --preserve-fds keeps 3..3+N, and of ours only
+    // the channel and the fifo (both close-on-exec) remain; everything opened after this is
+    // close-on-exec. Before any filter is loaded, as runc does: profiles written before
+    // close_range existed deny it (with EPERM, or ENOSYS as the default action).
+    close_inherited_fds(a)?;
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the next step may drop:
     // load it now (as runc does), and the profile must then allow the rest of this setup
     // (seccomp/mod.rs lists those syscalls).
@@ -239,6 +253,47 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     Ok(ready)
 }
 
+/// The runtime's log file (`--log`), which its `tracing` subscriber writes to; -1 for none.
+static RUNTIME_LOG_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Tell the init which fd is the runtime's log file: the init keeps it, for its own log lines,
+/// until it waits for `start`, and closes it then.
+pub fn set_runtime_log_fd(fd: RawFd) {
+    RUNTIME_LOG_FD.store(fd, Ordering::Relaxed);
+}
+
+/// Close every fd beyond stdio, the preserved ones, the channel, the fifo and the log file: the
+/// runtime's console socket, cgroup fd, whatever its caller let it inherit. Ours are used up.
+fn close_inherited_fds(a: &InitArgs<'_>) -> Result<()> {
+    let first = 3 + a.preserve_fds;
+    let keep = [
+        a.channel.as_fd().as_raw_fd(),
+        a.exec_fifo.as_raw_fd(),
+        RUNTIME_LOG_FD.load(Ordering::Relaxed),
+    ];
+    // SAFETY: the init never returns into the runtime's frames, so none of the runtime's
+    // OwnedFds and Files (console socket, cgroup fd) is used or dropped after this; of the
+    // init's own, only `keep`'s are open now.
+    unsafe { sys::close_from_except(first, &keep) }.ctx(|| "close the runtime's file descriptors".into())?;
+    sys::cloexec_from(first).ctx(|| "mark file descriptors close-on-exec".into())
+}
+
+/// Done with logging: waiting for `start`, the init holds only its stdio and the fifo.
+fn close_runtime_log() {
+    let fd = RUNTIME_LOG_FD.swap(-1, Ordering::Relaxed);
+    if fd < 0 {
+        return;
+    }
+    // The logger's File keeps the number: nothing may write through it from now on (the fifo
+    // may get that number next).
+    std::mem::forget(tracing::subscriber::set_default(
+        tracing::subscriber::NoSubscriber::default(),
+    ));
+    // SAFETY: `fd` is the runtime's log file; the subscriber that owns its File is never called
+    // again in this process (above) and never dropped (it is the global default).
+    unsafe { libc::close(fd) };
+}
+
 /// Create the process's cwd (mode 0755) if it does not exist yet.
 fn make_cwd(cwd: &Path) -> Result<()> {
     match std::fs::metadata(cwd) {
@@ -256,17 +311,15 @@ fn make_cwd(cwd: &Path) -> Result<()> {
 /// `start` how that went: a successful execve closes it (O_CLOEXEC) with nothing written, so
 /// `start` returns only once the program runs (and poststart hooks follow it); a failure writes
 /// its message first. Returns only on failure.
-fn wait_and_exec(a: &InitArgs<'_>, r: Ready) -> Error {
-    let fifo = match nix::fcntl::openat(
-        a.state_dir.as_fd(),
-        EXEC_FIFO,
-        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
+fn wait_and_exec(spec: &Spec, exec_fifo: OwnedFd, r: Ready) -> Error {
+    let path = fifo_path(&exec_fifo);
+    let fifo = match nix::fcntl::open(path.as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()) {
         Ok(fd) => fd,
-        Err(e) => return Error::sys("open the exec fifo", e),
+        Err(e) => return Error::sys(format!("reopen the exec fifo through {path}"), e),
     };
-    let err = hooks_and_exec(a, r);
+    // Only the fifo opened for writing goes on: execve closes it, which tells `start`.
+    drop(exec_fifo);
+    let err = hooks_and_exec(spec, r);
     let msg = err.to_string();
     if !matches!(nix::unistd::write(&fifo, msg.as_bytes()), Ok(n) if n == msg.len()) {
         // Nobody reads the fifo any more: stderr is the only place left to report.
@@ -275,10 +328,27 @@ fn wait_and_exec(a: &InitArgs<'_>, r: Ready) -> Error {
     err
 }
 
-fn hooks_and_exec(a: &InitArgs<'_>, r: Ready) -> Error {
+fn check_fifo_reachable(exec_fifo: &OwnedFd) -> Result<()> {
+    let path = fifo_path(exec_fifo);
+    match nix::sys::stat::stat(path.as_str()) {
+        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFIFO => Ok(()),
+        Ok(_) => Err(Error::Other(format!("{path} is not the exec fifo: is /proc procfs?"))),
+        Err(e) => Err(Error::sys(
+            format!("reach the exec fifo through {path} (the container needs procfs at /proc, as with runc)"),
+            e,
+        )),
+    }
+}
+
+/// The exec fifo's O_PATH fd as a path that opens the fifo itself (procfs' magic link).
+fn fifo_path(exec_fifo: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", exec_fifo.as_raw_fd())
+}
+
+fn hooks_and_exec(spec: &Spec, r: Ready) -> Error {
     if let Some(json) = &r.state_json {
         // A failing startContainer hook fails `start` and stops the container (the spec's MUST).
-        if let Err(e) = crate::hooks::run(a.spec.hooks().as_ref(), Stage::StartContainer, json) {
+        if let Err(e) = crate::hooks::run(spec.hooks().as_ref(), Stage::StartContainer, json) {
             return e;
         }
     }

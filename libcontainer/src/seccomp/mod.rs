@@ -26,9 +26,10 @@
 //! the allocator may call brk/mmap/munmap/mremap, and debug builds call fcntl(F_GETFD) before
 //! each close. A syscall above the profile's highest named one gets ENOSYS (see [`enosys`]).
 //!
-//! Both the init and `exec`'s child mark their fds close-on-exec (close_range) and give their
-//! stdio to the process user (fchown) before any filter is loaded, as runc does, so profiles
-//! that predate close_range work.
+//! Both the init and `exec`'s child mark their fds close-on-exec (close_range; the init first
+//! closes the runtime's, also with close_range) and give their stdio to the process user
+//! (fchown) before any filter is loaded, as runc does, so profiles that predate close_range
+//! work.
 //!
 //! Init of `create`/`run`, `process.noNewPrivileges` false (loaded right after
 //! `lsm::apply_exec`, before the user and capability change, which needs CAP_SYS_ADMIN):
@@ -46,9 +47,9 @@
 //!
 //! Init, `process.noNewPrivileges` true (loaded last in the setup, after Recorded):
 //! - sendmsg: the notify fd, only with SCMP_ACT_NOTIFY;
-//! - send (sendto): Waiting on the init channel;
-//! - after `start`: openat of `exec.fifo` relative to the state directory fd (blocks until
-//!   `start` opens it);
+//! - send (sendto): Waiting on the init channel, then close (the channel);
+//! - after `start`: openat of `/proc/self/fd/N`, the exec fifo's O_PATH fd (blocks until `start`
+//!   opens it), then close (that O_PATH fd);
 //! - each startContainer hook, through std's Command (posix_spawn): pipe2, prlimit64, mmap,
 //!   rt_sigprocmask, clone3 (glibc falls back to clone on ENOSYS), munmap, close, write (the
 //!   state to the hook's stdin), wait4 and clock_nanosleep (polling for the timeout), kill on a
