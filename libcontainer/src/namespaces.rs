@@ -28,6 +28,9 @@ pub struct Plan {
     pub new_time: bool,
     /// Namespaces to join, by path, in the order they must be joined.
     pub join: Vec<(LinuxNamespaceType, PathBuf)>,
+    /// A user namespace joined by path while clone3 creates others: joined before the clone,
+    /// by an intermediate process (process/spawn.rs), so that they belong to it. Not in `join`.
+    pub user_before_clone: Option<PathBuf>,
     pub new_user: bool,
     pub new_mount: bool,
     pub new_uts: bool,
@@ -77,11 +80,10 @@ impl Plan {
             plan.new_net |= t == LinuxNamespaceType::Network;
         }
         if joined_user && plan.clone_flags != 0 {
-            // New namespaces must be owned by the joined user namespace, which needs the init to
-            // join it first and unshare afterwards (and a second fork for a pid namespace).
-            return Err(Error::InvalidSpec(
-                "joining a user namespace by path while creating other namespaces is not supported yet".into(),
-            ));
+            // New namespaces must be owned by the joined user namespace: clone3 must come from
+            // a process already in it.
+            let at = plan.join.iter().position(|(t, _)| *t == LinuxNamespaceType::User);
+            plan.user_before_clone = at.map(|i| plan.join.remove(i).1);
         }
         if !plan.new_mount && !plan.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount) {
             return Err(Error::InvalidSpec("a mount namespace is required".into()));
@@ -90,6 +92,13 @@ impl Plan {
         // joining them needs its capabilities. The pid namespace is joined by the parent.
         plan.join.sort_by_key(|(t, _)| *t != LinuxNamespaceType::User);
         Ok(plan)
+    }
+
+    /// The init runs in a user namespace other than the runtime's (new or joined).
+    pub fn in_user_ns(&self) -> bool {
+        self.new_user
+            || self.user_before_clone.is_some()
+            || self.join.iter().any(|(t, _)| *t == LinuxNamespaceType::User)
     }
 
     /// The pid namespace to join, if any: joined by the parent before clone3 (setns of a pid

@@ -46,6 +46,19 @@ pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<Forked, Errn
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd.as_raw_fd() as u64;
     }
+    clone3_with(args)
+}
+
+/// [`clone3`] with CLONE_PARENT: the child is our parent's child (our sibling), and the kernel
+/// gives it our own exit signal (clone3 refuses one of its own with CLONE_PARENT).
+pub fn clone3_sibling(flags: u64) -> Result<Forked, Errno> {
+    clone3_with(CloneArgs {
+        flags: flags | libc::CLONE_PARENT as u64,
+        ..Default::default()
+    })
+}
+
+fn clone3_with(mut args: CloneArgs) -> Result<Forked, Errno> {
     // SAFETY: `args` is a valid, fully initialised clone_args that outlives the call; with a null
     // stack the child continues on a copy of our stack, exactly like fork(2).
     let ret = unsafe {

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use hezi_e2e::{ns_link, require, unique_id, Bundle, Hezi};
+use hezi_e2e::{assert_nothing_left, ns_link, require, unique_id, Bundle, Hezi};
 use serde_json::json;
 
 const DAY: i64 = 86_400;
@@ -111,5 +111,90 @@ fn a_container_joining_a_time_namespace_by_path_sees_its_offsets() {
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some(ns_link(&pid, "time").as_str()), "{out}");
     assert_shifted(lines.next().unwrap_or_default());
+    h.ok(&["delete", "-f", &a]);
+}
+
+/// A field of /proc/PID/status, e.g. `Uid` → "101000 101000 101000 101000".
+fn status_field(pid: &str, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+#[test]
+fn joining_a_user_namespace_by_path_while_creating_the_others() {
+    require!();
+    let h = Hezi::new();
+    let with_time = Path::new("/proc/self/ns/time").exists();
+    let mut kinds = vec!["pid", "mount", "ipc", "uts", "user", "network"];
+    if with_time {
+        kinds.push("time");
+    }
+    let mut first = userns_bundle(&["sleep", "1203"], &kinds);
+    if with_time {
+        first.linux()["timeOffsets"] = json!({ "boottime": { "secs": BOOT_SHIFT, "nanosecs": 0 } });
+    }
+    let a = unique_id("usera");
+    let pid_a = run_detached(&h, &first, &a);
+
+    // The second joins the first's user (and time) namespace and makes its own of the rest; it
+    // brings no id mappings: the joined namespace has them.
+    let mut second = Bundle::busybox(&["sleep", "1204"]);
+    let mut namespaces = vec![json!({ "type": "user", "path": format!("/proc/{pid_a}/ns/user") })];
+    if with_time {
+        namespaces.push(json!({ "type": "time", "path": format!("/proc/{pid_a}/ns/time") }));
+    }
+    namespaces.extend(["pid", "mount", "ipc", "uts", "network"].map(|t| json!({ "type": t })));
+    second.linux()["namespaces"] = json!(namespaces);
+    second.config["hostname"] = json!("joiner");
+    second.config["process"]["user"] = json!({ "uid": 1000, "gid": 1000 });
+    if let Some(m) = second.config["mounts"].as_array_mut() {
+        m.retain(|m| m["destination"] != "/sys/fs/cgroup");
+    }
+    let b = unique_id("userb");
+    let pid_b = run_detached(&h, &second, &b);
+
+    assert_eq!(
+        ns_link(&pid_b, "user"),
+        ns_link(&pid_a, "user"),
+        "user namespace not joined"
+    );
+    for k in ["mnt", "pid", "uts", "ipc", "net"] {
+        let mine = ns_link(&pid_b, k);
+        assert_ne!(mine, ns_link(&pid_a, k), "{k} namespace is the first container's");
+        assert_ne!(mine, ns_link("self", k), "{k} namespace is the host's");
+    }
+    // Made inside the joined user namespace, they belong to it: uid 1000 there is host 101000,
+    // as the first container maps it, and the init is pid 1 of its own pid namespace.
+    assert_eq!(status_field(&pid_b, "Uid"), "101000 101000 101000 101000");
+    assert_eq!(status_field(&pid_b, "Gid"), "101000 101000 101000 101000");
+    assert_eq!(status_field(&pid_b, "NSpid"), format!("{pid_b} 1"));
+
+    let out = h.ok(&[
+        "exec",
+        &b,
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; hostname; cat /proc/uptime",
+    ]);
+    let mut lines = out.lines();
+    let map: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(map, ["0", "100000", "65536"], "{out}");
+    assert_eq!(lines.next(), Some("joiner"), "{out}");
+    if with_time {
+        assert_shifted(lines.next().unwrap_or_default());
+    }
+    h.ok(&["delete", "-f", &b]);
+
+    // A path that is no user namespace is refused, naming it, and leaves nothing behind.
+    second.linux()["namespaces"][0]["path"] = json!(format!("/proc/{pid_a}/ns/net"));
+    let c = unique_id("userbad");
+    let (code, _, err) = h.run(&second, &c);
+    assert_ne!(code, 0);
+    assert!(err.contains("user namespace") && err.contains("/ns/net"), "{err}");
+    assert_nothing_left(&h, &c, &second, Some("sleep 1204"));
     h.ok(&["delete", "-f", &a]);
 }

@@ -18,9 +18,10 @@ use crate::error::{Error, Result, SysContext};
 use crate::namespaces::{self, Plan};
 use crate::process::channel::{self, Msg, PassedFd};
 use crate::process::init::{self, InitArgs};
+use crate::process::spawn;
 use crate::spec::Bundle;
 use crate::state::{ContainerState, EXEC_FIFO};
-use crate::sys::{self, Forked};
+use crate::sys::Forked;
 
 #[derive(Default, Debug)]
 pub struct CreateOptions {
@@ -133,9 +134,6 @@ impl Runtime {
         let plan = Plan::new(spec, cgroup_fd.is_some())?;
         // Saved with the init's pid.
         state.shared_pid_ns = !plan.new_pid;
-        if let Some(pid_ns) = plan.joined_pid() {
-            namespaces::join(oci_spec::runtime::LinuxNamespaceType::Pid, pid_ns)?;
-        }
         let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
         let connected = match (&opts.console_socket, terminal) {
             (Some(path), true) if opts.console_fd.is_none() => Some(crate::tty::connect(path)?),
@@ -159,9 +157,7 @@ impl Runtime {
         // binary through it. Non-dumpable (inherited by the clone, reset by execve), the init's
         // exe, fds and memory need CAP_SYS_PTRACE in the host's user namespace.
         nix::sys::prctl::set_dumpable(false).ctx(|| "make the runtime non-dumpable".into())?;
-        let pid = match sys::clone3(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_fd()))
-            .ctx(|| "clone3 the container init".into())?
-        {
+        let pid = match spawn::clone_init(&plan, cgroup_fd.as_ref().map(|f| f.as_fd()))? {
             Forked::Child => {
                 lock.close_in_child();
                 drop(parent_end);

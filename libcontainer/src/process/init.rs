@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::Spec;
 
 use super::channel::{Channel, Msg};
 use super::cwd::Cwd;
@@ -99,8 +99,9 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
             )))
         }
     }
-    if a.plan.new_user {
-        // uid/gid 0 of the new namespace: needed to create files and mount as "root".
+    if a.plan.new_user || a.plan.user_before_clone.is_some() {
+        // uid/gid 0 of the namespace: needed to create files and mount as "root" (joining one
+        // kept our host ids, which it may not even map).
         nix::unistd::setresgid(0.into(), 0.into(), 0.into()).ctx(|| "setgid 0 in the user namespace".into())?;
         nix::unistd::setresuid(0.into(), 0.into(), 0.into()).ctx(|| "setuid 0 in the user namespace".into())?;
     }
@@ -121,7 +122,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
     if a.plan.unshare_cgroup {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
     }
-    let in_userns = a.plan.new_user || a.plan.join.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
+    let in_userns = a.plan.in_user_ns();
     if a.plan.new_time {
         namespaces::enter_new_time(a.spec, in_userns)?;
     }

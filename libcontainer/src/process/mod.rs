@@ -10,6 +10,7 @@ pub mod init;
 pub mod join;
 pub mod privileges;
 pub mod program;
+pub mod spawn;
 
 use crate::error::{Result, SysContext};
 
