@@ -85,9 +85,6 @@ impl Plan {
             let at = plan.join.iter().position(|(t, _)| *t == LinuxNamespaceType::User);
             plan.user_before_clone = at.map(|i| plan.join.remove(i).1);
         }
-        if !plan.new_mount && !plan.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount) {
-            return Err(Error::InvalidSpec("a mount namespace is required".into()));
-        }
         // Joined user namespace first: the other joined namespaces are usually owned by it, and
         // joining them needs its capabilities. The pid namespace is joined by the parent.
         plan.join.sort_by_key(|(t, _)| *t != LinuxNamespaceType::User);
@@ -109,6 +106,17 @@ impl Plan {
             .find(|(t, _)| *t == LinuxNamespaceType::Pid)
             .map(|(_, p)| p.as_path())
     }
+}
+
+/// The spec lists no mount namespace (new or to join): the container mounts in the host's.
+pub fn in_host_mount_ns(spec: &Spec) -> bool {
+    !spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::Mount)
 }
 
 /// setns into the namespace at `path`, checking it is of type `t`.

@@ -49,6 +49,10 @@ pub struct ContainerState {
     /// not end the container's other processes, so SIGKILL goes to the whole cgroup (as runc).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shared_pid_ns: bool,
+    /// Without a mount namespace of its own the container mounts in the host's: how many mounts
+    /// were stacked on the rootfs before create. `delete` detaches the ones above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_mounts_below: Option<usize>,
     /// The spec's hooks, for poststart (at start) and poststop (at delete).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<oci_spec::runtime::Hooks>,

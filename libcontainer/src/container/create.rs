@@ -55,6 +55,8 @@ struct Guard<'a> {
     id: &'a str,
     init: Option<Pid>,
     cgroup: Option<Box<dyn Manager>>,
+    /// The rootfs and how many mounts it had, when the container mounts in the host's namespace.
+    host_mounts: Option<(&'a Path, usize)>,
     armed: bool,
 }
 
@@ -66,6 +68,11 @@ impl Drop for Guard<'_> {
         if let Some(pid) = self.init {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
+        }
+        if let Some((rootfs, before)) = self.host_mounts {
+            if let Err(e) = super::host_mounts::detach_above(rootfs, before) {
+                tracing::warn!("cleanup after failed create: {e}");
+            }
         }
         if let Some(m) = &self.cgroup {
             if let Err(e) = m.destroy() {
@@ -105,8 +112,15 @@ impl Runtime {
             id,
             init: None,
             cgroup: None,
+            host_mounts: None,
             armed: true,
         };
+        let host_mounts_below = if namespaces::in_host_mount_ns(spec) {
+            Some(super::host_mounts::count_at(&bundle.rootfs)?)
+        } else {
+            None
+        };
+        guard.host_mounts = host_mounts_below.map(|n| (bundle.rootfs.as_path(), n));
         let mut state = ContainerState {
             oci_version: spec.version().clone(),
             id: id.to_string(),
@@ -120,6 +134,7 @@ impl Runtime {
             pid_file: opts.pid_file.as_ref().map(|p| absolute(p)),
             cgroup: Some(cgroup_cfg.clone()),
             shared_pid_ns: false,
+            host_mounts_below,
             hooks: spec.hooks().clone(),
         };
         // Saved before anything else is made, so `delete --force` finds what to clean up even if
@@ -296,6 +311,16 @@ fn check_supported(spec: &oci_spec::runtime::Spec, opts: &CreateOptions) -> Resu
     };
     crate::lsm::check(spec)?;
     crate::process::attrs::warn_personality_flags(linux.and_then(|l| l.personality().as_ref()));
+    let restricted = linux.is_some_and(|l| {
+        l.masked_paths().as_ref().is_some_and(|p| !p.is_empty())
+            || l.readonly_paths().as_ref().is_some_and(|p| !p.is_empty())
+    });
+    if restricted && namespaces::in_host_mount_ns(spec) {
+        // runc's rule: hiding paths in the host's mount namespace would hide them on the host.
+        return Err(Error::InvalidSpec(
+            "maskedPaths and readonlyPaths need a mount namespace (linux.namespaces has none)".into(),
+        ));
+    }
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has_ns(oci_spec::runtime::LinuxNamespaceType::Uts)
     {
         return Err(Error::InvalidSpec("hostname needs a uts namespace".into()));

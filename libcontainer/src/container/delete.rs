@@ -92,6 +92,9 @@ impl Runtime {
                 &super::hook_state(st, Status::Stopped),
             );
         }
+        if let Some(before) = st.host_mounts_below {
+            super::host_mounts::detach_above(&st.rootfs, before)?;
+        }
         if let Some(cfg) = &st.cgroup {
             cgroups::manager(cfg).and_then(|m| m.destroy()).map_err(cgroup_err)?;
         }

@@ -168,6 +168,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
             bundle: a.bundle,
             no_pivot: a.no_pivot,
             in_userns,
+            host_mount_ns: namespaces::in_host_mount_ns(a.spec),
             cgroups: cgroup_mounts.as_ref(),
             open_source: in_userns.then_some(&ask_runtime as &dyn Fn(&std::path::Path) -> Result<std::os::fd::OwnedFd>),
         },

@@ -26,6 +26,12 @@ pub struct Setup<'a> {
     pub bundle: &'a Path,
     pub no_pivot: bool,
     pub in_userns: bool,
+    /// No mount namespace of its own: the mounts are made in the host's, as runc allows. Unlike
+    /// runc, hezi leaves the host's propagation alone (runc makes the host's / rslave) and never
+    /// moves the rootfs onto the host's / (--no-pivot): the bind of the rootfs is made private,
+    /// so nothing below it reaches the host's other mounts, and the root switch is a chroot, for
+    /// this process only. `delete` detaches that bind (container/host_mounts.rs).
+    pub host_mount_ns: bool,
     pub cgroups: Option<&'a CgroupMounts>,
     /// The runtime's help with bind sources out of a user namespace's reach (source.rs).
     pub open_source: mounts::OpenSource<'a>,
@@ -50,11 +56,13 @@ pub fn prepare(s: &Setup<'_>, before_pivot: &mut dyn FnMut() -> Result<()>) -> R
     let flags = propagation
         .filter(|p| !p.contains(MsFlags::MS_UNBINDABLE))
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
-    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).ctx(|| "set propagation of /".into())?;
+    if !s.host_mount_ns {
+        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).ctx(|| "set propagation of /".into())?;
+    }
     // pivot_root refuses a new root whose parent mount is shared (rootfsPropagation "rshared"
     // makes it so); the spec's propagation is applied to the new / after the switch instead.
     // After a recursive private or slave change no mount is shared: skip reading mountinfo.
-    if !flags.contains(MsFlags::MS_REC) || flags.contains(MsFlags::MS_SHARED) {
+    if !s.host_mount_ns && (!flags.contains(MsFlags::MS_REC) || flags.contains(MsFlags::MS_SHARED)) {
         make_parent_mount_private(s.rootfs)?;
     }
     // pivot_root needs the new root to be a mount point.
@@ -66,6 +74,16 @@ pub fn prepare(s: &Setup<'_>, before_pivot: &mut dyn FnMut() -> Result<()>) -> R
         None::<&str>,
     )
     .ctx(|| format!("bind {} on itself", s.rootfs.display()))?;
+    if s.host_mount_ns {
+        mount(
+            None::<&str>,
+            s.rootfs,
+            None::<&str>,
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx(|| format!("make the bind of {} private", s.rootfs.display()))?;
+    }
     let root = Root::open(s.rootfs)?;
     let spec_mounts = s.spec.mounts().as_deref().unwrap_or(&[]);
     let cx = mounts::Context {
@@ -86,7 +104,9 @@ pub fn prepare(s: &Setup<'_>, before_pivot: &mut dyn FnMut() -> Result<()>) -> R
     }
     drop(root);
     before_pivot()?;
-    if s.no_pivot {
+    if s.host_mount_ns {
+        pivot::chroot(s.rootfs)?;
+    } else if s.no_pivot {
         pivot::move_root(s.rootfs)?;
     } else {
         pivot::pivot(s.rootfs)?;
@@ -159,7 +179,7 @@ fn parent_mount(mountinfo: &str, path: &Path) -> Option<(String, bool)> {
 }
 
 /// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
-pub(super) fn unescape(s: &str) -> String {
+pub(crate) fn unescape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('\\') {

@@ -1,5 +1,5 @@
 //! Switching the container's root: pivot_root(2) by default, MS_MOVE + chroot with --no-pivot
-//! (for roots on ramfs, where pivot_root is refused).
+//! (for roots on ramfs, where pivot_root is refused), chroot alone in the host's mount namespace.
 
 use std::path::{Path, PathBuf};
 
@@ -84,6 +84,13 @@ fn hide(point: &Path) -> Result<()> {
             .ctx(|| format!("cover {}", point.display())),
         Err(e) => Err(e).ctx(|| format!("detach {}", point.display())),
     }
+}
+
+/// The root switch in the host's mount namespace: for this process only, as runc does there.
+pub fn chroot(rootfs: &Path) -> Result<()> {
+    chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
+    nix::unistd::chroot(".").ctx(|| format!("chroot {}", rootfs.display()))?;
+    chdir("/").ctx(|| "chdir /".into())
 }
 
 #[cfg(test)]
