@@ -155,11 +155,6 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
         state_json = Some(json);
         Ok(())
     };
-    let in_userns = a.plan.new_user
-        || a.plan
-            .join
-            .iter()
-            .any(|(t, _)| *t == oci_spec::runtime::LinuxNamespaceType::User);
     let ask_runtime = |source: &std::path::Path| rootfs::source::ask(&a.channel, source);
     rootfs::prepare(
         &rootfs::Setup {
