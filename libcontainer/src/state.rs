@@ -180,14 +180,14 @@ impl Store {
 }
 
 impl Lock {
-    /// In a forked child: close our copy of the lock's fd without unlocking. flock belongs to the
-    /// open file description the parent shares, so an unlock here would release the parent's lock,
-    /// and keeping the fd would hold the lock for as long as the child lives.
-    pub fn close_in_child(self) {
-        let fd = self._flock.as_raw_fd();
-        std::mem::forget(self);
-        // SAFETY: `fd` is this process's copy of the lock fd; after forget() nothing else closes it.
-        unsafe { libc::close(fd) };
+    /// In a forked child that never returns to the code holding the lock (it execs or exits):
+    /// close our copy of the lock's fd without unlocking. flock belongs to the open file
+    /// description the parent shares, so an unlock here would release the parent's lock, and
+    /// keeping the fd would hold the lock for as long as the child lives.
+    pub fn close_in_child(&self) {
+        // SAFETY: this is the child's copy of the lock fd. The child never drops this `Lock`
+        // (it leaves by execve or _exit), so nothing closes the fd a second time.
+        unsafe { libc::close(self._flock.as_raw_fd()) };
     }
 }
 

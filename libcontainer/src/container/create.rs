@@ -1,7 +1,8 @@
-//! `create`: the parent side. Claims the id, prepares state and cgroups, clone3s the init with
-//! its namespaces, writes id maps, places it in its cgroups, and waits for it to report ready.
-//! Anything that fails leaves nothing behind: the guard kills the init, removes the cgroups and
-//! the state directory.
+//! `create`: the parent side. Claims the id, prepares state and cgroups, and starts the init
+//! through the launcher (launch.rs) with its own steps: id maps and cgroups before `Go`, the
+//! runtime's hooks, the pid saved in the state at `Ready`. Anything that fails leaves nothing
+//! behind: the launcher kills a half-started init, the guard removes the cgroups and the state
+//! directory (and kills an init that started but whose pid file could not be written).
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -12,16 +13,16 @@ use nix::sys::stat::Mode;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
+use super::launch::{Console, End, Launch, Steps};
 use super::{cgroup_err, Runtime};
 use crate::cgroups::{self, CgroupConfig, Manager};
 use crate::error::{Error, Result, SysContext};
 use crate::namespaces::{self, Plan};
-use crate::process::channel::{self, Msg, PassedFd};
 use crate::process::init::{self, InitArgs};
 use crate::process::spawn;
+use crate::seccomp::ProcessInfo;
 use crate::spec::Bundle;
 use crate::state::{ContainerState, EXEC_FIFO};
-use crate::sys::Forked;
 
 #[derive(Default, Debug)]
 pub struct CreateOptions {
@@ -150,16 +151,7 @@ impl Runtime {
         // Saved with the init's pid.
         state.shared_pid_ns = !plan.new_pid;
         let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
-        let connected = match (&opts.console_socket, terminal) {
-            (Some(path), true) if opts.console_fd.is_none() => Some(crate::tty::connect(path)?),
-            _ => None,
-        };
-        let console = if terminal {
-            connected.as_ref().or(opts.console_fd.as_ref())
-        } else {
-            None
-        };
-        let (parent_end, child_end) = channel::pair()?;
+        let console = Console::connect(terminal, opts.console_socket.as_deref(), opts.console_fd.as_ref())?;
         // The init gets the fifo itself (O_PATH, reopened for writing through /proc/self/fd), as
         // runc's does: a descriptor of the state directory would give the container a way out
         // to the host's filesystem (openat "..") for as long as the init waits.
@@ -167,126 +159,118 @@ impl Runtime {
         let exec_fifo = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
             .ctx(|| format!("open {}", fifo_path.display()))?;
 
-        // CVE-2019-5736: until its execve the init is this binary, and a process in the container
-        // (a hook, `hezi exec` before `start`) could open /proc/<init>/exe and later write the
-        // binary through it. Non-dumpable (inherited by the clone, reset by execve), the init's
-        // exe, fds and memory need CAP_SYS_PTRACE in the host's user namespace.
-        nix::sys::prctl::set_dumpable(false).ctx(|| "make the runtime non-dumpable".into())?;
-        let pid = match spawn::clone_init(&plan, cgroup_fd.as_ref().map(|f| f.as_fd()))? {
-            Forked::Child => {
+        let mut steps = InitSteps {
+            rt: self,
+            id,
+            spec,
+            plan: &plan,
+            mgr: guard.cgroup.as_deref().expect("set above"),
+            cloned_into_cgroup: cgroup_fd.is_some(),
+            pidfd_socket: opts.pidfd_socket.as_deref(),
+            state: &mut state,
+        };
+        let launch = Launch {
+            end: End::Waiting,
+            seccomp: seccomp.as_ref(),
+        };
+        // The child closure moves what only the child keeps; the rest it borrows.
+        // The lock stays ours until create returns; the child closes its copy.
+        let (rootfs, bundle_dir, plan, filter, lock) = (&bundle.rootfs, &bundle.dir, &plan, seccomp.as_ref(), &lock);
+        let pid = launch.start(
+            &mut steps,
+            || spawn::clone_init(plan, cgroup_fd.as_ref().map(|f| f.as_fd())),
+            // Moved in: the parent's copies of the console and the fifo close with the closure.
+            move |channel| {
                 lock.close_in_child();
-                drop(parent_end);
                 init::run(InitArgs {
                     id,
                     spec,
-                    rootfs: &bundle.rootfs,
-                    bundle: &bundle.dir,
-                    plan: &plan,
-                    channel: child_end,
+                    rootfs,
+                    bundle: bundle_dir,
+                    plan,
+                    channel,
                     exec_fifo,
                     no_pivot: opts.no_pivot,
                     preserve_fds: opts.preserve_fds + opts.listen_fds,
                     listen_fds: opts.listen_fds,
                     no_new_keyring: opts.no_new_keyring,
-                    console,
-                    seccomp: seccomp.as_ref(),
+                    console: console.for_child(terminal, opts.console_fd.as_ref()),
+                    seccomp: filter,
                 })
-            }
-            Forked::Parent(pid) => pid,
-        };
+            },
+        )?;
         guard.init = Some(pid);
-        drop(child_end);
-        drop(exec_fifo);
-        drop(connected);
-
-        if plan.new_user {
-            write_id_maps(spec, pid)?;
-        }
-        let mgr = guard.cgroup.as_ref().expect("set above");
-        if cgroup_fd.is_none() {
-            mgr.add_init(pid.as_raw()).map_err(cgroup_err)?;
-        }
-        if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            mgr.apply_resources(res).map_err(cgroup_err)?;
-        }
-        parent_end.send(&Msg::Go).map_err(|e| parent_end.failure_or(e))?;
-        // The rest of the exchange (process/channel.rs). `recorded` is step 5: from then on the
-        // init may outlive us, so its pid must be in the state first.
-        let mut recorded = false;
-        loop {
-            match parent_end.recv()? {
-                Some(Msg::Ready) if !recorded => {
-                    let stat =
-                        crate::procfs::stat(pid).ok_or_else(|| Error::Init("init exited right after setup".into()))?;
-                    if let Some(path) = &opts.pidfd_socket {
-                        super::pidfd::send(path, pid, super::pidfd::Kind::Init)?;
-                    }
-                    state.pid = pid.as_raw();
-                    state.init_start_time = stat.start_time;
-                    self.store().save(&state)?;
-                    parent_end.send(&Msg::Recorded)?;
-                    recorded = true;
-                }
-                Some(Msg::Waiting) if recorded => {
-                    // The init closes the channel last of what it no longer needs: once it is
-                    // gone, the container is in its created state (process/channel.rs).
-                    match parent_end.recv()? {
-                        None => break,
-                        Some(other) => {
-                            return Err(Error::Init(format!(
-                                "unexpected message from the init after Waiting: {other:?}"
-                            )))
-                        }
-                    }
-                }
-                Some(Msg::Hooks) if !recorded => {
-                    let json = super::hook_state(
-                        &ContainerState {
-                            pid: pid.as_raw(),
-                            ..state.clone()
-                        },
-                        super::Status::Creating,
-                    );
-                    crate::hooks::run(spec.hooks().as_ref(), crate::hooks::Stage::Prestart, &json)?;
-                    crate::hooks::run(spec.hooks().as_ref(), crate::hooks::Stage::CreateRuntime, &json)?;
-                    parent_end.send(&Msg::HooksDone(json))?;
-                }
-                Some(Msg::SeccompFd(fd)) => {
-                    let filter = seccomp
-                        .as_ref()
-                        .ok_or_else(|| Error::Init("sent a seccomp fd but there is no filter".into()))?;
-                    let info = crate::seccomp::ProcessInfo {
-                        oci_version: &state.oci_version,
-                        id,
-                        status: oci_spec::runtime::ContainerState::Creating,
-                        pid: pid.as_raw(),
-                        init_pid: pid.as_raw(),
-                        bundle: &state.bundle,
-                        annotations: &state.annotations,
-                    };
-                    crate::seccomp::forward(filter, &info, &fd)?;
-                }
-                Some(Msg::MountSource(path)) if !recorded => {
-                    let reply = match crate::rootfs::source::open_for(pid, &path) {
-                        Ok(fd) => Msg::MountFd(PassedFd(fd)),
-                        Err(e) => Msg::Failed(e.to_string()),
-                    };
-                    parent_end.send(&reply).map_err(|e| parent_end.failure_or(e))?;
-                }
-                Some(Msg::Failed(m)) => return Err(Error::Init(m)),
-                None => {
-                    let _ = waitpid(pid, None);
-                    guard.init = None;
-                    return Err(Error::Init("init exited during setup".into()));
-                }
-                Some(other) => return Err(Error::Init(format!("unexpected message from the init: {other:?}"))),
-            }
-        }
         if let Some(p) = &state.pid_file {
             write_pid_file(p, pid)?;
         }
         guard.armed = false;
         Ok(Created { pid, terminal })
+    }
+}
+
+/// create's steps of the exchange (launch.rs).
+struct InitSteps<'a> {
+    rt: &'a Runtime,
+    id: &'a str,
+    spec: &'a oci_spec::runtime::Spec,
+    plan: &'a Plan,
+    mgr: &'a dyn Manager,
+    cloned_into_cgroup: bool,
+    pidfd_socket: Option<&'a Path>,
+    state: &'a mut ContainerState,
+}
+
+impl Steps for InitSteps<'_> {
+    fn placed(&mut self, pid: Pid) -> Result<()> {
+        if self.plan.new_user {
+            write_id_maps(self.spec, pid)?;
+        }
+        if !self.cloned_into_cgroup {
+            self.mgr.add_init(pid.as_raw()).map_err(cgroup_err)?;
+        }
+        if let Some(res) = self.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            self.mgr.apply_resources(res).map_err(cgroup_err)?;
+        }
+        Ok(())
+    }
+
+    fn hooks(&mut self, pid: Pid) -> Result<String> {
+        let state = ContainerState {
+            pid: pid.as_raw(),
+            ..self.state.clone()
+        };
+        let json = super::hook_state(&state, super::Status::Creating);
+        let hooks = self.spec.hooks().as_ref();
+        crate::hooks::run(hooks, crate::hooks::Stage::Prestart, &json)?;
+        crate::hooks::run(hooks, crate::hooks::Stage::CreateRuntime, &json)?;
+        Ok(json)
+    }
+
+    /// From here the init may outlive us: its pid must be in the state first.
+    fn record(&mut self, pid: Pid) -> Result<()> {
+        let stat = crate::procfs::stat(pid).ok_or_else(|| Error::Init("init exited right after setup".into()))?;
+        if let Some(path) = self.pidfd_socket {
+            super::pidfd::send(path, pid, super::pidfd::Kind::Init)?;
+        }
+        self.state.pid = pid.as_raw();
+        self.state.init_start_time = stat.start_time;
+        self.rt.store().save(self.state)
+    }
+
+    fn seccomp_info(&self, pid: Pid) -> ProcessInfo<'_> {
+        ProcessInfo {
+            oci_version: &self.state.oci_version,
+            id: self.id,
+            status: oci_spec::runtime::ContainerState::Creating,
+            pid: pid.as_raw(),
+            init_pid: pid.as_raw(),
+            bundle: &self.state.bundle,
+            annotations: &self.state.annotations,
+        }
+    }
+
+    fn failed(&self, why: String) -> Error {
+        Error::Init(why)
     }
 }
 

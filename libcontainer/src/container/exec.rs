@@ -1,6 +1,8 @@
 //! `exec`: run another process in a running container. The runtime joins the container's pid
 //! namespace for its children (its own view is unchanged), clones one child straight into the
 //! container's cgroup where cgroup v2 allows, and that child joins the other namespaces and execs.
+//! The start itself is the launcher's (launch.rs), with exec's steps: cgroup and affinity before
+//! `Go`, the pid file and pidfd at `Ready`.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -8,16 +10,17 @@ use std::path::PathBuf;
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
-use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
+use super::launch::{Console, End, Launch, Steps};
 use super::{cgroup_err, Runtime, Status};
-use crate::cgroups;
+use crate::cgroups::{self, TaskPlacement};
 use crate::error::{Error, Result, SysContext};
 use crate::process::affinity;
-use crate::process::channel::{self, Msg};
 use crate::process::join::{self, JoinArgs};
+use crate::seccomp::ProcessInfo;
+use crate::state::ContainerState;
 use crate::sys::{self, Forked};
 
 #[derive(Debug, Default)]
@@ -141,141 +144,146 @@ impl Runtime {
             Some(p) if !paused => p.clone_fd().map_err(cgroup_err)?,
             _ => None,
         };
-        // CVE-2019-5736: the child is this binary inside the container until its execve.
-        // Non-dumpable (inherited by the clone, reset by execve), a container process cannot open
-        // its /proc/PID/exe to overwrite the binary later.
-        nix::sys::prctl::set_dumpable(false).ctx(|| "make the runtime non-dumpable".into())?;
-        // Our own pid namespace, to return to once the child exists: while pid_for_children
-        // differs from it, the kernel refuses to create threads (the terminal relay needs them).
-        let own_pid_ns = if in_spec(LinuxNamespaceType::Pid) {
+        let terminal = opts.process.terminal().unwrap_or(false);
+        if terminal && opts.console_socket.is_none() && opts.console_fd.is_none() {
+            return Err(Error::InvalidArgument(
+                "exec with a terminal needs --console-socket".into(),
+            ));
+        }
+        let console = Console::connect(terminal, opts.console_socket.as_deref(), opts.console_fd.as_ref())?;
+        let join_pid_ns = if in_spec(LinuxNamespaceType::Pid) {
+            Some(ns_fd("pid")?)
+        } else {
+            None
+        };
+        let mut steps = ExecSteps {
+            id,
+            st: &st,
+            placement: placement.as_ref(),
+            cloned_into_cgroup: cgroup_fd.is_some(),
+            paused,
+            opts,
+        };
+        let launch = Launch {
+            // A paused container's child is recorded, joins the frozen cgroup and execs after
+            // `resume`; nobody waits for that.
+            end: if paused { End::Recorded } else { End::Exec },
+            seccomp: seccomp.as_ref(),
+        };
+        let personality = spec.linux().as_ref().and_then(|l| l.personality().as_ref());
+        let filter = seccomp.as_ref();
+        let pid = launch.start(
+            &mut steps,
+            || clone_into(id, join_pid_ns, &opts.process, cgroup_fd.as_ref()),
+            // Moved in: the parent's copies of the namespace fds and the console close with it.
+            move |channel| {
+                join::run(JoinArgs {
+                    process: &opts.process,
+                    namespaces,
+                    channel,
+                    console: console.for_child(terminal, opts.console_fd.as_ref()),
+                    preserve_fds: opts.preserve_fds,
+                    seccomp: filter,
+                    wait_for_cgroup: paused,
+                    personality,
+                })
+            },
+        )?;
+        Ok(Execed { pid, terminal })
+    }
+}
+
+/// clone3 the exec'd process: into the container's pid namespace (for our children only; we
+/// return to our own at once, since while pid_for_children differs the kernel refuses new
+/// threads, which the terminal relay needs), into `cgroup` (v2) when given, and born on
+/// execCPUAffinity.initial if the process has one (our thread gets its own back).
+fn clone_into(id: &str, pid_ns: Option<OwnedFd>, process: &Process, cgroup: Option<&OwnedFd>) -> Result<Forked> {
+    let own_pid_ns = match pid_ns {
+        Some(target) => {
             let own = nix::fcntl::open("/proc/self/ns/pid", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
                 .ctx(|| "open /proc/self/ns/pid".into())?;
-            nix::sched::setns(ns_fd("pid")?, CloneFlags::CLONE_NEWPID)
+            nix::sched::setns(target, CloneFlags::CLONE_NEWPID)
                 .ctx(|| format!("join the pid namespace of container {id}"))?;
             Some(own)
-        } else {
-            None
-        };
-        let terminal = opts.process.terminal().unwrap_or(false);
-        let connected = match (&opts.console_socket, terminal) {
-            (Some(path), true) if opts.console_fd.is_none() => Some(crate::tty::connect(path)?),
-            (None, true) if opts.console_fd.is_none() => {
-                return Err(Error::InvalidArgument(
-                    "exec with a terminal needs --console-socket".into(),
-                ))
-            }
-            _ => None,
-        };
-        let console = if terminal {
-            connected.as_ref().or(opts.console_fd.as_ref())
-        } else {
-            None
-        };
-        let (parent_end, child_end) = channel::pair()?;
-        // Born on execCPUAffinity.initial, if given; our thread gets its own back after the clone.
-        let initial_affinity = affinity::Initial::apply(&opts.process)?;
-        let pid =
-            match sys::clone3(0, cgroup_fd.as_ref().map(|f| f.as_fd())).ctx(|| "clone3 the exec process".into())? {
-                Forked::Child => {
-                    drop(parent_end);
-                    join::run(JoinArgs {
-                        process: &opts.process,
-                        namespaces,
-                        channel: child_end,
-                        console,
-                        preserve_fds: opts.preserve_fds,
-                        seccomp: seccomp.as_ref(),
-                        wait_for_cgroup: paused,
-                        personality: spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
-                    })
-                }
-                Forked::Parent(pid) => pid,
-            };
-        drop(initial_affinity);
-        drop(child_end);
-        drop(namespaces);
-        if let Some(own) = own_pid_ns {
-            nix::sched::setns(own, CloneFlags::CLONE_NEWPID).ctx(|| "return to our own pid namespace".into())?;
         }
-        drop(connected);
-        let fail = |e: Error| {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = waitpid(pid, None);
-            e
-        };
-        if let (Some(p), None, false) = (&placement, &cgroup_fd, paused) {
-            p.add(pid.as_raw()).map_err(cgroup_err).map_err(fail)?;
-        }
-        // In its cgroup now (a paused container's child joins it later, below): moving a task
-        // may reset its affinity, so the final one comes after.
-        if !paused {
-            affinity::apply_final(pid, &opts.process).map_err(fail)?;
-        }
-        parent_end.send(&Msg::Go).map_err(|e| fail(parent_end.failure_or(e)))?;
-        // The rest of the exchange (process/channel.rs): until `Recorded` the child dies with us.
-        let mut recorded = false;
-        loop {
-            match parent_end.recv().map_err(fail)? {
-                // The channel closed on exec: the program runs.
-                None if recorded => break,
-                Some(Msg::Ready) if !recorded => {
-                    // Paused container: the child is set up; in the cgroup it freezes with the
-                    // rest, reads `Recorded` and execs once resumed.
-                    if paused {
-                        if let Some(p) = &placement {
-                            p.add(pid.as_raw()).map_err(cgroup_err).map_err(fail)?;
-                        }
-                        affinity::apply_final(pid, &opts.process).map_err(fail)?;
-                    }
-                    if let Some(path) = &opts.pidfd_socket {
-                        super::pidfd::send(path, pid, super::pidfd::Kind::Exec).map_err(fail)?;
-                    }
-                    if let Some(p) = &opts.pid_file {
-                        super::create::write_pid_file(p, pid).map_err(fail)?;
-                    }
-                    parent_end.send(&Msg::Recorded).map_err(fail)?;
-                    recorded = true;
-                    if paused {
-                        break;
-                    }
-                }
-                Some(Msg::Failed(m)) => {
-                    let _ = waitpid(pid, None);
-                    if let (Some(p), true) = (&opts.pid_file, recorded) {
-                        let _ = std::fs::remove_file(p);
-                    }
-                    return Err(Error::Other(format!("exec in container {id}: {m}")));
-                }
-                Some(Msg::SeccompFd(fd)) => {
-                    let Some(filter) = seccomp.as_ref() else {
-                        return Err(fail(Error::Other(
-                            "exec child sent a seccomp fd without a filter".into(),
-                        )));
-                    };
-                    let info = crate::seccomp::ProcessInfo {
-                        oci_version: &st.oci_version,
-                        id,
-                        status: oci_spec::runtime::ContainerState::Running,
-                        pid: pid.as_raw(),
-                        init_pid: st.pid,
-                        bundle: &st.bundle,
-                        annotations: &st.annotations,
-                    };
-                    crate::seccomp::forward(filter, &info, &fd).map_err(fail)?;
-                }
-                None => {
-                    let _ = waitpid(pid, None);
-                    return Err(Error::Other(format!(
-                        "exec in container {id}: the process died during setup"
-                    )));
-                }
-                Some(other) => {
-                    return Err(fail(Error::Other(format!(
-                        "unexpected message from exec child: {other:?}"
-                    ))))
-                }
+        None => None,
+    };
+    let initial_affinity = affinity::Initial::apply(process)?;
+    let forked = sys::clone3(0, cgroup.map(|f| f.as_fd())).ctx(|| "clone3 the exec process".into())?;
+    match forked {
+        // The child keeps the initial affinity: the guard must not give it back there.
+        Forked::Child => std::mem::forget(initial_affinity),
+        Forked::Parent(_) => {
+            drop(initial_affinity);
+            if let Some(own) = own_pid_ns {
+                nix::sched::setns(own, CloneFlags::CLONE_NEWPID).ctx(|| "return to our own pid namespace".into())?;
             }
         }
-        Ok(Execed { pid, terminal })
+    }
+    Ok(forked)
+}
+
+/// exec's steps of the exchange (launch.rs).
+struct ExecSteps<'a> {
+    id: &'a str,
+    st: &'a ContainerState,
+    placement: Option<&'a TaskPlacement>,
+    cloned_into_cgroup: bool,
+    paused: bool,
+    opts: &'a ExecOptions,
+}
+
+impl Steps for ExecSteps<'_> {
+    /// Into its cgroup, unless cloned there or the container is paused (a child frozen
+    /// mid-setup could never report back; it joins at `Ready`). Moving a task may reset its
+    /// affinity, so the final one comes after.
+    fn placed(&mut self, pid: Pid) -> Result<()> {
+        if self.paused {
+            return Ok(());
+        }
+        if let (Some(p), false) = (self.placement, self.cloned_into_cgroup) {
+            p.add(pid.as_raw()).map_err(cgroup_err)?;
+        }
+        affinity::apply_final(pid, &self.opts.process)
+    }
+
+    fn record(&mut self, pid: Pid) -> Result<()> {
+        if self.paused {
+            // Set up: in the cgroup it freezes with the rest, reads `Recorded` and execs once
+            // resumed.
+            if let Some(p) = self.placement {
+                p.add(pid.as_raw()).map_err(cgroup_err)?;
+            }
+            affinity::apply_final(pid, &self.opts.process)?;
+        }
+        if let Some(path) = &self.opts.pidfd_socket {
+            super::pidfd::send(path, pid, super::pidfd::Kind::Exec)?;
+        }
+        if let Some(p) = &self.opts.pid_file {
+            super::create::write_pid_file(p, pid)?;
+        }
+        Ok(())
+    }
+
+    fn unrecord(&mut self) {
+        if let Some(p) = &self.opts.pid_file {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    fn seccomp_info(&self, pid: Pid) -> ProcessInfo<'_> {
+        ProcessInfo {
+            oci_version: &self.st.oci_version,
+            id: self.id,
+            status: oci_spec::runtime::ContainerState::Running,
+            pid: pid.as_raw(),
+            init_pid: self.st.pid,
+            bundle: &self.st.bundle,
+            annotations: &self.st.annotations,
+        }
+    }
+
+    fn failed(&self, why: String) -> Error {
+        Error::Other(format!("exec in container {}: {why}", self.id))
     }
 }

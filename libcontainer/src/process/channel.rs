@@ -7,6 +7,9 @@
 //!
 //! # The exchange
 //!
+//! The parent's side is one state machine for every kind of start, in container/launch.rs;
+//! the child's is in process/init.rs (`create`) and process/join.rs (`exec`).
+//!
 //! `create` (parent ⇄ init):
 //! 1. parent → `Go`: id maps written, cgroups joined.
 //! 2. init → `Hooks`, parent → `HooksDone(state)`: only when the spec has prestart,
