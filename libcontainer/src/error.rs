@@ -30,8 +30,9 @@ pub enum Error {
     },
     /// The container's init reported a failure during setup.
     Init(String),
-    /// A cgroup operation failed.
-    Cgroup(String),
+    /// A cgroup operation failed; its kind (I/O on a named file, unsupported, invalid request)
+    /// survives to the front ends.
+    Cgroup(crate::cgroups::CgroupError),
     /// Anything else, with context.
     Other(String),
 }

@@ -201,7 +201,7 @@ impl Runtime {
         )?;
         guard.init = Some(pid);
         if let Some(p) = &state.pid_file {
-            write_pid_file(p, pid)?;
+            super::write_pid_file(p, pid)?;
         }
         guard.armed = false;
         Ok(Created { pid, terminal })
@@ -338,12 +338,6 @@ fn write_id_maps(spec: &oci_spec::runtime::Spec, pid: Pid) -> Result<()> {
         std::fs::write(&path, namespaces::id_map_text(maps)).ctx(|| format!("write {path}"))?;
     }
     Ok(())
-}
-
-pub(super) fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
-    let tmp = path.with_extension("hezi-tmp");
-    std::fs::write(&tmp, pid.to_string()).ctx(|| format!("write pid file {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).ctx(|| format!("rename {} to {}", tmp.display(), path.display()))
 }
 
 fn absolute(p: &Path) -> PathBuf {

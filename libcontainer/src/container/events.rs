@@ -8,7 +8,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 
-use super::pause::manager_of;
+use super::manager_of;
 use super::{cgroup_err, Runtime, Status};
 use crate::cgroups::{Manager, OomWatch, Stats, OOM_COUNT_GRACE};
 use crate::error::{Error, Result};

@@ -260,7 +260,7 @@ impl Steps for ExecSteps<'_> {
             super::pidfd::send(path, pid, super::pidfd::Kind::Exec)?;
         }
         if let Some(p) = &self.opts.pid_file {
-            super::create::write_pid_file(p, pid)?;
+            super::write_pid_file(p, pid)?;
         }
         Ok(())
     }

@@ -54,7 +54,27 @@ pub struct Runtime {
 }
 
 fn cgroup_err(e: cgroups::CgroupError) -> Error {
-    Error::Cgroup(e.to_string())
+    Error::Cgroup(e)
+}
+
+/// The cgroup manager of a container, from its state.
+fn manager_of(st: &ContainerState) -> Result<Box<dyn cgroups::Manager>> {
+    let cfg = st.cgroup.as_ref().ok_or_else(|| {
+        Error::Cgroup(cgroups::CgroupError::Unsupported(format!(
+            "container {} has no cgroup recorded in its state",
+            st.id
+        )))
+    })?;
+    cgroups::manager(cfg).map_err(cgroup_err)
+}
+
+/// Write `pid` to `path` atomically (a temporary file renamed over it), as runc does: a reader
+/// never sees an empty or partial file.
+fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+    use crate::error::SysContext;
+    let tmp = path.with_extension("hezi-tmp");
+    std::fs::write(&tmp, pid.to_string()).ctx(|| format!("write pid file {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).ctx(|| format!("rename {} to {}", tmp.display(), path.display()))
 }
 
 impl Runtime {

@@ -2,10 +2,8 @@
 //! freezer.state, v2 cgroup.freeze). The status is never stored: `state` reads the freezer, so a
 //! paused container reports `paused` to any later command.
 
-use super::{cgroup_err, Runtime, Status};
-use crate::cgroups::{self, Manager};
+use super::{cgroup_err, manager_of, Runtime, Status};
 use crate::error::{Error, Result};
-use crate::state::ContainerState;
 
 impl Runtime {
     /// Freeze a running container. runc refuses any other status ("container not running").
@@ -39,13 +37,4 @@ fn wrong(id: &str, op: &'static str, status: Status) -> Error {
         op,
         status: status.to_string(),
     }
-}
-
-/// The cgroup manager of a container; one without a recorded cgroup cannot be frozen.
-pub(super) fn manager_of(st: &ContainerState) -> Result<Box<dyn Manager>> {
-    let cfg = st
-        .cgroup
-        .as_ref()
-        .ok_or_else(|| Error::Cgroup(format!("container {} has no cgroup recorded in its state", st.id)))?;
-    cgroups::manager(cfg).map_err(cgroup_err)
 }

@@ -6,7 +6,7 @@
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxMemory, LinuxResources, LinuxWeightDeviceBuilder};
 
-use super::pause::manager_of;
+use super::manager_of;
 use super::{cgroup_err, Runtime, Status};
 use crate::error::{Error, Result};
 use crate::state::ContainerState;

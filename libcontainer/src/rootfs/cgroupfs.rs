@@ -62,10 +62,11 @@ impl CgroupMounts {
                 )
                 .ctx(|| format!("mount cgroup2 on {shown}"));
             }
-            let h = self
-                .hierarchies
-                .first()
-                .ok_or_else(|| Error::Cgroup("no cgroup2 hierarchy found".into()))?;
+            let h = self.hierarchies.first().ok_or_else(|| {
+                Error::Cgroup(crate::cgroups::CgroupError::Unsupported(
+                    "no cgroup2 hierarchy found".into(),
+                ))
+            })?;
             return self.bind_one(root, dest, h, flags);
         }
         let dst = root.ensure(dest, Kind::Dir)?;
