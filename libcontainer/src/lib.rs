@@ -3,23 +3,38 @@
 //!
 //! The entry point is [`container::Runtime`]: `create`, `start`, `state`, `kill`, `delete`, `list`.
 
+// The front ends' surface: the operations, the spec and state types, errors, and what they
+// print or relay (cgroup stats and OOM watch, signals, times, the console socket).
 pub mod cgroups;
 pub mod container;
 pub mod error;
-pub mod hooks;
-pub mod id;
-pub mod lsm;
-pub mod namespaces;
-pub mod process;
-pub mod procfs;
-pub mod rootfs;
-pub mod seccomp;
 pub mod signal;
 pub mod spec;
 pub mod state;
-pub mod sys;
 pub mod time;
 pub mod tty;
 
+/// Modules no front end uses: private to the crate, public only with the `internals` feature,
+/// which the fuzz targets and this crate's integration tests turn on to reach the pieces they
+/// exercise (the seccomp compiler, namespace plans, the init channel).
+macro_rules! internal {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[cfg(feature = "internals")]
+            pub mod $name;
+            #[cfg(not(feature = "internals"))]
+            pub(crate) mod $name;
+        )*
+    };
+}
+
+internal!(hooks, id, lsm, namespaces, process, procfs, rootfs, seccomp, sys);
+
 pub use container::{CreateOptions, ExecOptions, OciState, Runtime, Status};
 pub use error::{Error, Result};
+/// The runtime's log file, which the init keeps until it waits for `start` (see logging).
+pub use process::init::set_runtime_log_fd;
+/// Every mount option hezi parses, for `features`.
+pub use rootfs::options::KNOWN as MOUNT_OPTIONS;
+/// The `linux.seccomp` part of `features`.
+pub use seccomp::features as seccomp_features;

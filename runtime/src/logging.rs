@@ -100,7 +100,7 @@ impl Subscriber for &'static Logger {
 pub fn install(logger: &'static Logger) {
     if let Ok(Some(file)) = logger.sink.lock().as_deref() {
         // A container's init keeps this fd only until it waits for `start`.
-        libcontainer::process::init::set_runtime_log_fd(std::os::fd::AsRawFd::as_raw_fd(file));
+        libcontainer::set_runtime_log_fd(std::os::fd::AsRawFd::as_raw_fd(file));
     }
     let _ = tracing_core::dispatcher::set_global_default(tracing_core::Dispatch::new(logger));
 }

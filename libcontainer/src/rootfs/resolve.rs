@@ -56,10 +56,6 @@ impl Root {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Host-side path of an in-container path, for messages only (never for access).
     pub fn display(&self, inner: &Path) -> String {
         format!("{}{}", self.path.display(), Path::new("/").join(inner).display())

@@ -246,16 +246,20 @@ impl Filter {
         self.listener.as_ref()
     }
 
-    /// The seccomp(2) flags the filter loads with.
+    /// The seccomp(2) flags the filter loads with (for tests and the fuzz targets, as are the
+    /// two below).
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn flags(&self) -> libc::c_ulong {
         self.flags
     }
 
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn instructions(&self) -> usize {
         self.program.len()
     }
 
     /// Syscall names of the profile that this host does not know (skipped, as runc does).
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn skipped(&self) -> &[String] {
         &self.skipped
     }
