@@ -1,10 +1,10 @@
-//! Bundles for `hezi run --image`: `<state root>/.bundles/<id>` holds config.json (from the
-//! image) and `rootfs/`, mounted from an active snapshot of the image in the store at
-//! `<state root>/.images`. The dot names keep both out of the way of container ids, which
-//! cannot start with a dot. Removing the bundle unmounts the rootfs and deletes the snapshot.
+//! Bundles for `hezi run --image`: `<bundles>/<id>` holds config.json (from the image) and
+//! `rootfs/`, mounted from an active snapshot of the image in the store at `<images>`. Where
+//! those two directories are is the caller's layout ([`Dirs`]), not this crate's. Removing the
+//! bundle unmounts the rootfs and deletes the snapshot.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,13 +16,19 @@ use crate::snapshot::Snapshotter;
 use crate::spec;
 use crate::store::Store;
 
-/// The image store of a hezi state root.
-pub fn images_root(state_root: &Path) -> PathBuf {
-    state_root.join(".images")
+/// Where the caller keeps the image store and the bundles it makes from it.
+#[derive(Clone, Debug)]
+pub struct Dirs {
+    /// The content store and snapshots.
+    pub images: PathBuf,
+    /// One directory per container made from an image.
+    pub bundles: PathBuf,
 }
 
-pub fn bundle_dir(state_root: &Path, id: &str) -> PathBuf {
-    state_root.join(".bundles").join(id)
+impl Dirs {
+    pub fn bundle(&self, id: &str) -> PathBuf {
+        self.bundles.join(id)
+    }
 }
 
 /// What the bundle was made from, so removing it knows which snapshot to drop.
@@ -52,11 +58,11 @@ fn check_id(id: &str) -> Result<()> {
 /// Make the bundle for container `id` from `image` (unpacking it first if this driver has not
 /// yet); `user_args` replace the image's Cmd. Returns the bundle directory. On error nothing is
 /// left: no mount, snapshot or directory.
-pub fn prepare(state_root: &Path, image: &str, id: &str, user_args: &[String]) -> Result<PathBuf> {
+pub fn prepare(dirs: &Dirs, image: &str, id: &str, user_args: &[String]) -> Result<PathBuf> {
     check_id(id)?;
     let name = reference::normalize(image)?;
-    let store = Store::open(&images_root(state_root))?;
-    let dir = bundle_dir(state_root, id);
+    let store = Store::open(&dirs.images)?;
+    let dir = dirs.bundle(id);
     if dir.exists() {
         return Err(Error::Invalid(format!(
             "bundle {} already exists (is container {id} still there? hezi delete {id})",
@@ -95,14 +101,14 @@ pub fn prepare(state_root: &Path, image: &str, id: &str, user_args: &[String]) -
 
 /// Remove the bundle of container `id` if `run --image` made one: unmount its rootfs, delete
 /// its snapshot and directory. Returns whether there was one.
-pub fn remove(state_root: &Path, id: &str) -> Result<bool> {
+pub fn remove(dirs: &Dirs, id: &str) -> Result<bool> {
     check_id(id)?;
-    let dir = bundle_dir(state_root, id);
+    let dir = dirs.bundle(id);
     if !dir.join(MARKER).exists() {
         return Ok(false);
     }
     unmount_rootfs(&dir.join("rootfs"))?;
-    let store = Store::open(&images_root(state_root))?;
+    let store = Store::open(&dirs.images)?;
     let _lock = store.lock()?;
     Snapshotter::new(&store)?.remove(&snapshot_key(id))?;
     fs::remove_dir_all(&dir).ctx(|| format!("remove bundle {}", dir.display()))?;

@@ -29,8 +29,18 @@ fn err(e: containerd_bridge::Error) -> Failure {
     Failure::Error(e.to_string())
 }
 
+/// Where hezi keeps images and the bundles `run --image` makes from them: beside the containers
+/// in the state root, under dot names, which no container id can take (ids cannot start with a
+/// dot).
+pub fn image_dirs(root: &std::path::Path) -> bundle::Dirs {
+    bundle::Dirs {
+        images: root.join(".images"),
+        bundles: root.join(".bundles"),
+    }
+}
+
 fn store(g: &Global) -> Result<Store, Failure> {
-    Store::open(&bundle::images_root(&g.root)).map_err(err)
+    Store::open(&image_dirs(&g.root).images).map_err(err)
 }
 
 fn platform_of(a: &cli::Args) -> Result<Platform, Failure> {

@@ -90,6 +90,7 @@ pub fn delete(g: &Global, args: &[String]) -> Result<(), Failure> {
         r => r?,
     }
     // A container made by `run --image -d` leaves its bundle (rootfs mount, snapshot) to us.
-    containerd_bridge::bundle::remove(&g.root, id).map_err(|e| Failure::Error(e.to_string()))?;
+    containerd_bridge::bundle::remove(&super::image::image_dirs(&g.root), id)
+        .map_err(|e| Failure::Error(e.to_string()))?;
     Ok(())
 }

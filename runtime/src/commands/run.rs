@@ -72,15 +72,16 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
             return Err(Failure::Usage("--image and --bundle cannot be used together".into()))
         }
         Some(image) => {
-            opts.bundle = containerd_bridge::bundle::prepare(&g.root, image, id, &a.positional[1..])
-                .map_err(|e| Failure::Error(format!("image {image}: {e}")))?;
+            opts.bundle =
+                containerd_bridge::bundle::prepare(&super::image::image_dirs(&g.root), image, id, &a.positional[1..])
+                    .map_err(|e| Failure::Error(format!("image {image}: {e}")))?;
             true
         }
         None => false,
     };
     let drop_bundle = || {
         if image_bundle {
-            if let Err(e) = containerd_bridge::bundle::remove(&g.root, id) {
+            if let Err(e) = containerd_bridge::bundle::remove(&super::image::image_dirs(&g.root), id) {
                 tracing::warn!("remove the image bundle of {id}: {e}");
             }
         }
