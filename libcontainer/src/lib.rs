@@ -36,5 +36,9 @@ pub use error::{Error, Result};
 pub use process::init::set_runtime_log_fd;
 /// Every mount option hezi parses, for `features`.
 pub use rootfs::options::KNOWN as MOUNT_OPTIONS;
+/// `linux.mountExtensions.idmap.enabled` of `features`: the kernel can idmap mounts.
+pub fn idmap_supported() -> bool {
+    sys::has_mount_setattr()
+}
 /// The `linux.seccomp` part of `features`.
 pub use seccomp::features as seccomp_features;

@@ -1,5 +1,6 @@
 //! Thin wrappers over the system calls that nix does not cover (or covers in a shape that costs an
-//! allocation): clone3, openat2, pidfds, close_range and mount_setattr. Each returns an `Errno` on failure; the
+//! allocation): clone3, openat2, pidfds, close_range, and the new mount API (open_tree,
+//! move_mount, mount_setattr). Each returns an `Errno` on failure; the
 //! callers add context.
 
 use std::ffi::CStr;
@@ -165,6 +166,10 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, set: u64, clear: u64) 
         attr_clr: clear,
         ..Default::default()
     };
+    setattr(fd, recursive, &attr)
+}
+
+fn setattr(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> Result<(), Errno> {
     let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
     if recursive {
         flags |= libc::AT_RECURSIVE as libc::c_uint;
@@ -176,7 +181,7 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, set: u64, clear: u64) 
             fd.as_raw_fd(),
             c"".as_ptr(),
             flags,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
@@ -216,4 +221,75 @@ fn close_range(first: u32, last: u32) -> Result<(), Errno> {
     } else {
         Ok(())
     }
+}
+
+/// open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at `path` (and of the mounts
+/// below it when `recursive`), as an fd that move_mount(2) can attach elsewhere.
+pub fn open_tree_clone(path: &CStr, recursive: bool) -> Result<OwnedFd, Errno> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: `path` is NUL-terminated; the other arguments are integers.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just returned this fd to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// move_mount(2) of the detached mount `from` onto the object `to` names (both by fd).
+pub fn move_mount(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<(), Errno> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    // SAFETY: both paths are static empty C strings; the fds are valid for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// MOUNT_ATTR_IDMAP (linux/mount.h).
+pub const MOUNT_ATTR_IDMAP: u64 = 0x10_0000;
+
+/// mount_setattr(2) with MOUNT_ATTR_IDMAP: the detached mount `fd` (and the mounts below it when
+/// `recursive`) show file ownership through the user namespace `userns`.
+pub fn mount_setattr_idmap(fd: BorrowedFd<'_>, recursive: bool, userns: BorrowedFd<'_>) -> Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        userns_fd: userns.as_raw_fd() as u64,
+        ..Default::default()
+    };
+    setattr(fd, recursive, &attr)
+}
+
+/// Whether this kernel has mount_setattr(2) (5.12+), the base of idmapped mounts: asked on an
+/// fd that cannot exist, an existing syscall says EBADF.
+pub fn has_mount_setattr() -> bool {
+    // SAFETY: fd -1 makes the kernel fail the call before it reads anything; the pointers are
+    // a static empty string and null with size 0.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            std::ptr::null::<MountAttr>(),
+            0usize,
+        )
+    };
+    ret < 0 && Errno::last() != Errno::ENOSYS
 }

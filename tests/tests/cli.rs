@@ -138,7 +138,12 @@ fn features_is_the_oci_features_document() {
         .unwrap()
         .iter()
         .any(|c| c == "CAP_SYS_ADMIN"));
-    assert!(f["mountOptions"].as_array().unwrap().iter().any(|o| o == "rbind"));
+    let options = f["mountOptions"].as_array().unwrap();
+    for want in ["rbind", "rro", "idmap", "ridmap"] {
+        assert!(options.iter().any(|o| o == want), "{want} missing");
+    }
+    // This kernel (6.x) idmaps mounts (tests/idmap.rs), and features says so.
+    assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
 }
 
 #[test]

@@ -260,15 +260,16 @@ fn masked_directories_share_one_read_only_tmpfs() {
 }
 
 #[test]
-fn unknown_bind_options_and_mappings_without_idmap_are_refused() {
+fn unknown_bind_options_and_idmapping_without_a_user_namespace_are_refused() {
     require!();
     let host = TempDir::new("opt-src");
     let cases = [
         (json!(["rbind", "nosuchoption"]), None, "nosuchoption"),
+        // Mappings make the mount idmapped, which needs a user namespace; this container has none.
         (
             json!(["rbind"]),
             Some(json!([{ "containerID": 0, "hostID": 100000, "size": 1 }])),
-            "uidMappings",
+            "user namespace",
         ),
     ];
     for (options, maps, needle) in cases {

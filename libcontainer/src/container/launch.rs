@@ -8,6 +8,7 @@
 //!             placed (id maps, cgroup, affinity) ── Go ──▶
 //! Setup:      ◀── Hooks            run the runtime's hooks ── HooksDone ──▶   (init only)
 //!             ◀── MountSource      open it in the child's mount tree ── MountFd | Failed ──▶
+//!             ◀── IdmapSource      make the idmapped mount ── MountFd | Failed ──▶
 //!             ◀── SeccompFd        forward it to the profile's listener
 //!             ◀── Ready            record the pid (state, pid file, pidfd) ── Recorded ──▶
 //! Recorded:   ◀── SeccompFd        (noNewPrivileges: the filter is loaded after Recorded)
@@ -152,13 +153,10 @@ impl Exchange<'_, '_> {
                     self.channel.send(&Msg::HooksDone(json))?;
                 }
                 (Some(Msg::MountSource(path)), false) => {
-                    let reply = match crate::rootfs::source::open_for(self.pid, &path) {
-                        Ok(fd) => Msg::MountFd(PassedFd(fd)),
-                        Err(e) => Msg::Failed(e.to_string()),
-                    };
-                    self.channel
-                        .send(&reply)
-                        .map_err(|e| self.failure_or(self.channel.failure_or(e)))?;
+                    self.answer(crate::rootfs::source::open_for(self.pid, &path))?;
+                }
+                (Some(Msg::IdmapSource(req)), false) => {
+                    self.answer(crate::rootfs::idmap::make(self.pid, &req))?;
                 }
                 (Some(Msg::SeccompFd(fd)), _) => self.forward(&fd)?,
                 (Some(Msg::Waiting), true) if self.launch.end == End::Waiting => {
@@ -177,6 +175,17 @@ impl Exchange<'_, '_> {
                 (Some(other), _) => return Err(self.steps.failed(format!("unexpected message: {other:?}"))),
             }
         }
+    }
+
+    /// The reply to a mount request: the fd made, or why not (the child fails with it).
+    fn answer(&self, made: Result<OwnedFd>) -> Result<()> {
+        let reply = match made {
+            Ok(fd) => Msg::MountFd(PassedFd(fd)),
+            Err(e) => Msg::Failed(e.to_string()),
+        };
+        self.channel
+            .send(&reply)
+            .map_err(|e| self.failure_or(self.channel.failure_or(e)))
     }
 
     fn forward(&self, fd: &PassedFd) -> Result<()> {

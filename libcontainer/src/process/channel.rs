@@ -16,7 +16,9 @@
 //!    createRuntime, createContainer or startContainer hooks; mounts made, root not yet switched.
 //!    Between `Go` and `Ready`, in a user namespace: init → `MountSource(path)` for each bind
 //!    source the init cannot open itself, parent → `MountFd` (that source, opened in the init's
-//!    mount tree with the runtime's credentials) or `Failed(why)`. See rootfs/source.rs.
+//!    mount tree with the runtime's credentials) or `Failed(why)`. See rootfs/source.rs. The
+//!    same for an idmapped bind: init → `IdmapSource(request)`, parent → `MountFd` (a detached
+//!    mount, idmapped) or `Failed(why)`; see rootfs/idmap.rs.
 //! 3. init → `SeccompFd` (0 or 1 times, without noNewPrivileges): the notify fd to forward.
 //! 4. init → `Ready`: set up. Until now the init dies with the parent (parent-death signal).
 //! 5. parent records the pid in the state (atomically), then → `Recorded`.
@@ -70,6 +72,8 @@ pub enum Msg {
     SeccompFd(PassedFd),
     /// Init → parent: open this bind source for me (I am in a user namespace and cannot).
     MountSource(String),
+    /// Init → parent: make this idmapped bind mount for me (rootfs/idmap.rs; JSON).
+    IdmapSource(String),
     /// Parent → init: the bind source asked for, as an O_PATH fd.
     MountFd(PassedFd),
 }
@@ -114,11 +118,12 @@ impl Channel {
             Msg::Hooks => buf.push(b'H'),
             Msg::SeccompFd(fd) => return self.send_fd(b'S', fd),
             Msg::MountFd(fd) => return self.send_fd(b'F', fd),
-            Msg::Failed(text) | Msg::HooksDone(text) | Msg::MountSource(text) => {
+            Msg::Failed(text) | Msg::HooksDone(text) | Msg::MountSource(text) | Msg::IdmapSource(text) => {
                 buf.push(match msg {
                     Msg::Failed(_) => b'E',
                     Msg::HooksDone(_) => b'D',
-                    _ => b'M',
+                    Msg::MountSource(_) => b'M',
+                    _ => b'I',
                 });
                 let mut end = text.len().min(MAX - 1);
                 while !text.is_char_boundary(end) {
@@ -208,6 +213,7 @@ impl Channel {
             [b'E', text @ ..] => Some(Msg::Failed(String::from_utf8_lossy(text).into_owned())),
             [b'D', text @ ..] => Some(Msg::HooksDone(String::from_utf8_lossy(text).into_owned())),
             [b'M', text @ ..] => Some(Msg::MountSource(String::from_utf8_lossy(text).into_owned())),
+            [b'I', text @ ..] => Some(Msg::IdmapSource(String::from_utf8_lossy(text).into_owned())),
             other => {
                 return Err(Error::Other(format!(
                     "unexpected message on the init channel: {other:?}"

@@ -155,7 +155,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
         state_json = Some(json);
         Ok(())
     };
-    let ask_runtime = |source: &std::path::Path| rootfs::source::ask(&a.channel, source);
+    let ask_runtime = rootfs::source::Ask(&a.channel);
     rootfs::prepare(
         &rootfs::Setup {
             spec: a.spec,
@@ -165,7 +165,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Ready> {
             in_userns,
             host_mount_ns: namespaces::in_host_mount_ns(a.spec),
             cgroups: cgroup_mounts.as_ref(),
-            open_source: in_userns.then_some(&ask_runtime as &dyn Fn(&std::path::Path) -> Result<std::os::fd::OwnedFd>),
+            runtime: in_userns.then_some(&ask_runtime as &dyn rootfs::source::Runtime),
         },
         &mut before_pivot,
     )?;

@@ -4,6 +4,7 @@
 pub mod cgroupfs;
 pub mod copyup;
 pub mod device_nodes;
+pub mod idmap;
 pub mod mounts;
 pub mod options;
 pub mod paths;
@@ -33,8 +34,9 @@ pub struct Setup<'a> {
     /// this process only. `delete` detaches that bind (container/host_mounts.rs).
     pub host_mount_ns: bool,
     pub cgroups: Option<&'a CgroupMounts>,
-    /// The runtime's help with bind sources out of a user namespace's reach (source.rs).
-    pub open_source: mounts::OpenSource<'a>,
+    /// The runtime's help with bind sources out of a user namespace's reach and idmapped
+    /// mounts (source.rs, idmap.rs); None outside a user namespace.
+    pub runtime: Option<&'a dyn source::Runtime>,
 }
 
 fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
@@ -90,7 +92,7 @@ pub fn prepare(s: &Setup<'_>, before_pivot: &mut dyn FnMut() -> Result<()>) -> R
         bundle: s.bundle,
         cgroups: s.cgroups,
         label: crate::lsm::mount_label(s.spec),
-        open_source: s.open_source,
+        runtime: s.runtime,
     };
     mounts::mount_all(&root, spec_mounts, &cx)?;
     if !dev_is_bind_mounted(s.spec) {

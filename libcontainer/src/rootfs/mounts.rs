@@ -15,18 +15,15 @@ use super::options::{self, Options};
 use super::resolve::{fd_path, relative, Kind, Root};
 use crate::error::{Error, Result, SysContext};
 
-/// Opens a bind source the init cannot reach itself (see source.rs); None outside a user
-/// namespace, where the init has the runtime's own reach.
-pub type OpenSource<'a> = Option<&'a dyn Fn(&Path) -> Result<OwnedFd>>;
-
 /// What the mounts need besides the list: `bundle` for relative bind sources, the cgroup plan
 /// for cgroup mounts, linux.mountLabel for the filesystems that take one (see
-/// `lsm::labels_mount`), and the runtime's help with bind sources.
+/// `lsm::labels_mount`), and the runtime's help with bind sources and idmapped mounts (None
+/// outside a user namespace, where the init has the runtime's own reach).
 pub struct Context<'a> {
     pub bundle: &'a Path,
     pub cgroups: Option<&'a CgroupMounts>,
     pub label: Option<&'a str>,
-    pub open_source: OpenSource<'a>,
+    pub runtime: Option<&'a dyn super::source::Runtime>,
 }
 
 /// Mount every entry of `mounts` under `root`, in order.
@@ -60,12 +57,19 @@ fn check(m: &Mount, typ: &str, opts: &Options) -> Result<()> {
     if (opts.bind || typ == "bind") && !opts.data.is_empty() {
         return bad(format!("unknown mount option {:?} for a bind mount", opts.data));
     }
-    if m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty())
-        || m.gid_mappings().as_ref().is_some_and(|v| !v.is_empty())
-    {
-        return bad("uidMappings/gidMappings ask for an idmapped mount, which hezi does not support yet".into());
+    if idmapped(m, opts).is_some() && !(opts.bind || typ == "bind") {
+        return bad(format!("only bind mounts can be idmapped, not {typ:?}"));
     }
     Ok(())
+}
+
+/// Whether the mount is idmapped, and recursively (`ridmap`). Mappings of its own make it
+/// idmapped too: config.md asks for `idmap` or `ridmap` beside them only so that older runtimes
+/// cannot ignore them, and runc reads them the same way.
+fn idmapped(m: &Mount, opts: &Options) -> Option<bool> {
+    let has_maps = m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty())
+        || m.gid_mappings().as_ref().is_some_and(|v| !v.is_empty());
+    opts.idmap.or(has_maps.then_some(false))
 }
 
 fn mount_one(root: &Root, m: &Mount, cx: &Context<'_>) -> Result<()> {
@@ -88,11 +92,21 @@ fn mount_one(root: &Root, m: &Mount, cx: &Context<'_>) -> Result<()> {
     };
     if opts.bind || typ == "bind" {
         let source = bind_source(bundle, m)?;
-        let src = match nix::fcntl::open(&source, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(e) => match cx.open_source {
-                Some(open) => open(&source)?,
-                None => return Err(Error::sys_path("open bind source", &source, e)),
+        let idmap = idmapped(m, &opts);
+        let src = match (idmap, cx.runtime) {
+            (Some(ridmap), Some(rt)) => rt.idmapped(&super::idmap::Request::new(m, &source, opts.recursive, ridmap)?)?,
+            (Some(_), None) => {
+                return Err(Error::InvalidSpec(format!(
+                    "mount {}: an idmapped mount needs the container to have a user namespace",
+                    m.destination().display()
+                )))
+            }
+            (None, rt) => match nix::fcntl::open(&source, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(e) => match rt {
+                    Some(rt) => rt.open(&source)?,
+                    None => return Err(Error::sys_path("open bind source", &source, e)),
+                },
             },
         };
         let st = nix::sys::stat::fstat(src.as_fd()).ctx(|| format!("stat {}", source.display()))?;
@@ -102,7 +116,12 @@ fn mount_one(root: &Root, m: &Mount, cx: &Context<'_>) -> Result<()> {
             Kind::File
         };
         let dst = root.ensure(dest, kind)?;
-        bind(&src, &dst, opts.recursive).ctx(|| what("bind"))?;
+        if idmap.is_some() {
+            // A detached tree (open_tree), already idmapped: attached, not bound.
+            crate::sys::move_mount(src.as_fd(), dst.as_fd()).map_err(|e| Error::sys(what("attach the idmapped mount of"), e))?;
+        } else {
+            bind(&src, &dst, opts.recursive).ctx(|| what("bind"))?;
+        }
         let extra = opts.bind_remount_flags();
         if !extra.is_empty() {
             remount_bind(root, dest, extra).ctx(|| what("remount"))?;

@@ -22,6 +22,8 @@ pub struct Options {
     /// mount and every mount below it, with mount_setattr(2) once it is in place.
     pub attr_set: u64,
     pub attr_clear: u64,
+    /// `idmap` (false) or `ridmap` (true: the mapping reaches the mounts below too).
+    pub idmap: Option<bool>,
 }
 
 impl Default for Options {
@@ -35,6 +37,7 @@ impl Default for Options {
             copy_up: false,
             attr_set: 0,
             attr_clear: 0,
+            idmap: None,
         }
     }
 }
@@ -96,6 +99,7 @@ pub const KNOWN: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "iversion",
     "lazytime",
     "loud",
@@ -119,6 +123,7 @@ pub const KNOWN: &[&str] = &[
     "relatime",
     "remount",
     "rexec",
+    "ridmap",
     "rnoatime",
     "rnodev",
     "rnodiratime",
@@ -201,7 +206,8 @@ pub fn parse(options: &[String]) -> Result<Options, String> {
                 continue;
             }
             "idmap" | "ridmap" => {
-                return Err(format!("mount option {opt} is not supported yet"));
+                o.idmap = Some(opt == "ridmap");
+                continue;
             }
             other => {
                 if let Some(p) = propagation(other) {
@@ -306,8 +312,14 @@ mod tests {
     }
 
     #[test]
+    fn idmap_and_ridmap() {
+        assert_eq!(p(&["rbind", "idmap"]).idmap, Some(false));
+        assert_eq!(p(&["rbind", "ridmap"]).idmap, Some(true));
+        assert_eq!(p(&["rbind"]).idmap, None);
+    }
+
+    #[test]
     fn unsupported_options_are_errors() {
-        assert!(parse(&["idmap".to_string()]).is_err());
         assert!(parse(&[String::new()]).is_err());
     }
 }

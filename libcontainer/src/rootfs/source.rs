@@ -44,18 +44,44 @@ pub fn open_for(pid: Pid, path: &str) -> Result<OwnedFd> {
     .map_err(|e| Error::sys_path("open bind source", Path::new(path), e))
 }
 
-/// Init side: ask the runtime for `path` and wait for its answer.
-pub fn ask(channel: &Channel, path: &Path) -> Result<OwnedFd> {
-    let text = path
-        .to_str()
-        .ok_or_else(|| Error::InvalidSpec(format!("bind source {path:?} is not UTF-8")))?;
-    channel.send(&Msg::MountSource(text.to_string()))?;
-    match channel.recv()? {
-        Some(Msg::MountFd(PassedFd(fd))) => Ok(fd),
-        Some(Msg::Failed(why)) => Err(Error::Other(why)),
-        other => Err(Error::Other(format!(
-            "expected the runtime to open bind source {}, got {other:?}",
-            path.display()
-        ))),
+/// What the mounts ask the runtime for (init side).
+pub trait Runtime {
+    /// A bind source the init cannot open itself.
+    fn open(&self, source: &Path) -> Result<OwnedFd>;
+    /// An idmapped bind mount, detached, to attach with move_mount.
+    fn idmapped(&self, req: &super::idmap::Request) -> Result<OwnedFd>;
+}
+
+/// The runtime at the other end of the init's channel.
+pub struct Ask<'a>(pub &'a Channel);
+
+impl Ask<'_> {
+    fn ask(&self, msg: Msg, what: &str) -> Result<OwnedFd> {
+        self.0.send(&msg)?;
+        match self.0.recv()? {
+            Some(Msg::MountFd(PassedFd(fd))) => Ok(fd),
+            Some(Msg::Failed(why)) => Err(Error::Other(why)),
+            other => Err(Error::Other(format!("expected the runtime to {what}, got {other:?}"))),
+        }
+    }
+}
+
+impl Runtime for Ask<'_> {
+    fn open(&self, source: &Path) -> Result<OwnedFd> {
+        let text = source
+            .to_str()
+            .ok_or_else(|| Error::InvalidSpec(format!("bind source {source:?} is not UTF-8")))?;
+        self.ask(
+            Msg::MountSource(text.to_string()),
+            &format!("open bind source {}", source.display()),
+        )
+    }
+
+    fn idmapped(&self, req: &super::idmap::Request) -> Result<OwnedFd> {
+        let json = serde_json::to_string(req).map_err(|e| Error::Other(format!("idmapped mount request: {e}")))?;
+        self.ask(
+            Msg::IdmapSource(json),
+            &format!("make an idmapped mount of {}", req.source),
+        )
     }
 }

@@ -119,7 +119,7 @@ pub fn features(args: &[String]) -> Result<(), Failure> {
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            "mountExtensions": { "idmap": { "enabled": libcontainer::idmap_supported() } }
         },
         "annotations": { "io.github.hezi.version": env!("CARGO_PKG_VERSION") }
     });
