@@ -19,6 +19,7 @@
 mod convert;
 mod device_rules;
 mod fs;
+mod join;
 mod layout;
 mod oom;
 mod path;
@@ -38,6 +39,7 @@ use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 pub use convert::{blkio_weight_to_io_weight, shares_to_weight, swap_to_v2, V2Value};
+pub use join::{join_tasks, JoinFds};
 pub use layout::{Hierarchy, Layout};
 pub use oom::{OomNotifier, OomWatch, OOM_COUNT_GRACE};
 pub use stats::{
@@ -201,6 +203,14 @@ pub trait Manager {
     /// into the cgroup.
     fn add_init(&self, pid: i32) -> Result<()> {
         self.add_task(pid)
+    }
+    /// What a new process needs to join the cgroup itself, at its clone and first thing after
+    /// (join.rs); None where only `add_init`/`add_task` can place it (the systemd driver).
+    fn join_fds(&self) -> Result<Option<JoinFds>> {
+        Ok(self.v2_dir_fd()?.map(|fd| JoinFds {
+            clone_into: Some(fd),
+            tasks: Vec::new(),
+        }))
     }
     /// Apply the spec's resources. A value the host cannot apply is an error naming file and value.
     fn apply_resources(&self, r: &LinuxResources) -> Result<()>;

@@ -145,9 +145,13 @@ impl Runtime {
 
         let mgr = cgroups::manager(&cgroup_cfg).map_err(cgroup_err)?;
         mgr.create().map_err(cgroup_err)?;
-        let cgroup_fd = mgr.v2_dir_fd().map_err(cgroup_err)?;
+        // Placement costs no migration (cgroups/join.rs): cloned into the v2 directory, the v1
+        // ones joined by the init itself. None: the driver places it (systemd), at `placed`.
+        let join = mgr.join_fds().map_err(cgroup_err)?;
+        let placed_by_runtime = join.is_none();
+        let (cgroup_fd, cgroup_tasks) = join.map(|j| (j.clone_into, j.tasks)).unwrap_or_default();
         guard.cgroup = Some(mgr);
-        let plan = Plan::new(spec, cgroup_fd.is_some())?;
+        let plan = Plan::new(spec, cgroup_fd.is_some() && cgroup_tasks.is_empty())?;
         // Saved with the init's pid.
         state.shared_pid_ns = !plan.new_pid;
         let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
@@ -165,7 +169,7 @@ impl Runtime {
             spec,
             plan: &plan,
             mgr: guard.cgroup.as_deref().expect("set above"),
-            cloned_into_cgroup: cgroup_fd.is_some(),
+            placed_by_runtime,
             pidfd_socket: opts.pidfd_socket.as_deref(),
             state: &mut state,
         };
@@ -196,6 +200,7 @@ impl Runtime {
                     no_new_keyring: opts.no_new_keyring,
                     console: console.for_child(terminal, opts.console_fd.as_ref()),
                     seccomp: filter,
+                    cgroup_tasks,
                 })
             },
         )?;
@@ -215,7 +220,8 @@ struct InitSteps<'a> {
     spec: &'a oci_spec::runtime::Spec,
     plan: &'a Plan,
     mgr: &'a dyn Manager,
-    cloned_into_cgroup: bool,
+    /// No join fds: the manager places the init itself (`add_init`).
+    placed_by_runtime: bool,
     pidfd_socket: Option<&'a Path>,
     state: &'a mut ContainerState,
 }
@@ -225,7 +231,7 @@ impl Steps for InitSteps<'_> {
         if self.plan.new_user {
             write_id_maps(self.spec, pid)?;
         }
-        if !self.cloned_into_cgroup {
+        if self.placed_by_runtime {
             self.mgr.add_init(pid.as_raw()).map_err(cgroup_err)?;
         }
         if let Some(res) = self.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {

@@ -45,6 +45,9 @@ pub struct InitArgs<'a> {
     pub console: Option<&'a OwnedFd>,
     /// linux.seccomp, compiled by the runtime.
     pub seccomp: Option<&'a crate::seccomp::Filter>,
+    /// The v1 cgroups' `tasks` files, opened by the runtime: the init joins them itself
+    /// (cgroups/join.rs).
+    pub cgroup_tasks: Vec<(std::path::PathBuf, OwnedFd)>,
 }
 
 /// What is left to do once `start` releases the init.
@@ -56,8 +59,9 @@ struct Ready {
     envp: Vec<CString>,
 }
 
-pub fn run(args: InitArgs<'_>) -> ! {
-    match setup(&args) {
+pub fn run(mut args: InitArgs<'_>) -> ! {
+    let cgroup_tasks = std::mem::take(&mut args.cgroup_tasks);
+    match setup(&args, cgroup_tasks) {
         Ok(ready) => {
             // Past `Waiting` the parent may be gone; `start` hears of a failure through the fifo.
             // In the created state the init holds only its stdio and the fifo.
@@ -80,11 +84,15 @@ pub fn run(args: InitArgs<'_>) -> ! {
     }
 }
 
-fn setup(a: &InitArgs<'_>) -> Result<Ready> {
+fn setup(a: &InitArgs<'_>, cgroup_tasks: Vec<(std::path::PathBuf, OwnedFd)>) -> Result<Ready> {
     super::reset_signals()?;
     // Die with `create` if it dies before it has recorded our pid: no half-made container lives
     // on. A parent that died before this call shows as end-of-file on the next recv.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "set the parent-death signal".into())?;
+    // Into the v1 cgroups first, while the runtime writes the id maps and the resources: the
+    // cgroup namespace, the layout read below and every later allocation need it done.
+    crate::cgroups::join_tasks(&cgroup_tasks).map_err(Error::Cgroup)?;
+    drop(cgroup_tasks);
     let process = a
         .spec
         .process()

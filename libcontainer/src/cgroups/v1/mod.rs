@@ -14,7 +14,7 @@ use crate::cgroups::layout::Hierarchy;
 use crate::cgroups::stats::{self, Stats};
 use crate::cgroups::v2::resources as v2_resources;
 use crate::cgroups::v2::{frozen, not_empty, signal_each, wait_until, V2Cgroup, FREEZE_TIMEOUT};
-use crate::cgroups::{CgroupConfig, CgroupError, Manager, OomNotifier, Result, SubCgroups, TaskPlacement};
+use crate::cgroups::{CgroupConfig, CgroupError, JoinFds, Manager, OomNotifier, Result, SubCgroups, TaskPlacement};
 
 pub(crate) struct V1Manager {
     hierarchies: Vec<(Hierarchy, CgDir)>,
@@ -279,6 +279,17 @@ impl Manager for V1Manager {
     fn v2_dir_fd(&self) -> Result<Option<OwnedFd>> {
         // CLONE_INTO_CGROUP would place the process in the unified hierarchy only.
         Ok(None)
+    }
+
+    /// The v1 hierarchies through their `tasks` files, the unified one (hybrid hosts) by the
+    /// clone.
+    fn join_fds(&self) -> Result<Option<JoinFds>> {
+        let clone_into = match &self.unified {
+            Some(u) => Some(u.dir_fd()?),
+            None => None,
+        };
+        let tasks = JoinFds::open_tasks(self.hierarchies.iter().map(|(_, d)| d.path.clone()))?;
+        Ok(Some(JoinFds { clone_into, tasks }))
     }
 
     fn task_placement(&self, sub: &SubCgroups) -> Result<TaskPlacement> {

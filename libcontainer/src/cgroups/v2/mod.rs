@@ -95,6 +95,18 @@ impl V2Cgroup {
         &self.dir.path
     }
 
+    /// The directory as an fd, for CLONE_INTO_CGROUP.
+    pub fn dir_fd(&self) -> Result<OwnedFd> {
+        let p = self.path();
+        nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).map_err(|errno| {
+            CgroupError::Io {
+                op: "open".into(),
+                path: p.to_path_buf(),
+                errno,
+            }
+        })
+    }
+
     /// Refuse a cgroup that already has processes: kill_all and destroy would hit them.
     pub fn check_unused(&self) -> Result<()> {
         let procs = self.dir.file("cgroup.procs");
@@ -311,14 +323,7 @@ impl Manager for V2Manager {
     }
 
     fn v2_dir_fd(&self) -> Result<Option<OwnedFd>> {
-        let p = self.cg.path();
-        nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-            .map(Some)
-            .map_err(|errno| CgroupError::Io {
-                op: "open".into(),
-                path: p.to_path_buf(),
-                errno,
-            })
+        self.cg.dir_fd().map(Some)
     }
 
     fn task_placement(&self, sub: &SubCgroups) -> Result<TaskPlacement> {
