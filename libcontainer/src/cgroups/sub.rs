@@ -9,7 +9,6 @@
 //! path without a controller there as well, the container's own unified cgroup otherwise.
 
 use std::collections::BTreeMap;
-use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 
 use nix::fcntl::OFlag;
@@ -17,7 +16,7 @@ use nix::sys::stat::Mode;
 
 use super::fs;
 use super::layout::Hierarchy;
-use super::{CgroupError, Result};
+use super::{CgroupError, JoinFds, Result};
 
 /// Parsed `--cgroup` arguments; empty means the container's own cgroup everywhere.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -101,8 +100,11 @@ fn relative_inside(path: &str) -> std::result::Result<PathBuf, String> {
 /// The directories one process joins, each checked to exist.
 #[derive(Debug)]
 pub struct TaskPlacement {
-    dirs: Vec<PathBuf>,
-    /// The manager allows CLONE_INTO_CGROUP into the one (v2) directory.
+    /// v1 hierarchies' directories.
+    v1: Vec<PathBuf>,
+    /// The v2 directory: pure v2, or a hybrid host's unified hierarchy.
+    v2: Option<PathBuf>,
+    /// The manager allows CLONE_INTO_CGROUP into the v2 directory.
     clone_into: bool,
 }
 
@@ -115,12 +117,13 @@ impl TaskPlacement {
         for (h, d) in v1 {
             dirs.push(existing(&d.path, sub.for_v1(h)?)?);
         }
-        if let Some(u) = unified {
-            dirs.push(existing(u, sub.all.as_deref().unwrap_or(Path::new("")))?);
-        }
+        let v2 = unified
+            .map(|u| existing(u, sub.all.as_deref().unwrap_or(Path::new(""))))
+            .transpose()?;
         Ok(TaskPlacement {
-            dirs,
-            clone_into: false,
+            v1: dirs,
+            v2,
+            clone_into: true,
         })
     }
 
@@ -133,33 +136,40 @@ impl TaskPlacement {
             )));
         }
         Ok(TaskPlacement {
-            dirs: vec![existing(dir, sub.all.as_deref().unwrap_or(Path::new("")))?],
+            v1: Vec::new(),
+            v2: Some(existing(dir, sub.all.as_deref().unwrap_or(Path::new("")))?),
             clone_into,
         })
     }
 
-    /// An O_PATH fd of the v2 directory, for CLONE_INTO_CGROUP; None where the process must be
-    /// moved with [`TaskPlacement::add`] instead.
-    pub fn clone_fd(&self) -> Result<Option<OwnedFd>> {
-        match (self.clone_into, self.dirs.as_slice()) {
-            (true, [dir]) => nix::fcntl::open(
-                dir.as_path(),
-                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map(Some)
-            .map_err(|errno| CgroupError::Io {
-                op: "open".into(),
-                path: dir.clone(),
-                errno,
-            }),
-            _ => Ok(None),
+    /// What the process needs to join by itself (join.rs): the v2 directory to clone into and
+    /// the v1 `tasks` files. None where it must be moved with [`TaskPlacement::add`] instead.
+    pub fn join_fds(&self) -> Result<Option<JoinFds>> {
+        if !self.clone_into {
+            return Ok(None);
         }
+        let clone_into = match &self.v2 {
+            Some(dir) => Some(
+                nix::fcntl::open(
+                    dir.as_path(),
+                    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|errno| CgroupError::Io {
+                    op: "open".into(),
+                    path: dir.clone(),
+                    errno,
+                })?,
+            ),
+            None => None,
+        };
+        let tasks = JoinFds::open_tasks(self.v1.iter().cloned())?;
+        Ok(Some(JoinFds { clone_into, tasks }))
     }
 
-    /// Move `pid` into every directory.
+    /// Move `pid` into every directory (a migration: see join.rs for its cost).
     pub fn add(&self, pid: i32) -> Result<()> {
-        for d in &self.dirs {
+        for d in self.v1.iter().chain(&self.v2) {
             fs::write(&d.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
@@ -238,7 +248,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hezi-sub-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("s")).unwrap();
         let p = TaskPlacement::v2(&dir, &parse(&["s"]).unwrap(), true).unwrap();
-        assert_eq!(p.dirs, vec![dir.join("s")]);
+        assert_eq!(p.v2, Some(dir.join("s")));
         assert!(TaskPlacement::v2(&dir, &parse(&["pids:s"]).unwrap(), true).is_err());
         let e = TaskPlacement::v2(&dir, &parse(&["t"]).unwrap(), true).unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");

@@ -1,8 +1,8 @@
 //! `exec`: run another process in a running container. The runtime joins the container's pid
 //! namespace for its children (its own view is unchanged), clones one child straight into the
 //! container's cgroup where cgroup v2 allows, and that child joins the other namespaces and execs.
-//! The start itself is the launcher's (launch.rs), with exec's steps: cgroup and affinity before
-//! `Go`, the pid file and pidfd at `Ready`.
+//! The start itself is the launcher's (launch.rs), with exec's steps: the final CPU affinity,
+//! the pid file and the pidfd at `Ready`.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -138,12 +138,15 @@ impl Runtime {
             }
             None => None,
         };
-        // Into a frozen cgroup only at the very end: a child frozen mid-setup could never
-        // report back.
-        let cgroup_fd = match &placement {
-            Some(p) if !paused => p.clone_fd().map_err(cgroup_err)?,
+        // The child joins by itself (cgroups/join.rs): cloned into the v2 directory, writing
+        // to the v1 tasks files first thing. Into a frozen cgroup only at the very end, by us:
+        // a child frozen mid-setup could never report back.
+        let join = match &placement {
+            Some(p) if !paused => p.join_fds().map_err(cgroup_err)?,
             _ => None,
         };
+        let placed_by_runtime = join.is_none();
+        let (cgroup_fd, cgroup_tasks) = join.map(|j| (j.clone_into, j.tasks)).unwrap_or_default();
         let terminal = opts.process.terminal().unwrap_or(false);
         if terminal && opts.console_socket.is_none() && opts.console_fd.is_none() {
             return Err(Error::InvalidArgument(
@@ -160,7 +163,7 @@ impl Runtime {
             id,
             st: &st,
             placement: placement.as_ref(),
-            cloned_into_cgroup: cgroup_fd.is_some(),
+            placed_by_runtime,
             paused,
             opts,
         };
@@ -186,6 +189,7 @@ impl Runtime {
                     seccomp: filter,
                     wait_for_cgroup: paused,
                     personality,
+                    cgroup_tasks,
                 })
             },
         )?;
@@ -228,23 +232,20 @@ struct ExecSteps<'a> {
     id: &'a str,
     st: &'a ContainerState,
     placement: Option<&'a TaskPlacement>,
-    cloned_into_cgroup: bool,
+    /// The child cannot join its cgroups itself; we move it (`add`).
+    placed_by_runtime: bool,
     paused: bool,
     opts: &'a ExecOptions,
 }
 
 impl Steps for ExecSteps<'_> {
-    /// Into its cgroup, unless cloned there or the container is paused (a child frozen
-    /// mid-setup could never report back; it joins at `Ready`). Moving a task may reset its
-    /// affinity, so the final one comes after.
+    /// Into its cgroup where the child cannot join by itself, unless the container is paused (a
+    /// child frozen mid-setup could never report back; it joins at `Ready`).
     fn placed(&mut self, pid: Pid) -> Result<()> {
-        if self.paused {
-            return Ok(());
-        }
-        if let (Some(p), false) = (self.placement, self.cloned_into_cgroup) {
+        if let (Some(p), true, false) = (self.placement, self.placed_by_runtime, self.paused) {
             p.add(pid.as_raw()).map_err(cgroup_err)?;
         }
-        affinity::apply_final(pid, &self.opts.process)
+        Ok(())
     }
 
     fn record(&mut self, pid: Pid) -> Result<()> {
@@ -254,8 +255,10 @@ impl Steps for ExecSteps<'_> {
             if let Some(p) = self.placement {
                 p.add(pid.as_raw()).map_err(cgroup_err)?;
             }
-            affinity::apply_final(pid, &self.opts.process)?;
         }
+        // In its cgroups by now (the child joins before it reports ready): moving a task may
+        // reset its affinity, so the final one comes after.
+        affinity::apply_final(pid, &self.opts.process)?;
         if let Some(path) = &self.opts.pidfd_socket {
             super::pidfd::send(path, pid, super::pidfd::Kind::Exec)?;
         }

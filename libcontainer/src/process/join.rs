@@ -31,6 +31,9 @@ pub struct JoinArgs<'a> {
     pub wait_for_cgroup: bool,
     /// The container's linux.personality: exec'd processes get it too, as in runc.
     pub personality: Option<&'a LinuxPersonality>,
+    /// The v1 cgroups' `tasks` files, opened by the runtime: we join them ourselves first
+    /// (cgroups/join.rs).
+    pub cgroup_tasks: Vec<(std::path::PathBuf, OwnedFd)>,
 }
 
 pub fn run(a: JoinArgs<'_>) -> ! {
@@ -50,6 +53,8 @@ type Prepared = (CString, Vec<CString>, Vec<CString>);
 fn setup(a: &JoinArgs<'_>) -> Result<Prepared> {
     super::reset_signals()?;
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "set the parent-death signal".into())?;
+    // Into the container's v1 cgroups before anything else; the files close with the exec.
+    crate::cgroups::join_tasks(&a.cgroup_tasks).map_err(Error::Cgroup)?;
     match a.channel.recv()? {
         Some(Msg::Go) => {}
         other => {
