@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # hezi's benchmarks against crun and runc, each comparison in one hyperfine run, with ratios.
-# usage: bench/run.sh [OUT.md]   (root; builds hezi in release first)
+# usage: [CRUN=/path/to/crun] bench/run.sh [OUT.md]   (root; builds hezi in release first)
+# CRUN picks the crun to compare with (a newer one built elsewhere); the distribution's by default.
 #
 # crun 1.8 refuses a hybrid cgroup host while the v2 mount holds a controller (hugetlb here):
 # scripts/hugetlb-v1.sh binds it to a v1 hierarchy for the run, the one host change allowed,
@@ -21,7 +22,13 @@ cleanup() {
     if [ -n "$mounted_hugetlb" ]; then bash scripts/hugetlb-v1.sh release; fi
     rm -rf "$work"
 }
-rt_bin() { case $1 in hezi) echo "$hezi" ;; *) command -v "$1" ;; esac; }
+rt_bin() {
+    case $1 in
+        hezi) echo "$hezi" ;;
+        crun) echo "${CRUN:-$(command -v crun)}" ;;
+        *) command -v "$1" ;;
+    esac
+}
 trap cleanup EXIT
 
 if [ "$(bash scripts/hugetlb-v1.sh bind)" = bound ]; then mounted_hugetlb=1; fi
@@ -65,6 +72,31 @@ for rt in "${runtimes[@]}"; do
 done
 hyperfine -N -w 5 -r 60 --export-json "$json/delete.json" "${args[@]}" >&2
 
+# 2b. The same run, and exec into a running container, after 100 ms of quiet each: a start that
+# does not follow another one closely, where the kernel's cgroup migration lock waits for an
+# RCU grace period (cgroups/join.rs); back-to-back runs above mostly find it already open.
+args=()
+for rt in "${runtimes[@]}"; do args+=(-n "$rt" --prepare "sleep 0.1" "$(cmd "$rt" "run -b $bundle i1-$rt")"); done
+hyperfine -N -w 3 -r 40 --export-json "$json/run-idle.json" "${args[@]}" >&2
+sleeper=$work/sleeper
+mkdir -p "$sleeper"
+ln -s "$bundle/rootfs" "$sleeper/rootfs"
+ln -s busybox "$bundle/rootfs/bin/sleep"
+sed 's|"/bin/true"|"/bin/sleep", "600"|' "$bundle/config.json" >"$sleeper/config.json"
+for rt in "${runtimes[@]}"; do $(cmd "$rt" "run -d -b $sleeper e-$rt") </dev/null >/dev/null 2>&1; done
+args=()
+for rt in "${runtimes[@]}"; do args+=(-n "$rt" "$(cmd "$rt" "exec e-$rt /bin/true")"); done
+hyperfine -N -w 5 -r 60 --export-json "$json/exec.json" "${args[@]}" >&2
+args=()
+for rt in "${runtimes[@]}"; do args+=(-n "$rt" --prepare "sleep 0.1" "$(cmd "$rt" "exec e-$rt /bin/true")"); done
+hyperfine -N -w 3 -r 40 --export-json "$json/exec-idle.json" "${args[@]}" >&2
+for rt in "${runtimes[@]}"; do $(cmd "$rt" "delete -f e-$rt") >/dev/null 2>&1; done
+
+# The kernel's floor for the same work without cgroups, mounts or state: new namespaces, a
+# chroot, /bin/true.
+hyperfine -N -w 5 -r 80 --export-json "$json/floor.json" -n floor \
+    "unshare --fork --pid --mount --uts --ipc --net chroot $bundle/rootfs /bin/true" >&2
+
 # 3. 100 containers one after another; 4. 50 at once.
 args=()
 for rt in "${runtimes[@]}"; do
@@ -86,19 +118,23 @@ peak() {
     tail -n1 "$work/peak-$rt"
 }
 
-python3 - "$json" "$out" "$(peak hezi)" "$(peak crun)" "$(peak runc)" <<'PY'
+versions="$("$(rt_bin crun)" --version | head -1), $(runc --version | head -1)"
+python3 - "$json" "$out" "$versions" "$(peak hezi)" "$(peak crun)" "$(peak runc)" <<'PY'
 import json, sys, datetime, platform, os
-d, out, *peaks = sys.argv[1:]
-rows = [("run of /bin/true", "run.json"), ("create", "create.json"), ("start", "start.json"),
-        ("delete", "delete.json"), ("100 containers one after another", "seq100.json"),
-        ("50 containers at once", "par50.json")]
-lines = [f"Measured {datetime.date.today()} on {os.cpu_count()} CPUs, kernel {platform.release()}, with `bench/run.sh`.", "",
+d, out, versions, *peaks = sys.argv[1:]
+rows = [("run of /bin/true", "run.json"), ("run after 100 ms of quiet", "run-idle.json"),
+        ("create", "create.json"), ("start", "start.json"), ("delete", "delete.json"),
+        ("exec into a running container", "exec.json"), ("exec after 100 ms of quiet", "exec-idle.json"),
+        ("100 containers one after another", "seq100.json"), ("50 containers at once", "par50.json")]
+lines = [f"Measured {datetime.date.today()} on {os.cpu_count()} CPUs, kernel {platform.release()}, with `bench/run.sh` ({versions}).", "",
          "| benchmark | hezi | crun | runc | hezi/crun | hezi/runc |", "|---|---|---|---|---|---|"]
 for name, f in rows:
     res = {r["command"]: r["mean"] for r in json.load(open(os.path.join(d, f)))["results"]}
     h, c, r = res["hezi"], res["crun"], res["runc"]
     ms = lambda x: f"{x*1000:.1f} ms"
     lines.append(f"| {name} | {ms(h)} | {ms(c)} | {ms(r)} | {h/c:.2f} | {h/r:.2f} |")
+floor = json.load(open(os.path.join(d, "floor.json")))["results"][0]["mean"]
+lines.append(f"| floor: `unshare` + chroot + /bin/true | {floor*1000:.1f} ms | | | | |")
 hk, ck, rk = (int(p) for p in peaks)
 lines.append(f"| peak RSS of `create` | {hk} KiB | {ck} KiB | {rk} KiB | {hk/ck:.2f} | {hk/rk:.2f} |")
 open(out, "w").write("\n".join(lines) + "\n")
