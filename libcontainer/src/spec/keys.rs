@@ -5,37 +5,28 @@
 //! (annotations, sysctl, ...) are left alone.
 //!
 //! The field names are not a hand-kept list: they are read from oci-spec's own `Deserialize`
-//! impls, by deserializing a `Spec` from a [`Tracer`] that answers every request with a sample
-//! value and records, per path, the fields each struct asks for.
+//! impls at build time (shape_trace.rs, run by build.rs), into a table sorted by path.
 
-use std::collections::HashMap;
-use std::sync::OnceLock;
-
-use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 use serde_json::Value;
 
-/// What the spec has at one path (keys joined by `/`, `*` for array items and map values).
-#[derive(Debug)]
-enum Shape {
-    /// A struct with these field names.
-    Fields(&'static [&'static str]),
-    /// A map with keys of the user's choosing.
-    Map,
-}
+pub use super::shape_trace::Shape;
 
-type Shapes = HashMap<String, Shape>;
+// SHAPES: &[(&str, Shape)], sorted by path.
+include!(concat!(env!("OUT_DIR"), "/spec_shapes.rs"));
 
-/// The shapes of oci-spec's `Spec`, traced once per process.
-fn shapes() -> &'static Shapes {
-    static SHAPES: OnceLock<Shapes> = OnceLock::new();
-    SHAPES.get_or_init(trace)
+/// The shape at `path`, from the build-time table.
+fn shape(path: &str) -> Option<&'static Shape> {
+    SHAPES
+        .binary_search_by(|(p, _)| (*p).cmp(path))
+        .ok()
+        .map(|i| &SHAPES[i].1)
 }
 
 /// Rename, in place, every object key of `doc` that names a spec field in another case; returns
 /// the renamed keys as `path/Key -> key`, for the caller to warn about.
 pub fn normalise(doc: &mut Value) -> Vec<String> {
     let mut renamed = Vec::new();
-    walk(doc, &mut String::new(), shapes(), &mut renamed);
+    walk(doc, &mut String::new(), &mut renamed);
     renamed
 }
 
@@ -48,16 +39,16 @@ pub fn normalise_process(process: &mut Value) -> Vec<String> {
     renamed
 }
 
-fn walk(v: &mut Value, path: &mut String, shapes: &Shapes, renamed: &mut Vec<String>) {
+fn walk(v: &mut Value, path: &mut String, renamed: &mut Vec<String>) {
     let len = path.len();
     match v {
         Value::Array(items) => {
             path.push_str("/*");
             for item in items {
-                walk(item, path, shapes, renamed);
+                walk(item, path, renamed);
             }
         }
-        Value::Object(obj) => match shapes.get(path.as_str()) {
+        Value::Object(obj) => match shape(path) {
             Some(Shape::Fields(fields)) => {
                 let odd: Vec<(String, &str)> = obj
                     .keys()
@@ -79,14 +70,14 @@ fn walk(v: &mut Value, path: &mut String, shapes: &Shapes, renamed: &mut Vec<Str
                 for (key, child) in obj.iter_mut() {
                     path.push('/');
                     path.push_str(key);
-                    walk(child, path, shapes, renamed);
+                    walk(child, path, renamed);
                     path.truncate(len);
                 }
             }
             Some(Shape::Map) => {
                 path.push_str("/*");
                 for child in obj.values_mut() {
-                    walk(child, path, shapes, renamed);
+                    walk(child, path, renamed);
                 }
             }
             None => {}
@@ -96,293 +87,24 @@ fn walk(v: &mut Value, path: &mut String, shapes: &Shapes, renamed: &mut Vec<Str
     path.truncate(len);
 }
 
-/// Deserialize `Spec` from the tracer until every field was reached: a field whose sample
-/// value its type refuses (a string that must be a capability name...) ends that attempt, and
-/// the next one leaves it out.
-fn trace() -> Shapes {
-    let mut state = State::default();
-    // Each attempt either succeeds or marks one more field to skip (three attempts with
-    // oci-spec 0.10); the bound only guards against a type that fails without naming a field.
-    for _ in 0..1000 {
-        state.failed_at = None;
-        let ok = <oci_spec::runtime::Spec as de::Deserialize>::deserialize(Tracer {
-            state: &mut state,
-            path: String::new(),
-        })
-        .is_ok();
-        match state.failed_at.take() {
-            Some(field) if !ok => {
-                state.skip.insert(field);
-            }
-            _ => break,
-        }
-    }
-    state.shapes
-}
-
-#[derive(Default)]
-struct State {
-    shapes: Shapes,
-    /// `path` of fields not to visit again.
-    skip: std::collections::HashSet<String>,
-    /// The innermost field being visited when an attempt failed.
-    failed_at: Option<String>,
-}
-
-#[derive(Debug)]
-struct TraceError(String);
-
-impl std::fmt::Display for TraceError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for TraceError {}
-
-impl de::Error for TraceError {
-    fn custom<T: std::fmt::Display>(msg: T) -> Self {
-        TraceError(msg.to_string())
-    }
-}
-
-struct Tracer<'a> {
-    state: &'a mut State,
-    path: String,
-}
-
-impl<'a> Tracer<'a> {
-    fn child(&mut self, key: &str) -> Tracer<'_> {
-        Tracer {
-            state: &mut *self.state,
-            path: format!("{}/{key}", self.path),
-        }
-    }
-}
-
-/// Visits each field of a struct once (the ones not skipped), or one entry of a map or one item
-/// of a sequence, each with a tracer one level down.
-struct Access<'a, 'b> {
-    tracer: &'b mut Tracer<'a>,
-    keys: Vec<&'static str>,
-    next: usize,
-}
-
-impl<'de> de::MapAccess<'de> for Access<'_, '_> {
-    type Error = TraceError;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, TraceError> {
-        let Some(key) = self.keys.get(self.next) else {
-            return Ok(None);
-        };
-        seed.deserialize(key.into_deserializer()).map(Some)
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, TraceError> {
-        let key = self.keys[self.next];
-        self.next += 1;
-        let child = self.tracer.child(key);
-        let field = child.path.clone();
-        let r = seed.deserialize(child);
-        if r.is_err() && self.tracer.state.failed_at.is_none() {
-            self.tracer.state.failed_at = Some(field);
-        }
-        r
-    }
-}
-
-impl<'de> de::SeqAccess<'de> for Access<'_, '_> {
-    type Error = TraceError;
-
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, TraceError> {
-        if self.next > 0 {
-            return Ok(None);
-        }
-        self.next = 1;
-        // An item the sample cannot make (a set of capability names) leaves the sequence empty
-        // rather than failing the attempt: its path was traced as far as it went.
-        let failed_before = self.tracer.state.failed_at.is_some();
-        match seed.deserialize(self.tracer.child("*")) {
-            Ok(v) => Ok(Some(v)),
-            Err(_) => {
-                if !failed_before {
-                    self.tracer.state.failed_at = None;
-                }
-                Ok(None)
-            }
-        }
-    }
-}
-
-impl<'de> de::EnumAccess<'de> for Access<'_, '_> {
-    type Error = TraceError;
-    type Variant = Self;
-
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), TraceError> {
-        let name = self.keys.first().copied().unwrap_or("");
-        let v = seed.deserialize(name.into_deserializer())?;
-        Ok((v, self))
-    }
-}
-
-impl<'de> de::VariantAccess<'de> for Access<'_, '_> {
-    type Error = TraceError;
-
-    fn unit_variant(self) -> Result<(), TraceError> {
-        Ok(())
-    }
-
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, TraceError> {
-        let path = self.tracer.path.clone();
-        seed.deserialize(Tracer {
-            state: &mut *self.tracer.state,
-            path,
-        })
-    }
-
-    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, TraceError> {
-        visitor.visit_seq(self)
-    }
-
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, TraceError> {
-        let path = self.tracer.path.clone();
-        let t = Tracer {
-            state: &mut *self.tracer.state,
-            path,
-        };
-        de::Deserializer::deserialize_struct(t, "", fields, visitor)
-    }
-}
-
-macro_rules! sample {
-    ($($method:ident => $visit:ident($($value:expr)?)),* $(,)?) => {
-        $(fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, TraceError> {
-            visitor.$visit($($value)?)
-        })*
-    };
-}
-
-impl<'de> de::Deserializer<'de> for Tracer<'_> {
-    type Error = TraceError;
-
-    sample! {
-        deserialize_bool => visit_bool(false),
-        deserialize_i8 => visit_i8(0),
-        deserialize_i16 => visit_i16(0),
-        deserialize_i32 => visit_i32(0),
-        deserialize_i64 => visit_i64(0),
-        deserialize_u8 => visit_u8(0),
-        deserialize_u16 => visit_u16(0),
-        deserialize_u32 => visit_u32(0),
-        deserialize_u64 => visit_u64(0),
-        deserialize_f32 => visit_f32(0.0),
-        deserialize_f64 => visit_f64(0.0),
-        deserialize_char => visit_char('a'),
-        deserialize_str => visit_str("/"),
-        deserialize_string => visit_str("/"),
-        deserialize_bytes => visit_bytes(b""),
-        deserialize_byte_buf => visit_bytes(b""),
-        deserialize_unit => visit_unit(),
-        deserialize_identifier => visit_str(""),
-        deserialize_ignored_any => visit_unit(),
-        // serde_json::Value fields and the like: nothing to trace inside.
-        deserialize_any => visit_unit(),
-    }
-
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, TraceError> {
-        visitor.visit_some(self)
-    }
-
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value, TraceError> {
-        visitor.visit_unit()
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value, TraceError> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    fn deserialize_seq<V: Visitor<'de>>(mut self, visitor: V) -> Result<V::Value, TraceError> {
-        visitor.visit_seq(Access {
-            tracer: &mut self,
-            keys: Vec::new(),
-            next: 0,
-        })
-    }
-
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, TraceError> {
-        self.deserialize_seq(visitor)
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, TraceError> {
-        self.deserialize_seq(visitor)
-    }
-
-    fn deserialize_map<V: Visitor<'de>>(mut self, visitor: V) -> Result<V::Value, TraceError> {
-        self.state.shapes.insert(self.path.clone(), Shape::Map);
-        // One entry, its key a sample, its value traced at `path/*`.
-        visitor.visit_map(Access {
-            tracer: &mut self,
-            keys: vec!["*"],
-            next: 0,
-        })
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        mut self,
-        _: &'static str,
-        fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, TraceError> {
-        self.state.shapes.insert(self.path.clone(), Shape::Fields(fields));
-        let keys = if self.state.skip.is_empty() {
-            fields.to_vec()
-        } else {
-            let path = &self.path;
-            fields
-                .iter()
-                .copied()
-                .filter(|f| !self.state.skip.contains(&format!("{path}/{f}")))
-                .collect()
-        };
-        visitor.visit_map(Access {
-            tracer: &mut self,
-            keys,
-            next: 0,
-        })
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        mut self,
-        _: &'static str,
-        variants: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, TraceError> {
-        visitor.visit_enum(Access {
-            tracer: &mut self,
-            keys: variants.to_vec(),
-            next: 0,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The table compiled in is what oci-spec's Deserialize impls say now.
+    #[test]
+    fn the_build_time_table_is_the_trace() {
+        let traced = crate::spec::shape_trace::trace();
+        assert_eq!(traced.len(), SHAPES.len());
+        for (path, shape) in SHAPES {
+            assert_eq!(traced.get(*path), Some(shape), "{path}");
+        }
+    }
+
     #[test]
     fn traces_the_specs_fields_and_maps() {
-        let s = shapes();
-        let fields = |p: &str| match s.get(p) {
+        let fields = |p: &str| match shape(p) {
             Some(Shape::Fields(f)) => f.to_vec(),
             other => panic!("{p}: {other:?}"),
         };
@@ -395,7 +117,7 @@ mod tests {
         assert!(fields("/mounts/*").contains(&"destination"));
         assert!(fields("/hooks/prestart/*").contains(&"timeout"));
         for map in ["/annotations", "/linux/sysctl", "/linux/resources/unified"] {
-            assert!(matches!(s.get(map), Some(Shape::Map)), "{map}");
+            assert!(matches!(shape(map), Some(Shape::Map)), "{map}");
         }
     }
 
