@@ -229,7 +229,7 @@ struct InitSteps<'a> {
 impl Steps for InitSteps<'_> {
     fn placed(&mut self, pid: Pid) -> Result<()> {
         if self.plan.new_user {
-            write_id_maps(self.spec, pid)?;
+            super::idmap::write(self.spec, pid)?;
         }
         if self.placed_by_runtime {
             self.mgr.add_init(pid.as_raw()).map_err(cgroup_err)?;
@@ -261,6 +261,10 @@ impl Steps for InitSteps<'_> {
         self.state.pid = pid.as_raw();
         self.state.init_start_time = stat.start_time;
         self.rt.store().save(self.state)
+    }
+
+    fn child_dumpable_until_go(&self) -> bool {
+        self.plan.new_user && !nix::unistd::geteuid().is_root()
     }
 
     fn seccomp_info(&self, pid: Pid) -> ProcessInfo<'_> {
@@ -328,22 +332,6 @@ fn make_fifo(path: &Path) -> Result<()> {
         nix::sys::stat::FchmodatFlags::FollowSymlink,
     )
     .ctx(|| format!("chmod {}", path.display()))
-}
-
-fn write_id_maps(spec: &oci_spec::runtime::Spec, pid: Pid) -> Result<()> {
-    let linux = spec.linux().as_ref();
-    let uid = linux.and_then(|l| l.uid_mappings().as_deref()).unwrap_or(&[]);
-    let gid = linux.and_then(|l| l.gid_mappings().as_deref()).unwrap_or(&[]);
-    if uid.is_empty() || gid.is_empty() {
-        return Err(Error::InvalidSpec(
-            "a new user namespace needs uidMappings and gidMappings".into(),
-        ));
-    }
-    for (file, maps) in [("uid_map", uid), ("gid_map", gid)] {
-        let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, namespaces::id_map_text(maps)).ctx(|| format!("write {path}"))?;
-    }
-    Ok(())
 }
 
 fn absolute(p: &Path) -> PathBuf {

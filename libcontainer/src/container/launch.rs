@@ -59,6 +59,11 @@ pub(super) trait Steps {
     /// The exchange failed after `record`: take back what it wrote that the caller's own cleanup
     /// does not (exec's pid file).
     fn unrecord(&mut self) {}
+    /// The child is cloned dumpable (and turns non-dumpable itself at `Go`): an unprivileged
+    /// parent must write its id maps.
+    fn child_dumpable_until_go(&self) -> bool {
+        false
+    }
     /// Who the process is, for a seccomp listener.
     fn seccomp_info(&self, pid: Pid) -> ProcessInfo<'_>;
     /// The error for a failure the child reported (`why`), in the caller's words.
@@ -86,7 +91,16 @@ impl Launch<'_> {
         // container could open /proc/<child>/exe and later write the binary through it.
         // Non-dumpable (inherited by the clone, reset by execve), its exe, fds and memory need
         // CAP_SYS_PTRACE in the host's user namespace.
-        nix::sys::prctl::set_dumpable(false).ctx(|| "make the runtime non-dumpable".into())?;
+        //
+        // An unprivileged caller that made a user namespace writes the child's uid_map and
+        // gid_map while the child waits for `Go`; it may open them only while the child is
+        // dumpable (a non-dumpable process's /proc files belong to the host's root). Then the
+        // child starts dumpable and turns non-dumpable at `Go`, before any step of the setup,
+        // as runc's nsexec does around its map request; no process of the container exists yet,
+        // and the only one who may trace the child meanwhile is the caller itself.
+        if !steps.child_dumpable_until_go() {
+            nix::sys::prctl::set_dumpable(false).ctx(|| "make the runtime non-dumpable".into())?;
+        }
         let pid = match clone()? {
             // The child never returns from its closure (its Infallible result is the proof).
             #[allow(unreachable_code)]
@@ -95,6 +109,11 @@ impl Launch<'_> {
                 match child(child_end) {}
             }
             Forked::Parent(pid) => {
+                if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+                    let _ = kill(pid, Signal::SIGKILL);
+                    let _ = waitpid(pid, None);
+                    return Err(Error::sys("make the runtime non-dumpable", e));
+                }
                 // What the child closure owns (fds it was to inherit) is closed here, now.
                 drop(child);
                 pid

@@ -5,6 +5,7 @@ mod delete;
 mod events;
 mod exec;
 mod host_mounts;
+mod idmap;
 mod launch;
 mod pause;
 mod pidfd;

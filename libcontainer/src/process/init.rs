@@ -107,6 +107,9 @@ fn setup(a: &InitArgs<'_>, cgroup_tasks: Vec<(std::path::PathBuf, OwnedFd)>) -> 
             )))
         }
     }
+    // An unprivileged parent cloned us dumpable, to write our id maps (launch.rs); they are
+    // written now, and the rest of the setup is the runtime's code again (CVE-2019-5736).
+    nix::sys::prctl::set_dumpable(false).ctx(|| "make the init non-dumpable".into())?;
     if a.plan.new_user || a.plan.user_before_clone.is_some() {
         // uid/gid 0 of the namespace: needed to create files and mount as "root" (joining one
         // kept our host ids, which it may not even map).

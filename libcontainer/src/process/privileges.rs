@@ -51,7 +51,7 @@ pub fn apply(process: &Process, after_user: impl FnOnce() -> Result<()>) -> Resu
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    setgroups(&gids).ctx(|| format!("setgroups {:?}", user.additional_gids().as_deref().unwrap_or(&[])))?;
+    set_groups(&gids)?;
     let gid = Gid::from_raw(user.gid());
     setresgid(gid, gid, gid).ctx(|| format!("setgid {gid}"))?;
     let uid = Uid::from_raw(user.uid());
@@ -91,4 +91,25 @@ pub fn no_new_privs(process: &Process) -> Result<()> {
         nix::sys::prctl::set_no_new_privs().ctx(|| "set no_new_privs".into())?;
     }
     Ok(())
+}
+
+/// setgroups(2), unless the user namespace denies it: an unprivileged caller that mapped only its
+/// own gid had to deny it (idmap.rs). The process then keeps no supplementary groups, as there
+/// are none mapped to keep; asking for some is an error, as with runc.
+fn set_groups(gids: &[Gid]) -> Result<()> {
+    if setgroups_denied() {
+        if gids.is_empty() {
+            return Ok(());
+        }
+        return Err(Error::InvalidSpec(format!(
+            "additionalGids {gids:?} need setgroups, which this user namespace denies (a single \
+             gid mapped by an unprivileged user; map ranges through newgidmap instead)"
+        )));
+    }
+    setgroups(gids).ctx(|| format!("setgroups {gids:?}"))
+}
+
+/// Whether /proc/self/setgroups says "deny" (absent before Linux 3.19: allowed).
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
 }
