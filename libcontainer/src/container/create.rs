@@ -15,7 +15,7 @@ use nix::unistd::Pid;
 
 use super::launch::{Console, End, Launch, Steps};
 use super::{cgroup_err, Runtime};
-use crate::cgroups::{self, CgroupConfig, Manager};
+use crate::cgroups::{CgroupConfig, Manager};
 use crate::error::{Error, Result, SysContext};
 use crate::namespaces::{self, Plan};
 use crate::process::init::{self, InitArgs};
@@ -143,14 +143,22 @@ impl Runtime {
         self.store().save(&state)?;
         make_fifo(&dir.join(EXEC_FIFO))?;
 
-        let mgr = cgroups::manager(&cgroup_cfg).map_err(cgroup_err)?;
-        mgr.create().map_err(cgroup_err)?;
+        let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+        let mgr = super::rootless::make_cgroup(self.rootless, &cgroup_cfg, resources).map_err(cgroup_err)?;
         // Placement costs no migration (cgroups/join.rs): cloned into the v2 directory, the v1
         // ones joined by the init itself. None: the driver places it (systemd), at `placed`.
-        let join = mgr.join_fds().map_err(cgroup_err)?;
-        let placed_by_runtime = join.is_none();
+        let join = match &mgr {
+            Some(m) => m.join_fds().map_err(cgroup_err)?,
+            None => {
+                // Rootless without a cgroup of its own: later commands must not look for one.
+                state.cgroup = None;
+                self.store().save(&state)?;
+                None
+            }
+        };
+        let placed_by_runtime = mgr.is_some() && join.is_none();
         let (cgroup_fd, cgroup_tasks) = join.map(|j| (j.clone_into, j.tasks)).unwrap_or_default();
-        guard.cgroup = Some(mgr);
+        guard.cgroup = mgr;
         let plan = Plan::new(spec, cgroup_fd.is_some() && cgroup_tasks.is_empty())?;
         // Saved with the init's pid.
         state.shared_pid_ns = !plan.new_pid;
@@ -168,7 +176,7 @@ impl Runtime {
             id,
             spec,
             plan: &plan,
-            mgr: guard.cgroup.as_deref().expect("set above"),
+            mgr: guard.cgroup.as_deref(),
             placed_by_runtime,
             pidfd_socket: opts.pidfd_socket.as_deref(),
             state: &mut state,
@@ -219,7 +227,8 @@ struct InitSteps<'a> {
     id: &'a str,
     spec: &'a oci_spec::runtime::Spec,
     plan: &'a Plan,
-    mgr: &'a dyn Manager,
+    /// None: rootless, without a cgroup (rootless.rs).
+    mgr: Option<&'a dyn Manager>,
     /// No join fds: the manager places the init itself (`add_init`).
     placed_by_runtime: bool,
     pidfd_socket: Option<&'a Path>,
@@ -231,11 +240,13 @@ impl Steps for InitSteps<'_> {
         if self.plan.new_user {
             super::idmap::write(self.spec, pid)?;
         }
+        let Some(mgr) = self.mgr else { return Ok(()) };
         if self.placed_by_runtime {
-            self.mgr.add_init(pid.as_raw()).map_err(cgroup_err)?;
+            mgr.add_init(pid.as_raw()).map_err(cgroup_err)?;
         }
         if let Some(res) = self.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            self.mgr.apply_resources(res).map_err(cgroup_err)?;
+            mgr.apply_resources(&super::rootless::applicable(self.rt.rootless, res))
+                .map_err(cgroup_err)?;
         }
         Ok(())
     }
@@ -304,6 +315,7 @@ fn check_supported(spec: &oci_spec::runtime::Spec, opts: &CreateOptions) -> Resu
             .any(|n| n.typ() == t)
     };
     crate::lsm::check(spec)?;
+    super::rootless::check_spec(spec)?;
     crate::process::attrs::warn_personality_flags(linux.and_then(|l| l.personality().as_ref()));
     let restricted = linux.is_some_and(|l| {
         l.masked_paths().as_ref().is_some_and(|p| !p.is_empty())

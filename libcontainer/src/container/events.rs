@@ -34,6 +34,9 @@ impl Runtime {
     /// The pids (host view) of every process in the container's cgroup.
     pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
         let st = self.load(id)?;
+        if st.cgroup.is_none() {
+            return Ok(super::rootless::processes_without_cgroup(&st));
+        }
         let mut pids = manager_of(&st)?.pids().map_err(cgroup_err)?;
         pids.sort_unstable();
         Ok(pids)

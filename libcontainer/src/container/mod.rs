@@ -9,6 +9,7 @@ mod idmap;
 mod launch;
 mod pause;
 mod pidfd;
+mod rootless;
 mod start;
 mod status;
 mod update;
@@ -28,6 +29,7 @@ use crate::sys;
 pub use create::{CreateOptions, Created};
 pub use events::Event;
 pub use exec::{ExecOptions, Execed};
+pub use rootless::detect as detect_rootless;
 pub use status::Status;
 
 /// The OCI state of a container, as `state` prints it (plus runc's rootfs, created and owner).
@@ -52,6 +54,8 @@ pub struct Runtime {
     /// `--systemd-cgroup`: new containers get a systemd scope (later commands read the driver
     /// from the container's state).
     systemd_cgroup: bool,
+    /// Not the host's root (rootless.rs): cgroups the caller may not make are done without.
+    rootless: bool,
 }
 
 fn cgroup_err(e: cgroups::CgroupError) -> Error {
@@ -62,7 +66,7 @@ fn cgroup_err(e: cgroups::CgroupError) -> Error {
 fn manager_of(st: &ContainerState) -> Result<Box<dyn cgroups::Manager>> {
     let cfg = st.cgroup.as_ref().ok_or_else(|| {
         Error::Cgroup(cgroups::CgroupError::Unsupported(format!(
-            "container {} has no cgroup recorded in its state",
+            "container {} has no cgroup of its own (made by a user who could not make one)",
             st.id
         )))
     })?;
@@ -83,12 +87,19 @@ impl Runtime {
         Ok(Runtime {
             store: Store::open(root)?,
             systemd_cgroup: false,
+            rootless: rootless::detect(),
         })
     }
 
     /// Use the systemd cgroup driver for containers this runtime creates.
     pub fn with_systemd_cgroup(mut self, on: bool) -> Runtime {
         self.systemd_cgroup = on;
+        self
+    }
+
+    /// runc's `--rootless true|false`: override what [`detect_rootless`] found.
+    pub fn with_rootless(mut self, rootless: bool) -> Runtime {
+        self.rootless = rootless;
         self
     }
 
@@ -155,9 +166,19 @@ impl Runtime {
                 Some(cfg) => cgroups::manager(cfg)
                     .and_then(|m| m.kill_all(signal as i32))
                     .map_err(cgroup_err),
-                // No cgroup to find the processes in: only the init is ours to signal.
+                // No cgroup to find the processes in (rootless): those of the init's pid
+                // namespace, the init first.
                 None if status == Status::Stopped => Ok(()),
-                None => signal_init(&st, signal),
+                None => {
+                    signal_init(&st, signal)?;
+                    for pid in rootless::processes_without_cgroup(&st) {
+                        if pid != st.pid {
+                            // Gone meanwhile is fine: the init's death may take it first.
+                            let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+                        }
+                    }
+                    Ok(())
+                }
             };
         }
         signal_init(&st, signal)
