@@ -8,7 +8,6 @@
 
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::Path;
 
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
@@ -28,14 +27,38 @@ pub fn clone_init(plan: &Plan, cgroup: Option<BorrowedFd<'_>>) -> Result<Forked>
         }
         return sys::clone3(plan.clone_flags, cgroup).ctx(|| "clone3 the container init".into());
     };
+    clone_through(cgroup, plan.clone_flags, "the container init", || {
+        namespaces::join(LinuxNamespaceType::User, user_ns)?;
+        if let Some(pid_ns) = plan.joined_pid() {
+            namespaces::join(LinuxNamespaceType::Pid, pid_ns)?;
+        }
+        Ok(())
+    })
+}
+
+/// Clone `what` with `flags` through an intermediate process that first runs `enter` (joins a
+/// user namespace, and a pid namespace to join), clones it as the runtime's child
+/// (CLONE_PARENT), reports its pid and exits. The intermediate goes into the cgroup `cgroup`
+/// (v2), so what it clones starts there too. Also how an unprivileged runtime `exec`s: only a
+/// process in the container's user namespace may join its pid namespace.
+pub fn clone_through(
+    cgroup: Option<BorrowedFd<'_>>,
+    flags: u64,
+    what: &str,
+    enter: impl FnOnce() -> Result<()>,
+) -> Result<Forked> {
     let (report_r, report_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe for the init's pid".into())?;
-    // The intermediate goes into the cgroup, so the init it clones starts there too.
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| format!("pipe for the pid of {what}"))?;
     match sys::clone3(0, cgroup).ctx(|| "clone3 the process that joins the user namespace".into())? {
         Forked::Child => {
             drop(report_r);
-            match intermediate(plan, user_ns) {
-                // The init: the pipe ends are dropped on the way out.
+            // Our own pid namespace is still the runtime's: the pid clone3 returns is the
+            // runtime's too.
+            let cloned = enter().and_then(|()| {
+                sys::clone3_sibling(flags).ctx(|| format!("clone3 {what} in the joined user namespace"))
+            });
+            match cloned {
+                // The new process: the pipe ends are dropped on the way out.
                 Ok(Forked::Child) => Ok(Forked::Child),
                 Ok(Forked::Parent(pid)) => report(&report_w, &pid.to_string(), 0),
                 Err(e) => report(&report_w, &format!("error: {e}"), 1),
@@ -46,21 +69,10 @@ pub fn clone_init(plan: &Plan, cgroup: Option<BorrowedFd<'_>>) -> Result<Forked>
             let mut text = String::new();
             let read = std::fs::File::from(report_r).read_to_string(&mut text);
             let _ = waitpid(mid, None);
-            read.map_err(|e| Error::io("read the init's pid from the intermediate process", e))?;
+            read.map_err(|e| Error::io(format!("read the pid of {what} from the intermediate process"), e))?;
             parse_report(&text).map(Forked::Parent)
         }
     }
-}
-
-/// In the intermediate: join the user namespace (becoming able to create namespaces owned by
-/// it), the pid namespace to join if any, and clone the init.
-fn intermediate(plan: &Plan, user_ns: &Path) -> Result<Forked> {
-    namespaces::join(LinuxNamespaceType::User, user_ns)?;
-    if let Some(pid_ns) = plan.joined_pid() {
-        namespaces::join(LinuxNamespaceType::Pid, pid_ns)?;
-    }
-    // Our own pid namespace is still the runtime's: the pid clone3 returns is the runtime's too.
-    sys::clone3_sibling(plan.clone_flags).ctx(|| "clone3 the container init in the joined user namespace".into())
 }
 
 /// Write the outcome for the runtime and end the intermediate.
