@@ -14,8 +14,8 @@ const GLOBAL_FLAGS: &[Flag] = &[
     opt(&["log-format"]),
     flag(&["debug"]),
     flag(&["systemd-cgroup"]),
-    // Accepted for compatibility with callers that pass them to runc; hezi needs neither.
     opt(&["rootless"]),
+    // Accepted for compatibility with callers that pass it to runc; hezi has no checkpointing.
     opt(&["criu"]),
     flag(&["v", "version"]),
     flag(&["h", "help"]),
@@ -23,10 +23,34 @@ const GLOBAL_FLAGS: &[Flag] = &[
 
 const DEFAULT_ROOT: &str = "/run/hezi";
 
+/// `--root`'s default: /run/hezi for the host's root; for anyone else `$XDG_RUNTIME_DIR/hezi`,
+/// as runc does (an unprivileged user cannot write /run; root inside a user namespace, such as
+/// podman's, counts as someone else unless $USER says root).
+fn default_root() -> PathBuf {
+    let honour_xdg = !nix::unistd::geteuid().is_root()
+        || (libcontainer::container::detect_rootless() && std::env::var("USER").map_or(true, |u| u != "root"));
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if honour_xdg && !dir.is_empty() => PathBuf::from(dir).join("hezi"),
+        _ => PathBuf::from(DEFAULT_ROOT),
+    }
+}
+
+/// runc's `--rootless true|false|auto` (auto, the default: not the host's root).
+fn rootless_flag(value: Option<&str>) -> Result<Option<bool>, String> {
+    match value {
+        None | Some("auto") => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(other) => Err(format!("invalid --rootless {other:?} (true, false or auto)")),
+    }
+}
+
 /// Options shared by every command.
 pub struct Global {
     pub root: PathBuf,
     pub systemd_cgroup: bool,
+    /// `--rootless`: None to detect.
+    pub rootless: Option<bool>,
 }
 
 /// How a command ends when it does not succeed.
@@ -91,9 +115,14 @@ fn main() {
         print!("{}", commands::USAGE);
         return;
     }
+    let rootless = match rootless_flag(global.value("rootless")) {
+        Ok(r) => r,
+        Err(m) => fail(Some(logger), &m, 1),
+    };
     let g = Global {
-        root: PathBuf::from(global.value("root").unwrap_or(DEFAULT_ROOT)),
+        root: global.value("root").map_or_else(default_root, PathBuf::from),
         systemd_cgroup: global.is_set("systemd-cgroup"),
+        rootless,
     };
     // `hezi CMD -h` for every command, also those that parse no flags of their own (image,
     // checkpoint); later `-h`s are found by the command's flag parser (Failure::Help).

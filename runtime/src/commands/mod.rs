@@ -99,5 +99,9 @@ pub fn print_help(command: &str) {
 }
 
 pub fn runtime(g: &Global) -> Result<libcontainer::Runtime, Failure> {
-    Ok(libcontainer::Runtime::new(&g.root)?.with_systemd_cgroup(g.systemd_cgroup))
+    let rt = libcontainer::Runtime::new(&g.root)?.with_systemd_cgroup(g.systemd_cgroup);
+    Ok(match g.rootless {
+        Some(r) => rt.with_rootless(r),
+        None => rt,
+    })
 }
