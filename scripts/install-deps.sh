@@ -21,8 +21,14 @@ apt-get install -y -q --no-install-recommends \
     libseccomp-dev busybox-static protobuf-compiler \
     runc crun containerd podman umoci skopeo docker-registry hyperfine \
     containernetworking-plugins iproute2 util-linux \
-    cpio gzip time systemd apparmor strace
+    cpio gzip time systemd apparmor strace uidmap passwd
 apt-get install -y -q --no-install-recommends -t bookworm-backports qemu-system-x86
+
+# The unprivileged user of the rootless tests (tests/src/rootless.rs): useradd gives it a home
+# (podman's storage) and ranges in /etc/subuid and /etc/subgid (newuidmap).
+if ! id hezi-rootless >/dev/null 2>&1; then
+    useradd -m -s /bin/sh hezi-rootless
+fi
 
 if ! command -v cargo >/dev/null; then
     echo "install-deps.sh: cargo (Rust stable) is required and not on PATH" >&2

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::{json, Value};
 
 pub mod containerd;
+pub mod rootless;
 
 /// The busybox applets every test rootfs gets as symlinks in /bin.
 const APPLETS: &[&str] = &[
