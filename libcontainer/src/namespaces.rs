@@ -174,6 +174,17 @@ fn write_time_offsets(text: &str, in_userns: bool) -> Result<()> {
     written
 }
 
+/// Whether this process is in the host's (initial) user namespace, whose uid_map maps every id
+/// onto itself. Not there (podman's rootless namespace, a nested container), even a process with
+/// every capability of its namespace cannot make device nodes or use the host's root's powers.
+pub fn in_initial_user_ns() -> bool {
+    match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(map) => map.split_whitespace().eq(["0", "0", "4294967295"]),
+        // No /proc: assume the initial namespace, as runc does.
+        Err(_) => true,
+    }
+}
+
 /// uid_map / gid_map text for the parent to write.
 pub fn id_map_text(maps: &[oci_spec::runtime::LinuxIdMapping]) -> String {
     maps.iter()

@@ -116,14 +116,14 @@ impl Runtime {
                 namespaces.push((*flag, ns_fd(name)?));
             }
         }
-        // An unprivileged runtime may not join the container's pid namespace (that takes
-        // CAP_SYS_ADMIN in the container's user namespace): an intermediate process joins the
-        // user namespace first and clones the process from there (spawn.rs), which then joins
-        // the rest.
+        // A runtime that is not the host's root may not join the container's pid namespace (that
+        // takes CAP_SYS_ADMIN in the container's user namespace), or may not return to its own
+        // (root of podman's rootless namespace): an intermediate process joins the user
+        // namespace and the pid namespace and clones the process from there (spawn.rs), which
+        // then joins the rest.
+        let via_intermediate = super::rootless::detect();
         let user_ns = match namespaces.first() {
-            Some((flag, _)) if *flag == CloneFlags::CLONE_NEWUSER && !nix::unistd::geteuid().is_root() => {
-                Some(namespaces.remove(0).1)
-            }
+            Some((flag, _)) if *flag == CloneFlags::CLONE_NEWUSER && via_intermediate => Some(namespaces.remove(0).1),
             _ => None,
         };
         // Recheck after opening: the fds must belong to the init we checked, not a recycled pid.
@@ -188,7 +188,13 @@ impl Runtime {
         let filter = seccomp.as_ref();
         let pid = launch.start(
             &mut steps,
-            || clone_into(id, user_ns, join_pid_ns, &opts.process, cgroup_fd.as_ref()),
+            || {
+                if via_intermediate {
+                    clone_through(id, user_ns, join_pid_ns, &opts.process, cgroup_fd.as_ref())
+                } else {
+                    clone_into(id, join_pid_ns, &opts.process, cgroup_fd.as_ref())
+                }
+            },
             // Moved in: the parent's copies of the namespace fds and the console close with it.
             move |channel| {
                 join::run(JoinArgs {
@@ -212,30 +218,35 @@ impl Runtime {
 /// return to our own at once, since while pid_for_children differs the kernel refuses new
 /// threads, which the terminal relay needs), into `cgroup` (v2) when given, and born on
 /// execCPUAffinity.initial if the process has one (our thread gets its own back).
-/// With `user_ns`, an intermediate joins it and the pid namespace and clones the process.
-fn clone_into(
+/// [`clone_into`] for a runtime that is not the host's root: an intermediate joins `user_ns`
+/// (when given) and the pid namespace, and clones the process as our child.
+fn clone_through(
     id: &str,
     user_ns: Option<OwnedFd>,
     pid_ns: Option<OwnedFd>,
     process: &Process,
     cgroup: Option<&OwnedFd>,
 ) -> Result<Forked> {
-    if let Some(user_ns) = user_ns {
-        let initial_affinity = affinity::Initial::apply(process)?;
-        let forked = spawn::clone_through(cgroup.map(|f| f.as_fd()), 0, "the exec process", || {
+    let initial_affinity = affinity::Initial::apply(process)?;
+    let forked = spawn::clone_through(cgroup.map(|f| f.as_fd()), 0, "the exec process", || {
+        if let Some(user_ns) = user_ns {
             nix::sched::setns(user_ns, CloneFlags::CLONE_NEWUSER)
                 .ctx(|| format!("join the user namespace of container {id}"))?;
-            if let Some(target) = pid_ns {
-                nix::sched::setns(target, CloneFlags::CLONE_NEWPID)
-                    .ctx(|| format!("join the pid namespace of container {id}"))?;
-            }
-            Ok(())
-        })?;
-        if let Forked::Child = forked {
-            std::mem::forget(initial_affinity);
         }
-        return Ok(forked);
+        if let Some(target) = pid_ns {
+            nix::sched::setns(target, CloneFlags::CLONE_NEWPID)
+                .ctx(|| format!("join the pid namespace of container {id}"))?;
+        }
+        Ok(())
+    })?;
+    // The child keeps the initial affinity: the guard must not give it back there.
+    if let Forked::Child = forked {
+        std::mem::forget(initial_affinity);
     }
+    Ok(forked)
+}
+
+fn clone_into(id: &str, pid_ns: Option<OwnedFd>, process: &Process, cgroup: Option<&OwnedFd>) -> Result<Forked> {
     let own_pid_ns = match pid_ns {
         Some(target) => {
             let own = nix::fcntl::open("/proc/self/ns/pid", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())

@@ -26,18 +26,7 @@ use crate::state::ContainerState;
 /// Whether this process is not the host's root: euid not 0, or in a user namespace other than
 /// the initial one (whose uid_map maps every id onto itself). runc's `--rootless auto`.
 pub fn detect() -> bool {
-    !nix::unistd::geteuid().is_root() || in_user_namespace()
-}
-
-fn in_user_namespace() -> bool {
-    match std::fs::read_to_string("/proc/self/uid_map") {
-        Ok(map) => {
-            let fields: Vec<&str> = map.split_whitespace().collect();
-            fields != ["0", "0", "4294967295"]
-        }
-        // No /proc: assume the initial namespace, as runc does.
-        Err(_) => false,
-    }
+    !nix::unistd::geteuid().is_root() || !crate::namespaces::in_initial_user_ns()
 }
 
 /// A user who is not root can set nothing up outside a user namespace of the container's own.

@@ -173,7 +173,9 @@ fn setup(a: &InitArgs<'_>, cgroup_tasks: Vec<(std::path::PathBuf, OwnedFd)>) -> 
             rootfs: a.rootfs,
             bundle: a.bundle,
             no_pivot: a.no_pivot,
-            in_userns,
+            // Device nodes are bound from the host's /dev where mknod is not allowed: in a user
+            // namespace of the container's, or with the runtime itself in one (rootless podman).
+            in_userns: in_userns || !namespaces::in_initial_user_ns(),
             host_mount_ns: namespaces::in_host_mount_ns(a.spec),
             cgroups: cgroup_mounts.as_ref(),
             runtime: in_userns.then_some(&ask_runtime as &dyn rootfs::source::Runtime),
