@@ -44,7 +44,7 @@ commands:
    image     import, pull, list and remove images (hezi image help); run --image ID runs one
 
 global options:
-   --root DIR            state directory (default /run/hezi)
+   --root DIR            state directory (default /run/hezi; $XDG_RUNTIME_DIR/hezi if not root)
    --log FILE            log file (default stderr)
    --log-format FORMAT   text or json
    --debug               log debug messages
