@@ -84,7 +84,7 @@ const CASES: &[Case] = &[
         want: &["mount tmpfs on /x", "EINVAL"],
     },
     Case {
-        name: "unsupported mount option",
+        name: "idmap on a mount that is not a bind",
         edit: Edit::Json(|c| {
             push_mount(
                 c,
@@ -92,7 +92,7 @@ const CASES: &[Case] = &[
                                                      "options": ["idmap"] }),
             )
         }),
-        want: &["mount /x", "idmap is not supported"],
+        want: &["mount /x", "only bind mounts can be idmapped"],
     },
     Case {
         name: "tmpcopyup on a mount that is not tmpfs",
