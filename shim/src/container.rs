@@ -10,6 +10,7 @@ use std::time::Duration;
 use libcontainer::{CreateOptions, ExecOptions, Runtime};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
+use crate::error::{Error, Result};
 use crate::helper;
 use crate::io::ProcessIo;
 use crate::process::{Phase, Process};
@@ -61,16 +62,16 @@ impl Container {
 
 /// A socket pair for a terminal: the child end goes to libcontainer as the console socket, the
 /// pty master arrives on ours.
-fn console_pair(terminal: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>), String> {
+fn console_pair(terminal: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
     if !terminal {
         return Ok((None, None));
     }
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
-        .map_err(|e| format!("console socket pair: {e}"))?;
+        .map_err(|e| Error::internal(format!("console socket pair: {e}")))?;
     // Never hang a request on a master that does not come.
     let timeout = nix::sys::time::TimeVal::new(10, 0);
     nix::sys::socket::setsockopt(&ours, nix::sys::socket::sockopt::ReceiveTimeout, &timeout)
-        .map_err(|e| format!("console socket timeout: {e}"))?;
+        .map_err(|e| Error::internal(format!("console socket timeout: {e}")))?;
     Ok((Some(ours), Some(theirs)))
 }
 
@@ -81,7 +82,7 @@ pub fn spawn_init(
     bundle: &std::path::Path,
     stdio: helper::Stdio,
     terminal: bool,
-) -> Result<Spawned, String> {
+) -> Result<Spawned> {
     let (ours, theirs) = console_pair(terminal)?;
     let opts = CreateOptions {
         bundle: bundle.to_path_buf(),
@@ -92,7 +93,7 @@ pub fn spawn_init(
     let pid = helper::run(stdio, || {
         rt.create(id, &opts)
             .map(|c| c.pid.as_raw())
-            .map_err(|e| format!("create container {id}: {e}"))
+            .map_err(|e| Error::from_lc(format_args!("create container {id}"), e))
     })?;
     drop(opts);
     Ok(Spawned {
@@ -103,11 +104,13 @@ pub fn spawn_init(
 }
 
 /// Start exec'd process `p` in container `id`.
-pub fn spawn_exec(rt: &Runtime, id: &str, p: &Process, stdio: helper::Stdio) -> Result<Spawned, String> {
-    let spec = p
-        .spec
-        .clone()
-        .ok_or_else(|| format!("exec {}: no process spec", p.exec_id))?;
+pub fn spawn_exec(rt: &Runtime, id: &str, p: &Process, stdio: helper::Stdio) -> Result<Spawned> {
+    let spec = p.spec.clone().ok_or_else(|| {
+        Error::new(
+            crate::proto::rpc::Code::InvalidArgument,
+            format!("exec {}: no process spec", p.exec_id),
+        )
+    })?;
     let (ours, theirs) = console_pair(p.io_cfg.terminal)?;
     let opts = ExecOptions {
         process: spec,
@@ -120,7 +123,7 @@ pub fn spawn_exec(rt: &Runtime, id: &str, p: &Process, stdio: helper::Stdio) -> 
     let pid = helper::run(stdio, || {
         rt.exec(id, &opts)
             .map(|e| e.pid.as_raw())
-            .map_err(|e| format!("exec {} in container {id}: {e}", p.exec_id))
+            .map_err(|e| Error::from_lc(format_args!("exec {} in container {id}", p.exec_id), e))
     })?;
     drop(opts);
     Ok(Spawned {
@@ -133,7 +136,7 @@ pub fn spawn_exec(rt: &Runtime, id: &str, p: &Process, stdio: helper::Stdio) -> 
 impl Spawned {
     /// After the pid is registered: wire up the terminal if any, hand over the stdio, then let
     /// the reaper go (so an immediate exit already finds the output copies to wait for).
-    pub fn finish(self, p: &Process, io: ProcessIo, phase: Phase) -> Result<(), String> {
+    pub fn finish(self, p: &Process, io: ProcessIo, phase: Phase) -> Result<()> {
         {
             let mut st = p.state();
             st.pid = self.pid;
@@ -142,7 +145,8 @@ impl Spawned {
         let attached = match &self.console {
             Some(sock) => libcontainer::tty::recv_fd(std::os::fd::AsFd::as_fd(sock))
                 .map_err(|e| format!("receive the terminal: {e}"))
-                .and_then(|master| io.attach_console(master)),
+                .and_then(|master| io.attach_console(master))
+                .map_err(Error::internal),
             None => Ok(()),
         };
         p.set_io(io);

@@ -16,6 +16,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::unistd::{fork, ForkResult};
 
+use crate::error::{Error, Result};
+use crate::proto::rpc::Code;
+
 /// The fds to make the process's stdin, stdout and stderr (`None`: /dev/null).
 #[derive(Default)]
 pub struct Stdio {
@@ -25,15 +28,17 @@ pub struct Stdio {
 }
 
 /// Fork, set up stdio, run `f` (which returns the new process's pid) in the child, and return
-/// that pid here. The caller holds the reaper's [`crate::reaper::SpawnGuard`].
-pub fn run(stdio: Stdio, f: impl FnOnce() -> Result<i32, String>) -> Result<i32, String> {
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe for the helper: {e}"))?;
+/// that pid here. The caller holds the reaper's [`crate::reaper::SpawnGuard`]. An error keeps its
+/// status code across the fork.
+pub fn run(stdio: Stdio, f: impl FnOnce() -> Result<i32>) -> Result<i32> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::internal(format!("pipe for the helper: {e}")))?;
     let (mut reader, writer) = (std::fs::File::from(r), std::fs::File::from(w));
     let shim = nix::unistd::getpid();
     // SAFETY: the child only dup2s fds, runs libcontainer (which allocates: glibc's fork leaves
     // malloc usable in the child) and leaves through _exit, never returning into the shim's
     // threads' state. The shim's own locks are not touched on that path.
-    match unsafe { fork() }.map_err(|e| format!("fork the helper: {e}"))? {
+    match unsafe { fork() }.map_err(|e| Error::internal(format!("fork the helper: {e}")))? {
         ForkResult::Child => {
             drop(reader);
             // Die with the shim: a helper that outlived a killed shim would go on creating a
@@ -45,16 +50,11 @@ pub fn run(stdio: Stdio, f: impl FnOnce() -> Result<i32, String>) -> Result<i32,
                 // SAFETY: as below, _exit leaves without touching the parent's state.
                 unsafe { libc::_exit(1) }
             }
-            let reply = match set_stdio(&stdio) {
-                Ok(()) => {
-                    drop(stdio);
-                    match f() {
-                        Ok(pid) => format!("ok {pid}\n"),
-                        Err(e) => format!("err {}\n", e.replace('\n', " ")),
-                    }
-                }
-                Err(e) => format!("err {}\n", e.replace('\n', " ")),
-            };
+            let result = set_stdio(&stdio).map_err(Error::internal).and_then(|()| {
+                drop(stdio);
+                f()
+            });
+            let reply = format_reply(&result);
             let mut w = writer;
             let _ = std::io::Write::write_all(&mut w, reply.as_bytes());
             drop(w);
@@ -77,7 +77,7 @@ pub fn run(stdio: Stdio, f: impl FnOnce() -> Result<i32, String>) -> Result<i32,
                 .read_line(&mut reply)
                 .or_else(|e| match e.kind() {
                     std::io::ErrorKind::WouldBlock => Ok(0),
-                    _ => Err(format!("read the helper's reply: {e}")),
+                    _ => Err(Error::internal(format!("read the helper's reply: {e}"))),
                 })?;
             parse_reply(reply.trim_end())
         }
@@ -86,7 +86,7 @@ pub fn run(stdio: Stdio, f: impl FnOnce() -> Result<i32, String>) -> Result<i32,
 
 /// Block until the helper's reply can be read or the helper has exited (a pidfd becomes
 /// readable when its process ends, reaped or not).
-fn wait_for_reply_or_exit(reader: &std::fs::File, helper: nix::unistd::Pid) -> Result<(), String> {
+fn wait_for_reply_or_exit(reader: &std::fs::File, helper: nix::unistd::Pid) -> Result<()> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::os::fd::{AsFd, FromRawFd};
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; nothing else is
@@ -106,21 +106,36 @@ fn wait_for_reply_or_exit(reader: &std::fs::File, helper: nix::unistd::Pid) -> R
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => return Ok(()),
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(format!("wait for the helper: {e}")),
+            Err(e) => return Err(Error::internal(format!("wait for the helper: {e}"))),
         }
     }
 }
 
-fn parse_reply(reply: &str) -> Result<i32, String> {
+/// One line: `ok PID`, or `err CODE MESSAGE` (the status code as a number, so the kind of a
+/// libcontainer error made in the helper reaches containerd).
+fn format_reply(result: &Result<i32>) -> String {
+    match result {
+        Ok(pid) => format!("ok {pid}\n"),
+        Err(e) => format!("err {} {}\n", e.code as i32, e.message.replace('\n', " ")),
+    }
+}
+
+fn parse_reply(reply: &str) -> Result<i32> {
     match reply.split_once(' ') {
-        Some(("ok", pid)) => pid.parse().map_err(|_| format!("helper: bad pid {pid:?}")),
-        Some(("err", msg)) => Err(msg.to_string()),
-        _ => Err(format!("helper died without a reply ({reply:?})")),
+        Some(("ok", pid)) => pid
+            .parse()
+            .map_err(|_| Error::internal(format!("helper: bad pid {pid:?}"))),
+        Some(("err", rest)) => {
+            let (code, msg) = rest.split_once(' ').unwrap_or((rest, ""));
+            let code = code.parse().map_or(Code::Internal, Code::from_i32);
+            Err(Error::new(code, msg))
+        }
+        _ => Err(Error::internal(format!("helper died without a reply ({reply:?})"))),
     }
 }
 
 /// Make `stdio` (`None`: /dev/null) this process's fds 0, 1 and 2.
-pub fn set_stdio(stdio: &Stdio) -> Result<(), String> {
+pub fn set_stdio(stdio: &Stdio) -> std::result::Result<(), String> {
     let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -143,9 +158,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn replies() {
-        assert_eq!(parse_reply("ok 42"), Ok(42));
-        assert_eq!(parse_reply("err no such file"), Err("no such file".to_string()));
+    fn replies_keep_the_status_code() {
+        assert_eq!(parse_reply(format_reply(&Ok(42)).trim_end()), Ok(42));
+        let e = Error::new(Code::AlreadyExists, "container c already\nexists");
+        assert_eq!(
+            parse_reply(format_reply(&Err(e)).trim_end()),
+            Err(Error::new(Code::AlreadyExists, "container c already exists"))
+        );
+        assert_eq!(parse_reply("err 99 odd").map_err(|e| e.code), Err(Code::Internal));
         assert!(parse_reply("").is_err());
     }
 }

@@ -3,6 +3,7 @@
 //! runtime, no protobuf library): `launch` is the command line, `service` the task API.
 
 mod container;
+mod error;
 mod events;
 mod helper;
 mod io;

@@ -38,15 +38,7 @@ fn internal(msg: impl Into<String>) -> TtrpcError {
 
 /// libcontainer's errors with the codes containerd maps to its errdefs.
 fn lc_error(e: libcontainer::Error) -> TtrpcError {
-    use libcontainer::Error as E;
-    let code = match &e {
-        E::NotFound(_) => Code::NotFound,
-        E::Exists(_) => Code::AlreadyExists,
-        E::WrongState { .. } => Code::FailedPrecondition,
-        E::InvalidArgument(_) | E::InvalidSpec(_) => Code::InvalidArgument,
-        _ => Code::Internal,
-    };
-    status(code, e.to_string())
+    crate::error::Error::from(e).into()
 }
 
 /// Every process the shim made, by pid: what the reaper's exits are matched against.
@@ -167,15 +159,19 @@ impl Inner {
         }
     }
 
-    fn create(&self, req: &api::CreateTaskRequest) -> Result<u32, String> {
+    fn create(&self, req: &api::CreateTaskRequest) -> crate::error::Result<u32> {
+        use crate::error::Error;
         if self.containers().contains_key(&req.id) {
-            return Err(format!("container {} already exists", req.id));
+            return Err(Error::new(
+                Code::AlreadyExists,
+                format!("container {} already exists", req.id),
+            ));
         }
         let bundle = PathBuf::from(&req.bundle);
         let rootfs = bundle.join("rootfs");
-        crate::mount::mount(&req.rootfs, &rootfs)?;
+        crate::mount::mount(&req.rootfs, &rootfs).map_err(Error::internal)?;
         let mounted = !req.rootfs.is_empty();
-        let undo = |e: String| {
+        let undo = |e: Error| {
             if mounted {
                 if let Err(u) = crate::mount::unmount(&rootfs) {
                     log::warn!("{u}");
@@ -189,7 +185,9 @@ impl Inner {
             stderr: req.stderr.clone(),
             terminal: req.terminal,
         };
-        let (io, stdio) = ProcessIo::open(&cfg, &self.namespace, &req.id).map_err(undo)?;
+        let (io, stdio) = ProcessIo::open(&cfg, &self.namespace, &req.id)
+            .map_err(Error::internal)
+            .map_err(undo)?;
         let init = Arc::new(Process::new("", cfg, None));
         let c = Arc::new(Container::new(&req.id, bundle.clone(), mounted, Arc::clone(&init)));
         let spawned = container::spawn_init(&self.rt, &req.id, &bundle, stdio, req.terminal).map_err(|e| {
@@ -247,6 +245,7 @@ impl Inner {
             return Ok(pid as u32);
         }
         let opened = ProcessIo::open(&p.io_cfg, &self.namespace, id)
+            .map_err(crate::error::Error::internal)
             .and_then(|(io, stdio)| Ok((io, container::spawn_exec(&self.rt, id, &p, stdio)?)));
         let (io, spawned) = match opened {
             Ok(started) => started,
@@ -255,12 +254,12 @@ impl Inner {
                 // Wait already pending (CRI's ExecSync waits before it starts) returns, and a
                 // Kill says "already finished". 255 is containerd's unknown exit status.
                 p.set_exited(UNKNOWN_EXIT_STATUS);
-                return Err(internal(e));
+                return Err(e.into());
             }
         };
         let pid = spawned.pid;
         self.pids().insert(pid, (Arc::clone(&c), Arc::clone(&p)));
-        spawned.finish(&p, io, Phase::Running).map_err(internal)?;
+        spawned.finish(&p, io, Phase::Running)?;
         self.events.publish(Event::exec_started(id, exec_id, pid as u32));
         Ok(pid as u32)
     }
@@ -397,7 +396,7 @@ impl crate::ttrpc::Handler for Service {
                 let req: api::CreateTaskRequest = decode(payload)?;
                 let pid = inner.create(&req).map_err(|e| {
                     log::error!("create {}: {e}", req.id);
-                    internal(e)
+                    Status::from(e)
                 })?;
                 Ok(api::CreateTaskResponse { pid }.encode())
             }

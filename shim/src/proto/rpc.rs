@@ -29,6 +29,22 @@ pub enum Code {
     Internal = 13,
 }
 
+impl Code {
+    /// The code a number on the wire names; unknown numbers are Internal.
+    pub fn from_i32(n: i32) -> Code {
+        [
+            Code::InvalidArgument,
+            Code::NotFound,
+            Code::AlreadyExists,
+            Code::FailedPrecondition,
+            Code::Unimplemented,
+        ]
+        .into_iter()
+        .find(|c| *c as i32 == n)
+        .unwrap_or(Code::Internal)
+    }
+}
+
 impl Status {
     pub fn new(code: Code, message: impl Into<String>) -> Status {
         Status {
