@@ -8,6 +8,7 @@
 pub mod cgroups;
 pub mod container;
 pub mod error;
+pub mod features;
 pub mod signal;
 pub mod spec;
 pub mod state;
@@ -34,11 +35,4 @@ pub use container::{CreateOptions, ExecOptions, OciState, Runtime, Status};
 pub use error::{Error, Result};
 /// The runtime's log file, which the init keeps until it waits for `start` (see logging).
 pub use process::init::set_runtime_log_fd;
-/// Every mount option hezi parses, for `features`.
-pub use rootfs::options::KNOWN as MOUNT_OPTIONS;
-/// `linux.mountExtensions.idmap.enabled` of `features`: the kernel can idmap mounts.
-pub fn idmap_supported() -> bool {
-    sys::has_mount_setattr()
-}
-/// The `linux.seccomp` part of `features`.
-pub use seccomp::features as seccomp_features;
+

@@ -98,31 +98,11 @@ pub fn spec(args: &[String]) -> Result<(), Failure> {
     std::fs::write(&path, text + "\n").map_err(|e| Failure::Error(format!("write {}: {e}", path.display())))
 }
 
-/// The OCI features document: only what hezi really does today.
+/// The OCI features document: only what hezi really does today (built by libcontainer, which
+/// the shim's `-info` shares).
 pub fn features(args: &[String]) -> Result<(), Failure> {
     cli::parse(args, &[], false)?;
-    let caps: Vec<String> = {
-        let mut v: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
-        v.sort();
-        v
-    };
-    let doc = json!({
-        "ociVersionMin": "1.0.0",
-        "ociVersionMax": "1.3.0",
-        "hooks": [],
-        "mountOptions": libcontainer::MOUNT_OPTIONS,
-        "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
-            "capabilities": caps,
-            "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": false },
-            "seccomp": libcontainer::seccomp_features(),
-            "apparmor": { "enabled": false },
-            "selinux": { "enabled": false },
-            "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": libcontainer::idmap_supported() } }
-        },
-        "annotations": { "io.github.hezi.version": env!("CARGO_PKG_VERSION") }
-    });
+    let doc = libcontainer::features::document();
     let text = serde_json::to_string_pretty(&doc).map_err(|e| Failure::Error(e.to_string()))?;
     println!("{text}");
     Ok(())
