@@ -4,7 +4,10 @@
 //!   (or reuse) the long-lived shim of the container's group and print its ttrpc address;
 //! - `... -id ID -bundle DIR delete`: clean up after a shim that died, and print a
 //!   DeleteResponse;
-//! - `-v`: the version.
+//! - `-v`: the version; `-info`: a RuntimeInfo protobuf (see `info`).
+//!
+//! What `start` reads on stdin and prints back depends on the containerd calling: see
+//! `bootstrap`.
 //!
 //! `start` binds the socket itself and forks the server off: no second exec, and the socket
 //! already accepts (its backlog queues containerd's connect) by the time the address is printed.
@@ -17,6 +20,9 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use crate::bootstrap;
+use crate::options::Options;
+use crate::proto::bootstrap::LOG_LEVEL_DEBUG;
 use crate::proto::task::DeleteResponse;
 use crate::proto::{Message, Timestamp};
 use crate::service::{state_root, Service};
@@ -31,6 +37,7 @@ const SOCKET_DIR: &str = "/run/containerd/s";
 pub struct Flags {
     pub debug: bool,
     pub version: bool,
+    pub info: bool,
     pub namespace: String,
     pub id: String,
     pub address: String,
@@ -61,6 +68,7 @@ pub fn parse(args: &[String]) -> Result<Flags, String> {
         match name {
             "debug" => f.debug = bool_value(inline)?,
             "v" | "version" => f.version = bool_value(inline)?,
+            "info" => f.info = bool_value(inline)?,
             "namespace" | "id" | "address" | "publish-binary" | "bundle" | "socket" => {
                 let value = match inline {
                     Some(v) => v,
@@ -98,12 +106,13 @@ fn sandbox_id(dir: &Path) -> Option<String> {
         .map(str::to_string)
 }
 
-/// One socket per containerd, namespace and group, as containerd's own shims name them.
-pub fn socket_path(address: &str, namespace: &str, group: &str) -> PathBuf {
+/// One socket per containerd, namespace and group, as containerd's own shims name them, in
+/// `dir` (containerd 2.3's BootstrapParams.socket_dir) or containerd's usual place.
+pub fn socket_path(address: &str, namespace: &str, group: &str, dir: Option<&str>) -> PathBuf {
     let key = Path::new(address).join(namespace).join(group);
     let digest = Sha256::digest(key.as_os_str().as_encoded_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    Path::new(SOCKET_DIR).join(hex)
+    Path::new(dir.unwrap_or(SOCKET_DIR)).join(hex)
 }
 
 /// Write `content` to `name` in the current directory atomically (containerd may read it).
@@ -113,32 +122,75 @@ fn write_atomic(name: &str, content: &str) -> Result<(), String> {
     std::fs::rename(&tmp, name).map_err(|e| format!("rename {tmp} to {name}: {e}"))
 }
 
+/// What the long-lived server needs from `start`.
+pub struct ServeConfig {
+    pub namespace: String,
+    /// containerd's ttrpc address, for events.
+    pub ttrpc_address: String,
+    pub options: Options,
+}
+
 /// `start`: print the address of the group's shim, starting one if none serves it yet.
 pub fn start(flags: &Flags) -> Result<(), String> {
+    let input = bootstrap::parse(&bootstrap::read_stdin()?, flags);
+    let params = input.params.clone().unwrap_or_default();
+    let parsed = input.options.as_ref().map(crate::options::from_any).unwrap_or_default();
+    let debug = flags.debug || (input.params.is_some() && params.log_level <= LOG_LEVEL_DEBUG);
+    // Logs go to the bundle's `log` fifo, never to stderr: containerd reads `start`'s stdout and
+    // stderr together as the answer.
+    crate::logger::init(debug);
+    if let Some(level) = parsed.options.log_level {
+        log::set_max_level(level);
+    }
+    for w in input.warnings.iter().chain(&parsed.warnings) {
+        log::warn!("{w}");
+    }
+    let address_flag = if flags.address.is_empty() {
+        &params.containerd_grpc_address
+    } else {
+        &flags.address
+    };
+    let socket_dir = Some(params.socket_dir.as_str()).filter(|d| !d.is_empty());
     let group = sandbox_id(Path::new(".")).unwrap_or_else(|| flags.id.clone());
-    let path = socket_path(&flags.address, &flags.namespace, &group);
+    let path = socket_path(address_flag, &flags.namespace, &group, socket_dir);
     let address = format!("unix://{}", path.display());
+    let max_version = std::env::var("MAX_SHIM_VERSION").ok();
+    let answer = bootstrap::answer_for(&input, max_version.as_deref(), Path::new(&flags.publish_binary));
+    log::debug!("start {}: answering {answer:?} at {address}", flags.id);
+    let answer = bootstrap::encode(answer, &address);
     let listener = bind(&path)?;
-    // containerd reads it back after a restart to reconnect to this shim.
+    // containerd 1.x reads it back after a restart to reconnect to this shim (2.x writes its
+    // own bootstrap.json).
     write_atomic("address", &address)?;
     let Some(listener) = listener else {
         // A live shim of this group answers there: the new container joins it.
-        print!("{address}");
-        return Ok(());
+        return print_answer(&answer);
+    };
+    let config = ServeConfig {
+        namespace: flags.namespace.clone(),
+        ttrpc_address: Some(params.containerd_ttrpc_address)
+            .filter(|a| !a.is_empty())
+            .or_else(|| std::env::var("TTRPC_ADDRESS").ok())
+            .unwrap_or_default(),
+        options: parsed.options,
     };
     // SAFETY: no thread has been started in this process yet, so the child inherits no lock held
     // by another thread; the parent only prints and exits.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork the shim server: {e}"))? {
         nix::unistd::ForkResult::Child => {
-            let Err(e) = serve(flags, listener, path);
+            let Err(e) = serve(config, listener, path);
             log::error!("{e}");
             std::process::exit(1)
         }
-        nix::unistd::ForkResult::Parent { .. } => {
-            print!("{address}");
-            std::io::stdout().flush().map_err(|e| format!("write the address: {e}"))
-        }
+        nix::unistd::ForkResult::Parent { .. } => print_answer(&answer),
     }
+}
+
+fn print_answer(answer: &[u8]) -> Result<(), String> {
+    let mut out = std::io::stdout();
+    out.write_all(answer)
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("write the start answer: {e}"))
 }
 
 /// Bind the group's socket; `None` if a live shim already listens on it.
@@ -171,20 +223,18 @@ fn remove_socket(path: &Path) {
 
 /// The long-lived server (the child of `start`): serve the task API until Shutdown, which ends
 /// the process.
-fn serve(flags: &Flags, listener: UnixListener, socket: PathBuf) -> Result<std::convert::Infallible, String> {
+fn serve(config: ServeConfig, listener: UnixListener, socket: PathBuf) -> Result<std::convert::Infallible, String> {
     // Leave containerd's session and process group, and its pipes: signals for them (a
     // containerd restart) must not reach the shim, and containerd's `start` call waits for
     // EOF on its stdout.
     let _ = nix::unistd::setsid();
     crate::helper::set_stdio(&crate::helper::Stdio::default())?;
-    crate::logger::init(flags.debug);
     set_subreaper()?;
     // One malloc arena for all threads: the shim allocates little, and each extra arena costs
     // resident pages of its own.
     // SAFETY: mallopt only sets an allocator parameter; no allocation is in flight here.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
-    let ttrpc_address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
-    let service = Service::new(&flags.namespace, ttrpc_address, move || {
+    let service = Service::new(&config, move || {
         log::info!("shutting down");
         remove_socket(&socket);
         std::process::exit(0)
@@ -208,7 +258,11 @@ pub fn delete(flags: &Flags) -> Result<(), String> {
     } else {
         PathBuf::from(&flags.bundle)
     };
-    match libcontainer::Runtime::new(&state_root(&flags.namespace)) {
+    // The Root option's state root, if the server wrote one down (it is `<Root>/<namespace>`).
+    let root = std::fs::read_to_string(bundle.join(crate::service::ROOT_FILE))
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| state_root(&flags.namespace, None));
+    match libcontainer::Runtime::new(&root) {
         Ok(rt) => match rt.delete(&flags.id, true) {
             Ok(()) | Err(libcontainer::Error::NotFound(_)) => {}
             Err(e) => log::warn!("delete container {}: {e}", flags.id),
@@ -275,12 +329,16 @@ mod tests {
     #[test]
     fn socket_names_match_containerds_shims() {
         // containerd-shim-runc-v2's SocketAddress for this address, namespace and id.
-        let p = socket_path("/run/containerd/containerd.sock", "default", "c1");
+        let p = socket_path("/run/containerd/containerd.sock", "default", "c1", None);
         // sha256 of "/run/containerd/containerd.sock/default/c1".
         assert_eq!(
             p,
             Path::new("/run/containerd/s/d25aa4ef11a84e954e74a5bcff06557d0b6ea8d0c00243896f29826694bbd888")
         );
-        assert_ne!(p, socket_path("/run/containerd/containerd.sock", "default", "c2"));
+        assert_ne!(p, socket_path("/run/containerd/containerd.sock", "default", "c2", None));
+        assert_eq!(
+            socket_path("/run/containerd/containerd.sock", "default", "c1", Some("/run/s")),
+            Path::new("/run/s").join(p.file_name().expect("a file name"))
+        );
     }
 }

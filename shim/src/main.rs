@@ -2,15 +2,19 @@
 //! over libcontainer, in process, with its own ttrpc server and protobuf messages (no async
 //! runtime, no protobuf library): `launch` is the command line, `service` the task API.
 
+mod bootstrap;
+mod caller;
 mod container;
 mod error;
 mod events;
 mod helper;
+mod info;
 mod io;
 mod launch;
 mod logger;
 mod mount;
 mod oom;
+mod options;
 mod process;
 mod proto;
 mod reaper;
@@ -30,6 +34,13 @@ fn main() {
         println!("containerd-shim-hezi-v2:");
         println!("  Version:  {}", env!("CARGO_PKG_VERSION"));
         println!("  Runtime:  {RUNTIME_ID} (hezi libcontainer, in process)");
+        return;
+    }
+    if flags.info {
+        // containerd runs `-info` with no other flag.
+        if let Err(e) = info::run() {
+            fail(&e);
+        }
         return;
     }
     if flags.namespace.is_empty() {

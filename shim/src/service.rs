@@ -1,4 +1,5 @@
-//! containerd's task API (ttrpc `containerd.task.v2.Task`) over libcontainer. Every container of
+//! containerd's task API (ttrpc `containerd.task.v2.Task` and `containerd.task.v3.Task`) over
+//! libcontainer. Every container of
 //! this shim lives in one map; every process the shim made is in a pid map the reaper reads.
 
 use std::collections::HashMap;
@@ -13,14 +14,17 @@ use nix::unistd::Pid;
 use crate::container::{self, Container};
 use crate::events::Events;
 use crate::io::{IoConfig, ProcessIo};
+use crate::options::Options;
 use crate::process::{Phase, Process};
 use crate::proto::events::{Event, TaskCreate, TaskDelete, TaskExit, TaskIO, TaskStart};
 use crate::proto::rpc::{Code, Status};
 use crate::proto::task::{self as api, ProcessRequest};
 use crate::proto::{Empty, Message, Timestamp};
 
-/// The ttrpc service containerd 1.6 calls on a v2 shim.
-const TASK_SERVICE: &str = "containerd.task.v2.Task";
+/// The task service as containerd 1.6 and 1.7 (and 2.x through its bridge for version-2 shims)
+/// call it, and as containerd 2.x calls a shim that answered `start` with version 3. The two
+/// have the same methods and messages; only the package name differs.
+const TASK_SERVICES: [&str; 2] = ["containerd.task.v2.Task", "containerd.task.v3.Task"];
 
 type TtrpcError = Status;
 type TtrpcResult<T> = Result<T, Status>;
@@ -46,6 +50,12 @@ type PidMap = HashMap<i32, (Arc<Container>, Arc<Process>)>;
 
 pub struct Inner {
     rt: Runtime,
+    /// The same state root, creating containers in systemd scopes (SystemdCgroup, or a
+    /// cgroupsPath of the form `slice:prefix:name`); later operations read the driver from
+    /// the container's state, so `rt` serves them all.
+    rt_systemd: Runtime,
+    /// The shim's runtime options (from `start`); a Create's own options go on top.
+    options: Options,
     namespace: String,
     containers: Mutex<HashMap<String, Arc<Container>>>,
     pids: Mutex<PidMap>,
@@ -61,25 +71,47 @@ pub struct Service {
     inner: Arc<Inner>,
 }
 
-/// Where libcontainer keeps its state for `namespace` (as runc's shim: one root per namespace).
-pub fn state_root(namespace: &str) -> PathBuf {
-    Path::new("/run/containerd/hezi").join(namespace)
+/// Where the state root of a container is written in its bundle when the Root option moved it,
+/// for `delete` after the shim died (which gets no options).
+pub const ROOT_FILE: &str = "hezi-root";
+
+/// Where libcontainer keeps its state for `namespace` (as runc's shim: one root per namespace,
+/// below the Root option or hezi's default).
+pub fn state_root(namespace: &str, root: Option<&Path>) -> PathBuf {
+    root.unwrap_or(Path::new("/run/containerd/hezi")).join(namespace)
+}
+
+/// Whether `bundle`'s spec asks for a systemd cgroup path (`slice:prefix:name`, as CRI sends
+/// on a node whose kubelet uses the systemd driver).
+fn wants_systemd_cgroup(bundle: &Path) -> bool {
+    let Ok(text) = std::fs::read(bundle.join("config.json")) else {
+        return false;
+    };
+    let Ok(spec) = serde_json::from_slice::<serde_json::Value>(&text) else {
+        return false;
+    };
+    spec.pointer("/linux/cgroupsPath")
+        .and_then(|p| p.as_str())
+        .is_some_and(|p| !p.starts_with('/') && p.matches(':').count() == 2)
 }
 
 impl Service {
     pub fn new(
-        namespace: &str,
-        ttrpc_address: String,
+        config: &crate::launch::ServeConfig,
         exit: impl Fn() + Send + Sync + 'static,
     ) -> Result<Service, String> {
-        let root = state_root(namespace);
-        let rt = Runtime::new(&root).map_err(|e| format!("open state root {}: {e}", root.display()))?;
+        let namespace = config.namespace.as_str();
+        let root = state_root(namespace, config.options.root.as_deref());
+        let open = || Runtime::new(&root).map_err(|e| format!("open state root {}: {e}", root.display()));
+        let (rt, rt_systemd) = (open()?, open()?.with_systemd_cgroup(true));
         let inner = Arc::new(Inner {
             rt,
+            rt_systemd,
+            options: config.options.clone(),
             namespace: namespace.to_string(),
             containers: Mutex::new(HashMap::new()),
             pids: Mutex::new(HashMap::new()),
-            events: Arc::new(Events::start(ttrpc_address, namespace.to_string())),
+            events: Arc::new(Events::start(config.ttrpc_address.clone(), namespace.to_string())),
             exit: Box::new(exit),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
         });
@@ -168,6 +200,9 @@ impl Inner {
             ));
         }
         let bundle = PathBuf::from(&req.bundle);
+        let options = self.task_options(req, &bundle)?;
+        let systemd = options.systemd_cgroup.unwrap_or(false) || wants_systemd_cgroup(&bundle);
+        let rt = if systemd { &self.rt_systemd } else { &self.rt };
         let rootfs = bundle.join("rootfs");
         crate::mount::mount(&req.rootfs, &rootfs).map_err(Error::internal)?;
         let mounted = !req.rootfs.is_empty();
@@ -190,7 +225,7 @@ impl Inner {
             .map_err(undo)?;
         let init = Arc::new(Process::new("", cfg, None));
         let c = Arc::new(Container::new(&req.id, bundle.clone(), mounted, Arc::clone(&init)));
-        let spawned = container::spawn_init(&self.rt, &req.id, &bundle, stdio, req.terminal).map_err(|e| {
+        let spawned = container::spawn_init(rt, &req.id, &bundle, stdio, req.terminal).map_err(|e| {
             // A helper that died half-way (killed, say) may have left state, a cgroup and an
             // init behind: a failed Create leaves nothing, like a failed `hezi create`.
             match self.rt.delete(&req.id, true) {
@@ -218,6 +253,29 @@ impl Inner {
             pid: pid as u32,
         }));
         Ok(pid as u32)
+    }
+
+    /// The options for this Create: the shim's, with the request's own on top (containerd 2.x
+    /// sends a pod's containers to the sandbox's shim with no `start`, so their options come
+    /// only here). Where the Root option moved the state, the bundle says so for `delete`.
+    fn task_options(&self, req: &api::CreateTaskRequest, bundle: &Path) -> crate::error::Result<Options> {
+        let parsed = req.options.as_ref().map(crate::options::from_any).unwrap_or_default();
+        for w in &parsed.warnings {
+            log::warn!("create {}: {w}", req.id);
+        }
+        if parsed.options.root.is_some() && parsed.options.root != self.options.root {
+            log::warn!(
+                "create {}: Root differs from the shim's; the state stays under {}",
+                req.id,
+                self.rt.store().root().display()
+            );
+        }
+        if self.options.root.is_some() {
+            let root = self.rt.store().root().display().to_string();
+            std::fs::write(bundle.join(ROOT_FILE), root)
+                .map_err(|e| crate::error::Error::internal(format!("write {ROOT_FILE} in the bundle: {e}")))?;
+        }
+        Ok(self.options.merged(&parsed.options))
     }
 
     fn start(&self, id: &str, exec_id: &str) -> TtrpcResult<u32> {
@@ -384,7 +442,7 @@ fn empty() -> TtrpcResult<Vec<u8>> {
 
 impl crate::ttrpc::Handler for Service {
     fn handle(&self, service: &str, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status> {
-        if service != TASK_SERVICE {
+        if !TASK_SERVICES.contains(&service) {
             return Err(status(
                 Code::Unimplemented,
                 format!("service {service} is not served here"),

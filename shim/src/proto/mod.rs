@@ -2,6 +2,7 @@
 //! it publishes (`events`), the cgroup metrics of Stats (`metrics`), ttrpc's own framing
 //! messages (`rpc`), and the well-known types they share (here).
 
+pub mod bootstrap;
 pub mod events;
 pub mod metrics;
 pub mod rpc;
