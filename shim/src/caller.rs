@@ -43,7 +43,9 @@ fn go_main_package(path: &Path) -> Option<String> {
     }
     let mut rest = &buf[32..];
     let _go_version = take_string(&mut rest)?;
-    let modinfo = take_string(&mut rest)?;
+    // The module info lists every dependency (kilobytes); its `path` line comes first, within
+    // what was read.
+    let modinfo = take_varint(&mut rest).map(|len| &rest[..len.min(rest.len())])?;
     let text = String::from_utf8_lossy(modinfo);
     text.lines()
         .find_map(|l| l.split_once("path\t").map(|(_, p)| p.trim().to_string()))
@@ -51,6 +53,13 @@ fn go_main_package(path: &Path) -> Option<String> {
 
 /// A varint-length-prefixed string off the front of `buf`.
 fn take_string<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = take_varint(buf)?;
+    let (s, rest) = (buf.get(..len)?, buf.get(len..)?);
+    *buf = rest;
+    Some(s)
+}
+
+fn take_varint(buf: &mut &[u8]) -> Option<usize> {
     let mut len = 0usize;
     let mut shift = 0;
     loop {
@@ -65,9 +74,7 @@ fn take_string<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
             return None;
         }
     }
-    let (s, rest) = (buf.get(..len)?, buf.get(len..)?);
-    *buf = rest;
-    Some(s)
+    Some(len)
 }
 
 /// File offset and size of the named section of a little-endian 64-bit ELF file.

@@ -308,12 +308,22 @@ fn fake_go_binary(main: &str) -> Vec<u8> {
     info.resize(32, 0);
     let go = b"go1.23.5";
     // Go brackets the module info with 16-byte sentinels; only their length matters here.
-    let modinfo = format!("{}path\t{main}\nmod\tx\t(devel)\t\n{}", "s".repeat(16), "s".repeat(16));
+    // Longer than the 4 KiB the shim reads, as a real dependency list is.
+    let deps = "dep\tgithub.com/x/y\tv1.0.0\t\n".repeat(200);
+    let modinfo = format!(
+        "{}path\t{main}\nmod\tx\t(devel)\t\n{deps}{}",
+        "s".repeat(16),
+        "s".repeat(16)
+    );
     info.push(go.len() as u8);
     info.extend_from_slice(go);
     let bytes = modinfo.as_bytes();
-    assert!(bytes.len() < 128);
-    info.push(bytes.len() as u8);
+    let mut len = bytes.len();
+    while len >= 0x80 {
+        info.push((len as u8) | 0x80);
+        len >>= 7;
+    }
+    info.push(len as u8);
     info.extend_from_slice(bytes);
     let names = b"\0.shstrtab\0.go.buildinfo\0";
     let names_off = 64u64;
