@@ -25,6 +25,8 @@ pub struct Container {
     execs: Mutex<HashMap<String, Arc<Process>>>,
     /// Dropping it stops the OOM watcher.
     pub oom_stop: Mutex<Option<OwnedFd>>,
+    /// The OOM watch, which the init's exit path checks too.
+    pub oom: Mutex<Option<Arc<crate::oom::Shared>>>,
 }
 
 /// A made process, to be registered with the reaper's pid map while the guard is held.
@@ -43,6 +45,7 @@ impl Container {
             init,
             execs: Mutex::new(HashMap::new()),
             oom_stop: Mutex::new(None),
+            oom: Mutex::new(None),
         }
     }
 

@@ -165,6 +165,11 @@ impl Inner {
                 inner.kill_leftovers(&c.id);
             }
             let _order = p.lifecycle();
+            if p.exec_id.is_empty() {
+                // Before the exit is published, and before Wait returns (then Delete may
+                // remove the cgroup): CRI needs TaskOOM first to say "OOMKilled".
+                crate::oom::before_exit(&c);
+            }
             let exit = p.set_exited(code);
             let id = if p.exec_id.is_empty() {
                 c.id.clone()
@@ -360,6 +365,7 @@ impl Inner {
             crate::mount::unmount(&c.bundle.join("rootfs")).map_err(internal)?;
         }
         c.oom_stop.lock().unwrap_or_else(|p| p.into_inner()).take();
+        c.oom.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.containers().remove(id);
         let pid = p.pid();
         let resp = response(pid, exit);
