@@ -112,6 +112,52 @@ t_bad_path_is_refused() {
     case "$out" in *"slice:prefix:name"*) pass bad_path_refused ;; *) fail bad_path_refused "$out" ;; esac
 }
 
+# `start` of hezi's shim in $B for container ID with runtime options TOML; prints its address.
+shim_start() {
+    (cd $B && shimctl options "$2" | containerd-shim-hezi-v2 -namespace vm -address /run/vm.sock \
+        -publish-binary /bin/true -id "$1" start)
+}
+
+# The shim on a systemd node, driven over its task API by shimctl (no containerd here): the
+# systemd driver chosen by a cgroupsPath of the form slice:prefix:name (what CRI sends when the
+# kubelet uses systemd), and by the runtime option SystemdCgroup = true.
+t_shim_uses_the_systemd_driver() {
+    if ! command -v containerd-shim-hezi-v2 >/dev/null || ! command -v shimctl >/dev/null; then
+        fail shim_in_initramfs "build containerd-shim-hezi-v2 and its example shimctl next to hezi"
+        return
+    fi
+    bundle '"sleep", "300"' '{"memory": {"limit": 67108864}}' 'machine.slice:hezi-shim:sh1'
+    a1=$(shim_start sh1 '') || { fail shim_start "start failed"; return; }
+    pid=$(shimctl $a1 create sh1 $B) && shimctl $a1 start sh1 || { fail shim_create "create/start failed"; shimctl $a1 shutdown; return; }
+    unit=hezi-shim-sh1.scope
+    dir=$CG/machine.slice/$unit
+    grep -qx "$pid" $dir/cgroup.procs 2>/dev/null && pass shim_scope_holds_init || fail shim_scope_holds_init "pid $pid not in $dir/cgroup.procs"
+    [ "$(prop $unit ActiveState)" = active ] && pass shim_scope_active || fail shim_scope_active "$(prop $unit ActiveState)"
+    [ "$(cat $dir/memory.max)" = 67108864 ] && [ "$(prop $unit MemoryMax)" = 67108864 ] \
+        && pass shim_scope_memory_max || fail shim_scope_memory_max "memory.max=$(cat $dir/memory.max) MemoryMax=$(prop $unit MemoryMax)"
+    shimctl $a1 kill sh1 9
+    st=$(shimctl $a1 wait sh1)
+    [ "$st" = 137 ] && pass shim_exit_status || fail shim_exit_status "wait said $st"
+    shimctl $a1 delete sh1 || fail shim_delete "delete failed"
+    [ ! -e $dir ] && pass shim_scope_removed || fail shim_scope_removed "$dir left"
+    [ "$(prop $unit ActiveState)" = inactive ] && pass shim_unit_gone || fail shim_unit_gone "ActiveState=$(prop $unit ActiveState)"
+    shimctl $a1 shutdown
+
+    # No cgroupsPath; the option alone: hezi's default scope, as `hezi --systemd-cgroup` makes it.
+    bundle '"sleep", "300"'
+    a2=$(shim_start sh2 'SystemdCgroup = true') || { fail shim_option_start "start failed"; return; }
+    pid=$(shimctl $a2 create sh2 $B) && shimctl $a2 start sh2 || { fail shim_option_create "create/start failed"; shimctl $a2 shutdown; return; }
+    got=$(grep '^0::' /proc/$pid/cgroup)
+    [ "$got" = "0::/system.slice/hezi-sh2.scope" ] && pass shim_option_scope || fail shim_option_scope "$got"
+    shimctl $a2 kill sh2 9
+    shimctl $a2 wait sh2 >/dev/null
+    shimctl $a2 delete sh2 || fail shim_option_delete "delete failed"
+    [ ! -e $CG/system.slice/hezi-sh2.scope ] && pass shim_option_scope_removed || fail shim_option_scope_removed "scope left"
+    shimctl $a2 shutdown
+    left=$(ls /run/containerd/hezi/vm 2>/dev/null)
+    [ -z "$left" ] && pass shim_no_state_left || fail shim_no_state_left "$left"
+}
+
 mkdir -p $ROOT
 echo "guest: systemd $(systemctl --version | head -n1), cgroup2 controllers: $(cat $CG/cgroup.subtree_control)"
 t_scope_holds_the_container
@@ -119,6 +165,7 @@ t_default_cgroups_path
 t_nested_slice_and_exit_code
 t_same_scope_twice_is_refused
 t_bad_path_is_refused
+t_shim_uses_the_systemd_driver
 check_no_state_left
 left=$(systemctl list-units --all --plain --no-legend '*.scope' 2>/dev/null | grep -v '^init.scope' | grep -v '^$')
 [ -z "$left" ] && pass no_unit_left || fail no_unit_left "$left"
