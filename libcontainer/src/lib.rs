@@ -35,4 +35,3 @@ pub use container::{CreateOptions, ExecOptions, OciState, Runtime, Status};
 pub use error::{Error, Result};
 /// The runtime's log file, which the init keeps until it waits for `start` (see logging).
 pub use process::init::set_runtime_log_fd;
-

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use libcontainer::cgroups::CgroupError;
+
 use crate::proto::rpc::{Code, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +26,10 @@ pub fn code_of(e: &libcontainer::Error) -> Code {
         E::WrongState { .. } => Code::FailedPrecondition,
         // A config.json that does not parse is as much the caller's mistake as a bad field.
         E::Spec { .. } | E::InvalidSpec(_) | E::InvalidArgument(_) => Code::InvalidArgument,
+        // A cgroupsPath that climbs out of its root, a bad unified key: the request's fault.
+        E::Cgroup(CgroupError::Invalid(_)) => Code::InvalidArgument,
+        // The host lacks what the spec asks for (a controller not mounted).
+        E::Cgroup(CgroupError::Unsupported(_)) => Code::FailedPrecondition,
         E::Sys { .. } | E::Io { .. } | E::Init(_) | E::Cgroup(_) | E::Other(_) => Code::Internal,
     }
 }
@@ -92,7 +98,22 @@ mod tests {
                 },
                 Code::InvalidArgument,
             ),
-            (E::Cgroup("write".into()), Code::Internal),
+            (
+                E::Cgroup(CgroupError::Invalid("cgroupsPath climbs above its root".into())),
+                Code::InvalidArgument,
+            ),
+            (
+                E::Cgroup(CgroupError::Unsupported("no hugetlb controller".into())),
+                Code::FailedPrecondition,
+            ),
+            (
+                E::Cgroup(CgroupError::Io {
+                    op: "write".into(),
+                    path: "/sys/fs/cgroup/x".into(),
+                    errno: nix::errno::Errno::EBUSY,
+                }),
+                Code::Internal,
+            ),
             (E::sys("mount proc", nix::errno::Errno::EPERM), Code::Internal),
         ];
         for (e, code) in cases {
