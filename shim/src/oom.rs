@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use libcontainer::cgroups::{CgroupConfig, Manager, OomWatch, OOM_COUNT_GRACE};
+use libcontainer::cgroups::OOM_COUNT_GRACE;
+use libcontainer::container::OomEvents;
 use libcontainer::Runtime;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -24,36 +25,31 @@ use crate::proto::events::Event;
 /// One container's watch, shared by its watcher thread and its exit path.
 pub struct Shared {
     id: String,
-    cfg: CgroupConfig,
-    watch: Mutex<OomWatch>,
+    watch: Mutex<OomEvents>,
     events: Arc<Events>,
 }
 
 impl Shared {
     /// One look at the counter: publish TaskOOM (under the lock, so the event is queued before
     /// whatever the caller publishes next) if it grew. True if it did.
-    fn check(&self, mgr: &dyn Manager) -> bool {
+    fn check(&self) -> bool {
         let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
-        let grew = watch.check(mgr, Duration::ZERO);
-        if grew {
-            self.events.publish(Event::oom(&self.id));
+        match watch.check(Duration::ZERO) {
+            Ok(true) => {
+                self.events.publish(Event::oom(&self.id));
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                log::warn!("OOM check of {}: {e}", self.id);
+                false
+            }
         }
-        grew
     }
 }
 
 /// Start watching `c`'s cgroup; the watcher ends when `c.oom_stop` is dropped or the cgroup goes.
 pub fn watch(rt: &Runtime, c: &Container, events: Arc<Events>) {
-    let cfg = match rt.store().load(&c.id) {
-        Ok(st) => match st.cgroup {
-            Some(cfg) => cfg,
-            None => return,
-        },
-        Err(e) => {
-            log::warn!("no OOM events for {}: {e}", c.id);
-            return;
-        }
-    };
     let (stop_r, stop_w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
         Err(e) => {
@@ -64,9 +60,10 @@ pub fn watch(rt: &Runtime, c: &Container, events: Arc<Events>) {
     // The baseline is taken here, in Create, before the container's program can run: taken on
     // the watcher thread, a kill that came before the thread first ran would count as old and
     // never be reported (CRI then says "Error", not "OOMKilled"; seen under load).
-    let watch = libcontainer::cgroups::manager(&cfg).and_then(|m| OomWatch::new(&*m));
-    let watch = match watch {
-        Ok(w) => w,
+    let watch = match rt.oom_events(&c.id) {
+        Ok(Some(w)) => w,
+        // No cgroup of its own (rootless): nothing to watch.
+        Ok(None) => return,
         Err(e) => return log::warn!("no OOM events for {}: {e}", c.id),
     };
     // The thread polls its own copy of the fd: the watch itself is under the lock.
@@ -76,7 +73,6 @@ pub fn watch(rt: &Runtime, c: &Container, events: Arc<Events>) {
     };
     let shared = Arc::new(Shared {
         id: c.id.clone(),
-        cfg,
         watch: Mutex::new(watch),
         events,
     });
@@ -92,11 +88,6 @@ pub fn watch(rt: &Runtime, c: &Container, events: Arc<Events>) {
 
 fn run(shared: &Shared, fd: &OwnedFd, stop: &OwnedFd) {
     let id = &shared.id;
-    // The cgroup manager is made on the thread: it is not Send.
-    let mgr = match libcontainer::cgroups::manager(&shared.cfg) {
-        Ok(m) => m,
-        Err(e) => return log::warn!("no OOM events for {id}: {e}"),
-    };
     loop {
         let mut fds = [
             PollFd::new(fd.as_fd(), PollFlags::POLLIN),
@@ -112,11 +103,12 @@ fn run(shared: &Shared, fd: &OwnedFd, stop: &OwnedFd) {
         // while, without holding the lock between looks (the exit path must not wait on it).
         // On the way out, one last look only.
         let deadline = Instant::now() + if stopping { Duration::ZERO } else { OOM_COUNT_GRACE };
-        while !shared.check(&*mgr) && Instant::now() < deadline {
+        while !shared.check() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(10));
         }
         // The cgroup is gone with the container, or the container is being deleted.
-        if stopping || mgr.oom_kill_count().is_err() {
+        let gone = shared.watch.lock().unwrap_or_else(|p| p.into_inner()).cgroup_gone();
+        if stopping || gone {
             return;
         }
     }
@@ -127,10 +119,5 @@ fn run(shared: &Shared, fd: &OwnedFd, stop: &OwnedFd) {
 pub fn before_exit(c: &Container) {
     let shared = c.oom.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let Some(shared) = shared else { return };
-    match libcontainer::cgroups::manager(&shared.cfg) {
-        Ok(mgr) => {
-            shared.check(&*mgr);
-        }
-        Err(e) => log::warn!("OOM check of {} at its exit: {e}", c.id),
-    }
+    shared.check();
 }

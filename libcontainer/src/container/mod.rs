@@ -7,6 +7,7 @@ mod exec;
 mod host_mounts;
 mod idmap;
 mod launch;
+mod oom;
 mod pause;
 mod pidfd;
 mod rootless;
@@ -29,6 +30,7 @@ use crate::sys;
 pub use create::{CreateOptions, Created};
 pub use events::Event;
 pub use exec::{ExecOptions, Execed};
+pub use oom::OomEvents;
 pub use rootless::detect as detect_rootless;
 pub use status::Status;
 
