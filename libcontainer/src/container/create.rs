@@ -316,6 +316,9 @@ fn check_supported(spec: &oci_spec::runtime::Spec, opts: &CreateOptions) -> Resu
     };
     crate::lsm::check(spec)?;
     super::rootless::check_spec(spec)?;
+    if let Some(p) = linux.and_then(|l| l.memory_policy().as_ref()) {
+        crate::process::mempolicy::check(p)?;
+    }
     crate::process::attrs::warn_personality_flags(linux.and_then(|l| l.personality().as_ref()));
     let restricted = linux.is_some_and(|l| {
         l.masked_paths().as_ref().is_some_and(|p| !p.is_empty())

@@ -203,6 +203,10 @@ fn setup(a: &InitArgs<'_>, cgroup_tasks: Vec<(std::path::PathBuf, OwnedFd)>) -> 
     attrs::personality(a.spec.linux().as_ref().and_then(|l| l.personality().as_ref()))?;
     attrs::io_priority(process)?;
     attrs::scheduler(process)?;
+    // Checked by `create` already; set before any seccomp filter, which may deny it.
+    if let Some(p) = a.spec.linux().as_ref().and_then(|l| l.memory_policy().as_ref()) {
+        super::mempolicy::apply(&super::mempolicy::check(p)?)?;
+    }
     // Nothing the runtime opened may reach the program (or the startContainer hooks), nor stay
     // open while the container waits for `start`: --preserve-fds keeps 3..3+N, and of ours only
     // the channel and the fifo (both close-on-exec) remain; everything opened after this is

@@ -8,6 +8,7 @@ pub mod cwd;
 pub mod env;
 pub mod init;
 pub mod join;
+pub mod mempolicy;
 pub mod privileges;
 pub mod program;
 pub mod spawn;
