@@ -10,7 +10,7 @@ pub fn document() -> Value {
         v.sort();
         v
     };
-    json!({
+    let mut doc = json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.3.0",
         "hooks": [],
@@ -26,5 +26,9 @@ pub fn document() -> Value {
             "mountExtensions": { "idmap": { "enabled": crate::sys::has_mount_setattr() } }
         },
         "annotations": { "io.github.hezi.version": env!("CARGO_PKG_VERSION") }
-    })
+    });
+    // Spec 1.2–1.3's fields (hooks, memoryPolicy, netDevices, intelRdt, ...), built from the
+    // code that implements them.
+    crate::feature_report::complete(&mut doc);
+    doc
 }

@@ -28,7 +28,18 @@ pub enum Stage {
 }
 
 impl Stage {
-    fn name(self) -> &'static str {
+    /// Every stage hezi runs, in the order of a container's life (`features` lists their names).
+    pub const ALL: [Stage; 6] = [
+        Stage::Prestart,
+        Stage::CreateRuntime,
+        Stage::CreateContainer,
+        Stage::StartContainer,
+        Stage::Poststart,
+        Stage::Poststop,
+    ];
+
+    /// The stage's key in config.json's `hooks`.
+    pub fn name(self) -> &'static str {
         match self {
             Stage::Prestart => "prestart",
             Stage::CreateRuntime => "createRuntime",

@@ -29,6 +29,8 @@ macro_rules! internal {
     };
 }
 
+mod feature_report;
+
 internal!(hooks, id, lsm, namespaces, process, procfs, rootfs, seccomp, sys);
 
 pub use container::{CreateOptions, ExecOptions, OciState, Runtime, Status};
