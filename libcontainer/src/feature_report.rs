@@ -22,7 +22,7 @@ pub fn complete(doc: &mut Value) {
         "modes": mempolicy::MODES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
         "flags": mempolicy::FLAGS.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
     });
-    linux["netDevices"] = json!({ "enabled": false });
+    linux["netDevices"] = json!({ "enabled": true });
     linux["intelRdt"] = json!({ "enabled": false });
     // As runc: the version of the libseccomp hezi runs with (not the one it was built against).
     if let Ok(v) = libseccomp::ScmpVersion::current() {
@@ -120,7 +120,7 @@ mod tests {
     #[test]
     fn the_rest() {
         let d = doc();
-        assert_eq!(d["linux"]["netDevices"]["enabled"], false);
+        assert_eq!(d["linux"]["netDevices"]["enabled"], true);
         assert_eq!(d["linux"]["intelRdt"]["enabled"], false);
         assert_eq!(d["potentiallyUnsafeConfigAnnotations"], json!([]));
         let v = d["annotations"]["io.github.seccomp.libseccomp.version"]

@@ -56,6 +56,18 @@ pub struct ContainerState {
     /// The spec's hooks, for poststart (at start) and poststop (at delete).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// linux.netDevices: moved into the container's network namespace at create, moved back
+    /// at delete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub net_devices: Vec<NetDevice>,
+}
+
+/// A host network interface moved into a container (linux.netDevices): its name on the host
+/// and inside.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct NetDevice {
+    pub host: String,
+    pub inside: String,
 }
 
 /// The state root directory (`--root`, default `/run/hezi`).

@@ -4,7 +4,7 @@
 //! behind: the launcher kills a half-started init, the guard removes the cgroups and the state
 //! directory (and kills an init that started but whose pid file could not be written).
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
@@ -18,6 +18,7 @@ use super::{cgroup_err, Runtime};
 use crate::cgroups::{CgroupConfig, Manager};
 use crate::error::{Error, Result, SysContext};
 use crate::namespaces::{self, Plan};
+use crate::netdev;
 use crate::process::init::{self, InitArgs};
 use crate::process::spawn;
 use crate::seccomp::ProcessInfo;
@@ -58,6 +59,9 @@ struct Guard<'a> {
     cgroup: Option<Box<dyn Manager>>,
     /// The rootfs and how many mounts it had, when the container mounts in the host's namespace.
     host_mounts: Option<(&'a Path, usize)>,
+    /// The container's network namespace (held open, so it outlives the init) and the devices
+    /// moved into it.
+    net_devices: Option<(OwnedFd, &'a [crate::state::NetDevice])>,
     armed: bool,
 }
 
@@ -69,6 +73,12 @@ impl Drop for Guard<'_> {
         if let Some(pid) = self.init {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
+        }
+        // The namespace lives on while we hold it, dead init or not.
+        if let Some((ns, devices)) = &self.net_devices {
+            if let Err(e) = netdev::move_out(devices, ns.as_fd()) {
+                tracing::warn!("cleanup after failed create: network devices: {e}");
+            }
         }
         if let Some((rootfs, before)) = self.host_mounts {
             if let Err(e) = super::host_mounts::detach_above(rootfs, before) {
@@ -94,6 +104,7 @@ impl Runtime {
         let bundle = Bundle::load(&opts.bundle)?;
         let spec = &bundle.spec;
         check_supported(spec, opts)?;
+        let net_devices = netdev::from_spec(spec)?;
         // Compiled before anything is made: a bad profile fails here, naming what is wrong.
         let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(crate::seccomp::Filter::compile(s)?),
@@ -114,6 +125,7 @@ impl Runtime {
             init: None,
             cgroup: None,
             host_mounts: None,
+            net_devices: None,
             armed: true,
         };
         let host_mounts_below = if namespaces::in_host_mount_ns(spec) {
@@ -137,6 +149,9 @@ impl Runtime {
             shared_pid_ns: false,
             host_mounts_below,
             hooks: spec.hooks().clone(),
+            // Recorded before they move: a delete after a create killed half-way moves back
+            // whatever made it across.
+            net_devices: net_devices.clone(),
         };
         // Saved before anything else is made, so `delete --force` finds what to clean up even if
         // this process is killed half-way.
@@ -179,6 +194,8 @@ impl Runtime {
             mgr: guard.cgroup.as_deref(),
             placed_by_runtime,
             pidfd_socket: opts.pidfd_socket.as_deref(),
+            net_devices: &net_devices,
+            net_ns: None,
             state: &mut state,
         };
         let launch = Launch {
@@ -188,7 +205,7 @@ impl Runtime {
         // The child closure moves what only the child keeps; the rest it borrows.
         // The lock stays ours until create returns; the child closes its copy.
         let (rootfs, bundle_dir, plan, filter, lock) = (&bundle.rootfs, &bundle.dir, &plan, seccomp.as_ref(), &lock);
-        let pid = launch.start(
+        let started = launch.start(
             &mut steps,
             || spawn::clone_init(plan, cgroup_fd.as_ref().map(|f| f.as_fd())),
             // Moved in: the parent's copies of the console and the fifo close with the closure.
@@ -211,7 +228,9 @@ impl Runtime {
                     cgroup_tasks,
                 })
             },
-        )?;
+        );
+        guard.net_devices = steps.net_ns.take().map(|ns| (ns, net_devices.as_slice()));
+        let pid = started?;
         guard.init = Some(pid);
         if let Some(p) = &state.pid_file {
             super::write_pid_file(p, pid)?;
@@ -232,6 +251,9 @@ struct InitSteps<'a> {
     /// No join fds: the manager places the init itself (`add_init`).
     placed_by_runtime: bool,
     pidfd_socket: Option<&'a Path>,
+    net_devices: &'a [crate::state::NetDevice],
+    /// The namespace the devices went to, for the guard to take them back from.
+    net_ns: Option<OwnedFd>,
     state: &'a mut ContainerState,
 }
 
@@ -247,6 +269,11 @@ impl Steps for InitSteps<'_> {
         if let Some(res) = self.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
             mgr.apply_resources(&super::rootless::applicable(self.rt.rootless, res))
                 .map_err(cgroup_err)?;
+        }
+        if !self.net_devices.is_empty() {
+            // Before `Go`: the container's program finds its devices there from the start.
+            let ns = self.net_ns.insert(netdev::container_ns(self.spec, pid)?);
+            netdev::move_in(self.net_devices, ns.as_fd())?;
         }
         Ok(())
     }

@@ -39,6 +39,7 @@ impl Runtime {
                 }
             }
         }
+        return_net_devices(&st);
         self.kill_everything(&st)?;
         self.destroy(&st)
     }
@@ -107,6 +108,42 @@ impl Runtime {
             }
         }
         self.store().remove(&st.id)
+    }
+}
+
+/// linux.netDevices back to the host, from the init's network namespace, before the init is
+/// killed (with it would go the namespace). A failure is a warning: delete still cleans up the
+/// rest, and the kernel hands physical devices back when the namespace goes.
+fn return_net_devices(st: &ContainerState) {
+    if st.net_devices.is_empty() {
+        return;
+    }
+    let pid = Pid::from_raw(st.pid);
+    if st.pid == 0 || !crate::procfs::is_alive(pid, st.init_start_time) {
+        tracing::warn!(
+            "container {}: its init has exited, and with it its network namespace: {:?} not moved back \
+             (the kernel returns physical devices itself and destroys virtual ones)",
+            st.id,
+            st.net_devices.iter().map(|d| &d.host).collect::<Vec<_>>()
+        );
+        return;
+    }
+    let path = format!("/proc/{pid}/ns/net");
+    let ns = nix::fcntl::open(
+        path.as_str(),
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    );
+    // The pid could have been reused between the check and the open: only move from the init's.
+    let result = match ns {
+        Ok(ns) if crate::procfs::is_alive(pid, st.init_start_time) => {
+            crate::netdev::move_out(&st.net_devices, ns.as_fd())
+        }
+        Ok(_) => return,
+        Err(e) => Err(Error::sys(format!("open {path}"), e)),
+    };
+    if let Err(e) = result {
+        tracing::warn!("container {}: moving network devices back: {e}", st.id);
     }
 }
 
