@@ -23,7 +23,9 @@ pub fn complete(doc: &mut Value) {
         "flags": mempolicy::FLAGS.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
     });
     linux["netDevices"] = json!({ "enabled": true });
-    linux["intelRdt"] = json!({ "enabled": false });
+    // "enabled" is whether support is built in, not whether this host has resctrl (features.md);
+    // schemata and enableMonitoring are both implemented (intelrdt.rs).
+    linux["intelRdt"] = json!({ "enabled": true, "schemata": true, "monitoring": true });
     // As runc: the version of the libseccomp hezi runs with (not the one it was built against).
     if let Ok(v) = libseccomp::ScmpVersion::current() {
         doc["annotations"]["io.github.seccomp.libseccomp.version"] =
@@ -121,7 +123,10 @@ mod tests {
     fn the_rest() {
         let d = doc();
         assert_eq!(d["linux"]["netDevices"]["enabled"], true);
-        assert_eq!(d["linux"]["intelRdt"]["enabled"], false);
+        assert_eq!(
+            d["linux"]["intelRdt"],
+            json!({ "enabled": true, "schemata": true, "monitoring": true })
+        );
         assert_eq!(d["potentiallyUnsafeConfigAnnotations"], json!([]));
         let v = d["annotations"]["io.github.seccomp.libseccomp.version"]
             .as_str()

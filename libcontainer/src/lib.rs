@@ -31,7 +31,7 @@ macro_rules! internal {
 
 mod feature_report;
 
-internal!(hooks, id, lsm, namespaces, netdev, process, procfs, rootfs, seccomp, sys);
+internal!(hooks, id, intelrdt, lsm, namespaces, netdev, process, procfs, rootfs, seccomp, sys);
 
 pub use container::{CreateOptions, ExecOptions, OciState, Runtime, Status};
 pub use error::{Error, Result};

@@ -60,6 +60,21 @@ pub struct ContainerState {
     /// at delete.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub net_devices: Vec<NetDevice>,
+    /// linux.intelRdt: the container's resctrl group, removed at delete if hezi made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intel_rdt: Option<RdtGroup>,
+}
+
+/// A container's resctrl group (linux.intelRdt).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RdtGroup {
+    /// The group's directory under the resctrl mount.
+    pub dir: PathBuf,
+    /// hezi made it (and removes it); false for a closID group that existed.
+    pub created: bool,
+    /// The container's monitoring group (enableMonitoring), inside `dir`.
+    pub monitor: Option<PathBuf>,
 }
 
 /// A host network interface moved into a container (linux.netDevices): its name on the host

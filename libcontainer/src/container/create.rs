@@ -62,6 +62,7 @@ struct Guard<'a> {
     /// The container's network namespace (held open, so it outlives the init) and the devices
     /// moved into it.
     net_devices: Option<(OwnedFd, &'a [crate::state::NetDevice])>,
+    intel_rdt: Option<&'a crate::state::RdtGroup>,
     armed: bool,
 }
 
@@ -90,6 +91,11 @@ impl Drop for Guard<'_> {
                 tracing::warn!("cleanup after failed create: {e}");
             }
         }
+        if let Some(g) = self.intel_rdt {
+            if let Err(e) = crate::intelrdt::remove(g) {
+                tracing::warn!("cleanup after failed create: {e}");
+            }
+        }
         if let Err(e) = self.rt.store().remove(self.id) {
             tracing::warn!("cleanup after failed create: {e}");
         }
@@ -105,6 +111,8 @@ impl Runtime {
         let spec = &bundle.spec;
         check_supported(spec, opts)?;
         let net_devices = netdev::from_spec(spec)?;
+        // Here, before anything is made: where resctrl is not mounted this is the error.
+        let rdt = crate::intelrdt::plan(spec, id)?;
         // Compiled before anything is made: a bad profile fails here, naming what is wrong.
         let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(crate::seccomp::Filter::compile(s)?),
@@ -126,6 +134,7 @@ impl Runtime {
             cgroup: None,
             host_mounts: None,
             net_devices: None,
+            intel_rdt: None,
             armed: true,
         };
         let host_mounts_below = if namespaces::in_host_mount_ns(spec) {
@@ -152,6 +161,7 @@ impl Runtime {
             // Recorded before they move: a delete after a create killed half-way moves back
             // whatever made it across.
             net_devices: net_devices.clone(),
+            intel_rdt: rdt.as_ref().map(|p| p.group.clone()),
         };
         // Saved before anything else is made, so `delete --force` finds what to clean up even if
         // this process is killed half-way.
@@ -174,6 +184,10 @@ impl Runtime {
         let placed_by_runtime = mgr.is_some() && join.is_none();
         let (cgroup_fd, cgroup_tasks) = join.map(|j| (j.clone_into, j.tasks)).unwrap_or_default();
         guard.cgroup = mgr;
+        if let Some(p) = &rdt {
+            guard.intel_rdt = Some(&p.group);
+            p.make()?;
+        }
         let plan = Plan::new(spec, cgroup_fd.is_some() && cgroup_tasks.is_empty())?;
         // Saved with the init's pid.
         state.shared_pid_ns = !plan.new_pid;
@@ -196,6 +210,7 @@ impl Runtime {
             pidfd_socket: opts.pidfd_socket.as_deref(),
             net_devices: &net_devices,
             net_ns: None,
+            intel_rdt: rdt.as_ref().map(|p| &p.group),
             state: &mut state,
         };
         let launch = Launch {
@@ -254,6 +269,7 @@ struct InitSteps<'a> {
     net_devices: &'a [crate::state::NetDevice],
     /// The namespace the devices went to, for the guard to take them back from.
     net_ns: Option<OwnedFd>,
+    intel_rdt: Option<&'a crate::state::RdtGroup>,
     state: &'a mut ContainerState,
 }
 
@@ -262,13 +278,18 @@ impl Steps for InitSteps<'_> {
         if self.plan.new_user {
             super::idmap::write(self.spec, pid)?;
         }
-        let Some(mgr) = self.mgr else { return Ok(()) };
-        if self.placed_by_runtime {
-            mgr.add_init(pid.as_raw()).map_err(cgroup_err)?;
+        // None: rootless without a cgroup of its own (rootless.rs).
+        if let Some(mgr) = self.mgr {
+            if self.placed_by_runtime {
+                mgr.add_init(pid.as_raw()).map_err(cgroup_err)?;
+            }
+            if let Some(res) = self.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+                mgr.apply_resources(&super::rootless::applicable(self.rt.rootless, res))
+                    .map_err(cgroup_err)?;
+            }
         }
-        if let Some(res) = self.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            mgr.apply_resources(&super::rootless::applicable(self.rt.rootless, res))
-                .map_err(cgroup_err)?;
+        if let Some(g) = self.intel_rdt {
+            crate::intelrdt::add(g, pid)?;
         }
         if !self.net_devices.is_empty() {
             // Before `Go`: the container's program finds its devices there from the start.

@@ -99,6 +99,9 @@ impl Runtime {
         if let Some(cfg) = &st.cgroup {
             cgroups::manager(cfg).and_then(|m| m.destroy()).map_err(cgroup_err)?;
         }
+        if let Some(g) = &st.intel_rdt {
+            crate::intelrdt::remove(g)?;
+        }
         if let Some(p) = &st.pid_file {
             match std::fs::remove_file(p) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
