@@ -88,15 +88,7 @@ pub fn run_logged(hooks: Option<&Hooks>, stage: Stage, state_json: &str) {
 /// Every hook of every stage: an absolute path and, when given, a timeout above zero
 /// (config.md "POSIX-platform Hooks").
 pub fn validate(hooks: Option<&Hooks>) -> std::result::Result<(), String> {
-    let stages = [
-        Stage::Prestart,
-        Stage::CreateRuntime,
-        Stage::CreateContainer,
-        Stage::StartContainer,
-        Stage::Poststart,
-        Stage::Poststop,
-    ];
-    for stage in stages {
+    for stage in Stage::ALL {
         for (i, hook) in of(hooks, stage).iter().enumerate() {
             if !hook.path().is_absolute() {
                 return Err(format!(
