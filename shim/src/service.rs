@@ -60,6 +60,10 @@ pub struct Inner {
     containers: Mutex<HashMap<String, Arc<Container>>>,
     pids: Mutex<PidMap>,
     events: Arc<Events>,
+    /// Held while an exit becomes visible and its TaskExit is queued, and while TaskDelete is
+    /// queued: a Delete that saw the exit cannot queue its event first (containerd's runc shim
+    /// keeps the same order with its eventSendMu).
+    exit_order: Mutex<()>,
     /// Ends the shim (after Shutdown's answer is written).
     exit: Box<dyn Fn() + Send + Sync>,
     /// Shutdown was asked for: the shim exits once the answer is written.
@@ -114,6 +118,7 @@ impl Service {
             events: Arc::new(Events::start(config.ttrpc_address.clone(), namespace.to_string())),
             exit: Box::new(exit),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
+            exit_order: Mutex::new(()),
         });
         let weak = Arc::downgrade(&inner);
         crate::reaper::start(move |pid, code| {
@@ -170,6 +175,7 @@ impl Inner {
                 // remove the cgroup): CRI needs TaskOOM first to say "OOMKilled".
                 crate::oom::before_exit(&c);
             }
+            let _queued_first = inner.exit_order.lock().unwrap_or_else(|p| p.into_inner());
             let exit = p.set_exited(code);
             let id = if p.exec_id.is_empty() {
                 c.id.clone()
@@ -369,6 +375,7 @@ impl Inner {
         self.containers().remove(id);
         let pid = p.pid();
         let resp = response(pid, exit);
+        let _after_the_exit = self.exit_order.lock().unwrap_or_else(|p| p.into_inner());
         self.events.publish(Event::delete(TaskDelete {
             container_id: id.to_string(),
             pid: pid as u32,
