@@ -111,7 +111,13 @@ pub fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
     // SAFETY: plain syscall with integer arguments.
     let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
     if ret < 0 {
-        return Err(Errno::last());
+        return Err(match Errno::last() {
+            // With flags 0 and a positive pid, EINVAL means the pid leads no thread group any
+            // more: a process in the middle of exiting (seen while `delete -f` raced the
+            // init's death under cgroup.kill). For every caller that is "gone", as ESRCH says.
+            Errno::EINVAL if pid.as_raw() > 0 => Errno::ESRCH,
+            e => e,
+        });
     }
     // SAFETY: the kernel just returned this fd to us.
     Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
