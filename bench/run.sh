@@ -80,9 +80,10 @@ for rt in "${runtimes[@]}"; do args+=(-n "$rt" --prepare "sleep 0.1" "$(cmd "$rt
 hyperfine -N -w 3 -r 40 --export-json "$json/run-idle.json" "${args[@]}" >&2
 sleeper=$work/sleeper
 mkdir -p "$sleeper"
-ln -s "$bundle/rootfs" "$sleeper/rootfs"
 ln -s busybox "$bundle/rootfs/bin/sleep"
-sed 's|"/bin/true"|"/bin/sleep", "600"|' "$bundle/config.json" >"$sleeper/config.json"
+# The same rootfs by its absolute path (runc refuses a rootfs that is a symlink).
+sed -e 's|"/bin/true"|"/bin/sleep", "600"|' -e "s|\"path\": \"rootfs\"|\"path\": \"$bundle/rootfs\"|" \
+    "$bundle/config.json" >"$sleeper/config.json"
 for rt in "${runtimes[@]}"; do $(cmd "$rt" "run -d -b $sleeper e-$rt") </dev/null >/dev/null 2>&1; done
 args=()
 for rt in "${runtimes[@]}"; do args+=(-n "$rt" "$(cmd "$rt" "exec e-$rt /bin/true")"); done
