@@ -20,6 +20,7 @@ mod proto;
 mod reaper;
 mod service;
 mod stats;
+mod trim;
 mod ttrpc;
 
 const RUNTIME_ID: &str = "io.containerd.hezi.v2";

@@ -512,6 +512,8 @@ impl crate::ttrpc::Handler for Service {
         if method == "Shutdown" && self.inner.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
             (self.inner.exit)();
         }
+        // The call's code stays in the page cache; the idle shim need not keep it mapped.
+        crate::trim::own_binary();
     }
 }
 
