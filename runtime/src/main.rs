@@ -88,6 +88,9 @@ fn main() {
         Ok(g) => g,
         Err(e) => fail(None, &format!("{e}"), 1),
     };
+    if global.is_set("v") || only_reports(global.positional.first().map(String::as_str)) {
+        die_on_broken_pipe();
+    }
     if global.is_set("v") {
         print!("{}", version_text());
         return;
@@ -136,6 +139,22 @@ fn main() {
         Err(Failure::Usage(m)) | Err(Failure::Error(m)) => fail(Some(logger), &m, 1),
         Err(Failure::ErrorExit(m, code)) => fail(Some(logger), &m, code),
     }
+}
+
+/// Commands that only print a report: `hezi list | head` must end quietly, as runc does
+/// (Go dies of the SIGPIPE of a write to a closed stdout), not panic with "failed printing to
+/// stdout". The others keep Rust's ignored SIGPIPE: a write to the init's sync pipe or a
+/// console socket whose peer died must fail with EPIPE and clean up, not kill the runtime
+/// half-way through `create`.
+fn only_reports(command: Option<&str>) -> bool {
+    const REPORTS: &[&str] = &["state", "list", "ps", "features", "help", "events", "spec"];
+    command.is_none_or(|c| REPORTS.contains(&c))
+}
+
+fn die_on_broken_pipe() {
+    // SAFETY: SIG_DFL is a valid disposition and no handler of hezi's is replaced: Rust's
+    // runtime set SIGPIPE to SIG_IGN, and nothing else touches it in a report command.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
 /// `--version` in runc's shape: `NAME version X`, then `commit:` (when the build names one),

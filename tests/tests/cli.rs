@@ -263,3 +263,37 @@ fn invalid_ids_are_refused_before_anything_is_made() {
         "nothing made under the root"
     );
 }
+
+/// A report piped into a reader that has gone (`hezi list | head`): hezi ends as runc does, by
+/// SIGPIPE, without a panic's "failed printing to stdout" on stderr.
+#[test]
+fn reports_end_quietly_on_a_closed_pipe() {
+    use std::os::unix::process::ExitStatusExt;
+    require!();
+    let root = TempDir::new("broken-pipe");
+    let root_arg = root.path().to_string_lossy().into_owned();
+    for args in [
+        vec!["features"],
+        vec!["--root", &root_arg, "list"],
+        vec!["help"],
+        vec!["--version"],
+    ] {
+        let (reader, writer) = nix::unistd::pipe().expect("pipe");
+        // The reader is gone before hezi writes a byte.
+        drop(reader);
+        let out = std::process::Command::new(hezi_bin())
+            .args(&args)
+            .stdout(std::process::Stdio::from(writer))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("spawn hezi");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {:?} {stderr}",
+            out.status
+        );
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
