@@ -27,7 +27,12 @@ copy_libs() {
 copy_libs "$hezi"
 cp "$here/init" "$work/init"
 chmod 755 "$work/init"
-cp "$here/lib.sh" "$work/guest/lib.sh"
+cp "$here/lib.sh" "$here/rootless.sh" "$work/guest/"
+# util-linux's setpriv, to run the rootless tests as an unprivileged user (busybox's cannot
+# change ids).
+mkdir -p "$work/usr/bin"
+cp /usr/bin/setpriv "$work/usr/bin/"
+copy_libs /usr/bin/setpriv
 # AppArmor's profile compiler (package apparmor), for the guest's AppArmor tests.
 if [ -x /usr/sbin/apparmor_parser ]; then
     mkdir -p "$work/usr/sbin"

@@ -2,6 +2,7 @@
 # Tests run inside the cgroup v2 VM (busybox sh). Each prints PASS or FAIL with its name; the
 # last line is the summary `N passed, M failed` that scripts/vm/run.sh reads.
 . /guest/lib.sh
+. /guest/rootless.sh
 
 t_run_exit_code() {
     bundle '"sh", "-c", "exit 3"'
@@ -367,6 +368,7 @@ t_update
 t_events_stats_and_ps
 t_events_oom
 t_device_program
+rootless_tests
 check_no_state_left
 # hezi made /hezi for its containers and removes it with the last one.
 [ -e $CG/hezi ] && fail no_cgroup_left "$(ls $CG/hezi)" || pass no_cgroup_left
