@@ -6,6 +6,7 @@
 // The front ends' surface: the operations, the spec and state types, errors, and what they
 // print or relay (cgroup stats and OOM watch, signals, times, the console socket).
 pub mod cgroups;
+pub mod checkpoint;
 pub mod container;
 pub mod error;
 pub mod features;
