@@ -13,7 +13,7 @@ const TOPICS: &[Topic] = &[
     Topic {
         name: "checkpoint",
         args: "<container-id>",
-        summary: "checkpoint a running container (not implemented yet)",
+        summary: "checkpoint a running container with CRIU (--image-path DIR, --work-path DIR, --leave-running, --tcp-established, --shell-job, --file-locks; needs a CRIU whose `criu check` passes)",
     },
     Topic {
         name: "create",
@@ -68,7 +68,7 @@ const TOPICS: &[Topic] = &[
     Topic {
         name: "restore",
         args: "<container-id>",
-        summary: "restore a container from a previous checkpoint (not implemented yet)",
+        summary: "restore a container from a checkpoint under the same id (--image-path DIR, --work-path DIR, --bundle DIR, -d, --tcp-established, --shell-job, --file-locks)",
     },
     Topic {
         name: "resume",

@@ -1,5 +1,6 @@
 //! One function per command; each parses its own flags and calls libcontainer.
 
+mod checkpoint;
 mod events;
 mod exec;
 mod help;
@@ -41,6 +42,8 @@ commands:
    ps        processes of a container (--format table|json, then ps options)
    spec      write a default config.json
    features  show what this runtime supports (OCI features JSON)
+   checkpoint  checkpoint a running container with CRIU (--image-path DIR [--leave-running])
+   restore   restore a checkpointed container (--image-path DIR [--bundle DIR] [-d] ID)
    image     import, pull, list and remove images (hezi image help); run --image ID runs one
 
 global options:
@@ -70,7 +73,8 @@ pub fn dispatch(g: &Global, command: &str, args: &[String]) -> Result<(), Failur
         "events" => events::events(g, args),
         "ps" => ps::ps(g, args),
         "image" => image::image(g, args),
-        "checkpoint" | "restore" => Err(Failure::Error(format!("{command}: not implemented yet"))),
+        "checkpoint" => checkpoint::checkpoint(g, args),
+        "restore" => checkpoint::restore(g, args),
         "help" => match args.first() {
             None => {
                 print!("{USAGE}");

@@ -1,0 +1,136 @@
+//! `checkpoint` and `restore` (runc's flags), through libcontainer's CRIU driver.
+
+use std::path::PathBuf;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::unistd::Pid;
+
+use crate::cli::{self, flag, opt, Flag};
+use crate::{Failure, Global};
+use libcontainer::checkpoint::{CheckpointOptions, RestoreOptions};
+
+/// runc's flags hezi does not implement (yet): refused by name rather than ignored.
+const UNSUPPORTED: &[&str] = &[
+    "parent-path",
+    "pre-dump",
+    "page-server",
+    "lazy-pages",
+    "status-fd",
+    "auto-dedup",
+    "ext-unix-sk",
+    "manage-cgroups-mode",
+    "empty-ns",
+    "lsm-profile",
+    "lsm-mount-context",
+];
+
+const CHECKPOINT_FLAGS: &[Flag] = &[
+    opt(&["image-path"]),
+    opt(&["work-path"]),
+    flag(&["leave-running"]),
+    flag(&["tcp-established"]),
+    flag(&["shell-job"]),
+    flag(&["file-locks"]),
+    opt(&["parent-path"]),
+    flag(&["pre-dump"]),
+    opt(&["page-server"]),
+    flag(&["lazy-pages"]),
+    opt(&["status-fd"]),
+    flag(&["auto-dedup"]),
+    flag(&["ext-unix-sk"]),
+    opt(&["manage-cgroups-mode"]),
+    opt(&["empty-ns"]),
+];
+
+const RESTORE_FLAGS: &[Flag] = &[
+    opt(&["image-path"]),
+    opt(&["work-path"]),
+    opt(&["b", "bundle"]),
+    flag(&["d", "detach"]),
+    opt(&["pid-file"]),
+    flag(&["tcp-established"]),
+    flag(&["shell-job"]),
+    flag(&["file-locks"]),
+    opt(&["console-socket"]),
+    flag(&["no-subreaper"]),
+    flag(&["no-pivot"]),
+    flag(&["auto-dedup"]),
+    flag(&["lazy-pages"]),
+    flag(&["ext-unix-sk"]),
+    opt(&["manage-cgroups-mode"]),
+    opt(&["empty-ns"]),
+    opt(&["lsm-profile"]),
+    opt(&["lsm-mount-context"]),
+];
+
+fn refuse_unsupported(a: &cli::Args, command: &str, extra: &[&str]) -> Result<(), Failure> {
+    for name in UNSUPPORTED.iter().chain(extra) {
+        if a.value(name).is_some_and(|v| v != "false") {
+            return Err(Failure::Error(format!(
+                "{command}: --{name} is not supported by hezi yet"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// runc's default image path is ./checkpoint under the current directory.
+fn image_path(a: &cli::Args) -> PathBuf {
+    PathBuf::from(a.value("image-path").unwrap_or("checkpoint"))
+}
+
+pub fn checkpoint(g: &Global, args: &[String]) -> Result<(), Failure> {
+    let a = cli::parse(args, CHECKPOINT_FLAGS, false)?;
+    let id = a.id("checkpoint")?;
+    refuse_unsupported(&a, "checkpoint", &[])?;
+    let opts = CheckpointOptions {
+        image_path: image_path(&a),
+        work_path: a.value("work-path").map(PathBuf::from),
+        leave_running: a.is_set("leave-running"),
+        tcp_established: a.is_set("tcp-established"),
+        shell_job: a.is_set("shell-job"),
+        file_locks: a.is_set("file-locks"),
+    };
+    Ok(super::runtime(g)?.checkpoint(id, &opts)?)
+}
+
+pub fn restore(g: &Global, args: &[String]) -> Result<(), Failure> {
+    let a = cli::parse(args, RESTORE_FLAGS, false)?;
+    let id = a.id("restore")?;
+    refuse_unsupported(&a, "restore", &["console-socket", "pid-file"])?;
+    let detach = a.is_set("d");
+    let opts = RestoreOptions {
+        image_path: image_path(&a),
+        work_path: a.value("work-path").map(PathBuf::from),
+        bundle: a.value("b").map(PathBuf::from),
+        tcp_established: a.is_set("tcp-established"),
+        shell_job: a.is_set("shell-job"),
+        file_locks: a.is_set("file-locks"),
+    };
+    let rt = super::runtime(g)?;
+    // As `run`: block what we forward before the init exists, so nothing is lost.
+    let mut set = SigSet::empty();
+    if !detach {
+        for s in super::run::FORWARDED {
+            set.add(*s);
+        }
+        set.add(Signal::SIGCHLD);
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+            .map_err(|e| Failure::Error(format!("block signals: {e}")))?;
+    }
+    let restored = rt.restore(id, &opts)?;
+    if detach {
+        return Ok(());
+    }
+    // Without -d, restore behaves as `run`: wait for the init (our child: CRIU restores it as
+    // its sibling), pass on its exit code and delete the container.
+    let code = super::run::wait_forwarding(Pid::from_raw(restored.pid.as_raw()), &set, None);
+    if let Err(e) = rt.delete(id, true) {
+        tracing::warn!("delete {id} after restore: {e}");
+    }
+    match code {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(Failure::Exit(code)),
+        Err(e) => Err(Failure::Error(e)),
+    }
+}
