@@ -21,7 +21,7 @@ apt-get install -y -q --no-install-recommends \
     libseccomp-dev busybox-static protobuf-compiler \
     runc crun containerd podman umoci skopeo docker-registry hyperfine \
     containernetworking-plugins iproute2 util-linux \
-    cpio gzip time systemd apparmor strace uidmap passwd
+    cpio gzip time systemd apparmor strace uidmap passwd criu xz-utils
 apt-get install -y -q --no-install-recommends -t bookworm-backports qemu-system-x86
 
 # The unprivileged user of the rootless tests (tests/src/rootless.rs): useradd gives it a home

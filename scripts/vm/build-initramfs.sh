@@ -40,6 +40,42 @@ if [ -x /usr/sbin/apparmor_parser ]; then
     copy_libs /usr/sbin/apparmor_parser
 fi
 cp "$here/guest-tests.sh" "$work/guest/tests.sh"
+# CRIU (package criu) for the checkpoint/restore tests: Debian's 3.17 fails `criu check` on
+# newer host kernels (vdso symtable), but works on the guest's Debian kernel.
+if [ -x /usr/sbin/criu ]; then
+    cp /usr/sbin/criu "$work/usr/sbin/"
+    copy_libs /usr/sbin/criu
+    # CRIU dumps and restores tmpfs mounts (a container's /dev) with GNU tar's options, which
+    # busybox tar lacks.
+    rm -f "$work/bin/tar"
+    cp /bin/tar "$work/bin/tar"
+    copy_libs /bin/tar
+    # CRIU saves and restores a network namespace with iproute2's `ip ... save|restore` and the
+    # iptables-save/restore tools (busybox ip has no save).
+    rm -f "$work/bin/ip"
+    for bin in /bin/ip /usr/sbin/iptables-save /usr/sbin/iptables-restore /usr/sbin/ip6tables-save \
+        /usr/sbin/iptables-legacy-save /usr/sbin/iptables-legacy-restore \
+        /usr/sbin/ip6tables-legacy-save /usr/sbin/ip6tables-legacy-restore \
+        /usr/sbin/ip6tables-restore; do
+        if [ -e "$bin" ]; then
+            mkdir -p "$work$(dirname "$bin")"
+            cp -L "$bin" "$work$bin"
+            copy_libs "$bin"
+        fi
+    done
+    # `criu check` probes socket diag, tun, veth and nftables, which Debian's kernel builds as
+    # modules: the guest loads them in this (dependency) order, listed in modules/order
+    # (busybox insmod cannot read .xz, so they go in decompressed).
+    mkdir -p "$work/guest/modules"
+    for m in inet_diag tcp_diag udp_diag raw_diag unix_diag netlink_diag af_packet_diag \
+        tun veth crc32c_generic libcrc32c nfnetlink nf_tables; do
+        ko=$(find "$(dirname "$out")"/lib/modules -name "$m.ko.xz" 2>/dev/null | head -n1)
+        if [ -n "$ko" ]; then
+            xz -dc "$ko" > "$work/guest/modules/$m.ko"
+            echo "$m" >> "$work/guest/modules/order"
+        fi
+    done
+fi
 
 if [ "$mode" = systemd ]; then
     # systemd as PID 1 and systemctl, from the host's own package, and one target that runs
