@@ -45,7 +45,7 @@ impl Runtime {
         if opts.leave_running {
             o.enc.bool(3, true);
         }
-        o.external_mounts(&spec, false);
+        o.external_mounts(&spec, Some(st.pid));
         rpc::call(rpc::DUMP, o.enc.into_bytes())?;
         drop(lock);
 

@@ -121,10 +121,12 @@ impl Opts {
         self.enc.bytes(23, &m.into_bytes());
     }
 
-    /// The bind mounts of the spec are external to the container: CRIU dumps them by their
-    /// destination and restore binds them from their source again (as runc describes them).
-    /// Masked files are /dev/null bound over them.
-    fn external_mounts(&mut self, spec: &Spec, restore: bool) {
+    /// The bind mounts of the spec are external to the container: a dump names each by its
+    /// destination, and restore binds it from its source again (as runc describes them).
+    /// Masked files are /dev/null bound over them, named the same way; masked directories are
+    /// read-only tmpfs mounts CRIU dumps itself. `dump_pid` (the init, at dump) tells files from
+    /// directories; restore maps every masked path, and CRIU only looks up those its image names.
+    fn external_mounts(&mut self, spec: &Spec, dump_pid: Option<i32>) {
         for m in spec.mounts().iter().flatten() {
             let bind =
                 m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
@@ -137,11 +139,18 @@ impl Opts {
                 .as_ref()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            self.ext_mount(&dest, if restore { &src } else { &dest });
+            self.ext_mount(&dest, if dump_pid.is_some() { &dest } else { &src });
         }
-        if let Some(linux) = spec.linux() {
-            for p in linux.masked_paths().iter().flatten() {
-                self.ext_mount(p, "/dev/null");
+        for p in spec.linux().iter().flat_map(|l| l.masked_paths().iter().flatten()) {
+            match dump_pid {
+                Some(pid) => {
+                    let inside = format!("/proc/{pid}/root/{}", p.trim_start_matches('/'));
+                    // Absent or a directory: not a bind of /dev/null.
+                    if std::fs::metadata(&inside).is_ok_and(|m| !m.is_dir()) {
+                        self.ext_mount(p, p);
+                    }
+                }
+                None => self.ext_mount(p, "/dev/null"),
             }
         }
     }

@@ -81,7 +81,7 @@ impl Runtime {
             (opts.tcp_established, opts.shell_job, opts.file_locks),
         );
         o.enc.string(13, &root.path.to_string_lossy()).bool(26, true);
-        o.external_mounts(&bundle.spec, true);
+        o.external_mounts(&bundle.spec, None);
         let reply = rpc::call(rpc::RESTORE, o.enc.into_bytes())?;
         drop(root);
         // The post-restore callback names the restored init; the final reply does too.
