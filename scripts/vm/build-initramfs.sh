@@ -104,7 +104,7 @@ fi
 rootfs="$work/guest/rootfs"
 mkdir -p "$rootfs"/{bin,proc,sys,dev,tmp,etc}
 cp /bin/busybox "$rootfs/bin/busybox"
-for applet in sh cat echo sleep true ls grep wc head id kill; do
+for applet in sh cat echo sleep true ls grep wc head id kill mv; do
     ln -s busybox "$rootfs/bin/$applet"
 done
 echo 'root:x:0:0:root:/:/bin/sh' > "$rootfs/etc/passwd"
