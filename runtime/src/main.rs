@@ -15,7 +15,8 @@ const GLOBAL_FLAGS: &[Flag] = &[
     flag(&["debug"]),
     flag(&["systemd-cgroup"]),
     opt(&["rootless"]),
-    // Accepted for compatibility with callers that pass it to runc; hezi has no checkpointing.
+    // Accepted for compatibility with callers that pass it to runc, and ignored: checkpoint and
+    // restore run `criu` from PATH.
     opt(&["criu"]),
     flag(&["v", "version"]),
     flag(&["h", "help"]),

@@ -414,6 +414,9 @@ t_checkpoint_restore() {
         fail restore_continues "count $stopped at the dump, $now a second after restore"
     fi
     echo "  (count $stopped at the dump, $now a second after restore)"
+    # The restored init is hezi's like any other: exec joins it, state names its pid.
+    out=$(hezi --root $ROOT exec cr cat /count 2>&1)
+    [ "$out" -gt "$stopped" ] 2>/dev/null && pass restored_exec || fail restored_exec "$out"
     out=$(hezi --root $ROOT checkpoint --leave-running --image-path /tmp/cr-img2 --work-path /tmp/cr-work cr 2>&1)
     if [ $? != 0 ]; then
         fail checkpoint_leave_running "$out; $(grep -B8 -m1 "Error" /tmp/cr-work/dump.log 2>/dev/null)"
@@ -440,9 +443,30 @@ t_checkpoint_restore() {
     [ -e $ROOT/cr ] && fail restored_deleted "state left" || pass restored_deleted
 }
 
+# A read-only rootfs stays read-only after restore, and kill works on the restored init.
+t_checkpoint_restore_readonly() {
+    [ "$criu_ok" = yes ] || { fail checkpoint_restore_readonly "criu check failed (see criu_check)"; return; }
+    # stdio inside the container: hezi does not yet describe the caller's fds to CRIU as
+    # external (runc's inherit_fd), so an init holding the host's /dev/null cannot be dumped.
+    bundle '"sh", "-c", "exec </dev/null >/dev/null 2>\&1; exec sleep 1000"'
+    sed -i -e 's|"type": "network"|"type": "network", "path": "/proc/1/ns/net"|' $B/config.json
+    hezi --root $ROOT run -d -b $B cro </dev/null >/dev/null 2>&1 || { fail checkpoint_restore_readonly "run -d failed"; return; }
+    out=$(hezi --root $ROOT checkpoint --image-path /tmp/cro-img cro 2>&1) || { fail checkpoint_restore_readonly "$out"; hezi --root $ROOT delete -f cro; return; }
+    out=$(hezi --root $ROOT restore --image-path /tmp/cro-img -b $B -d cro 2>&1) || { fail checkpoint_restore_readonly "$out; $(grep -B8 -m1 Error /tmp/cro-img/restore.log)"; return; }
+    out=$(hezi --root $ROOT exec cro sh -c 'echo x > /written' 2>&1)
+    [ -e $B/rootfs/written ] && fail restored_root_readonly "wrote /written: $out" || pass restored_root_readonly
+    hezi --root $ROOT kill cro KILL
+    i=0
+    while [ "$(status_of cro)" != stopped ] && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
+    [ "$(status_of cro)" = stopped ] && pass restored_kill || fail restored_kill "status $(status_of cro)"
+    hezi --root $ROOT delete cro
+    [ -e $ROOT/cro ] && fail restored_delete "state left" || pass restored_delete
+}
+
 mkdir -p $ROOT
 t_criu_check
 t_checkpoint_restore
+t_checkpoint_restore_readonly
 t_run_exit_code
 t_cgroup_placement_and_cleanup
 t_cgroupns_root
