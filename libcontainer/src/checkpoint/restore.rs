@@ -72,7 +72,8 @@ impl Runtime {
         let work_path = opts.work_path.as_ref().unwrap_or(&opts.image_path);
         std::fs::create_dir_all(work_path).ctx(|| format!("create work directory {}", work_path.display()))?;
         let work = open_dir(work_path, "work directory")?;
-        let root = RootBind::new(dir.join("criu-root"), &bundle.rootfs)?;
+        let readonly = bundle.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
+        let root = RootBind::new(dir.join("criu-root"), &bundle.rootfs, readonly)?;
 
         let mut o = Opts::new(
             &images,
@@ -113,7 +114,9 @@ struct RootBind {
 }
 
 impl RootBind {
-    fn new(path: PathBuf, rootfs: &Path) -> Result<RootBind> {
+    /// `readonly`: root.readonly of the spec. CRIU does not make the restored root read-only
+    /// again, so the bind it builds on is.
+    fn new(path: PathBuf, rootfs: &Path, readonly: bool) -> Result<RootBind> {
         std::fs::create_dir(&path).ctx(|| format!("create {}", path.display()))?;
         let bind = RootBind { path };
         mount(
@@ -124,6 +127,16 @@ impl RootBind {
             None::<&str>,
         )
         .ctx(|| format!("bind {} at {}", rootfs.display(), bind.path.display()))?;
+        if readonly {
+            mount(
+                None::<&str>,
+                &bind.path,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+            .ctx(|| format!("remount {} read-only", bind.path.display()))?;
+        }
         Ok(bind)
     }
 }
