@@ -135,3 +135,53 @@ pub fn commit(store: &Store, rec: ImageRecord) -> Result<ImageRecord> {
     gc(store)?;
     Ok(rec)
 }
+
+/// `image tag`: `dst` names `src`'s image too. An existing `dst` is refused unless `force`,
+/// and then replaced (what only it used is collected).
+pub fn tag(store: &Store, src: &str, dst: &str, force: bool) -> Result<ImageRecord> {
+    let _lock = store.lock()?;
+    let rec = store.image(src)?;
+    let existing = store.images()?.into_iter().find(|i| i.name == dst);
+    if let Some(e) = &existing {
+        if !force {
+            return Err(Error::Invalid(format!(
+                "image {dst} already exists (manifest {}); --force replaces it",
+                e.target.digest
+            )));
+        }
+    }
+    let new = ImageRecord {
+        name: dst.to_string(),
+        created: crate::store::now_secs(),
+        ..rec
+    };
+    store.put_image(new.clone())?;
+    if existing.is_some() {
+        gc(store)?;
+    }
+    Ok(new)
+}
+
+/// `image inspect`: the record, with its manifest and config as the registry wrote them.
+pub fn inspect(store: &Store, name: &str) -> Result<serde_json::Value> {
+    let rec = store.image(name)?;
+    let json = |d: &crate::digest::Digest, what: &str| -> Result<serde_json::Value> {
+        let bytes = store.read_blob(d)?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("{what} {d} of {name}: {e}")))
+    };
+    let manifest = json(&rec.target.digest, "manifest")?;
+    let config = json(&rec.config, "config")?;
+    let layers = manifest
+        .get("layers")
+        .cloned()
+        .unwrap_or(serde_json::Value::Array(Vec::new()));
+    Ok(serde_json::json!({
+        "name": rec.name,
+        "digest": rec.index.as_ref().unwrap_or(&rec.target.digest),
+        "target": rec.target,
+        "created": rec.created,
+        "manifest": manifest,
+        "config": config,
+        "layers": layers,
+    }))
+}

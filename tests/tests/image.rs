@@ -1,4 +1,4 @@
-//! Images end to end: `hezi image demo|import|ls|rm` and `hezi run --image`, with images this
+//! Images end to end: `hezi image demo|import|ls|rm|tag|inspect` and `hezi run --image`, with images this
 //! suite builds itself (umoci for the OCI archive, a docker-save layout and a small tar writer
 //! by hand), both snapshotters, and bad input that must fail cleanly. Pulls from registries are
 //! in image_registry.rs.
@@ -169,6 +169,72 @@ fn docker_archive_made_by_hand() {
     h.ok(&["image", "rm", "hezi.test/docker:1"]);
     assert_eq!(count(&store(&h).join("blobs/sha256")), 0);
     assert_eq!(count(&store(&h).join("snapshots")), 0);
+}
+
+/// `image tag` gives an image a second name (runnable, removable on its own, sharing blobs),
+/// refuses to take over an existing name without `--force`, and `image inspect` shows the
+/// record with the manifest and config the store holds.
+#[test]
+fn image_tag_and_inspect() {
+    require!();
+    let h = Hezi::new();
+    let tmp = TempDir::new("tag");
+    h.ok(&["image", "demo"]);
+    assert_eq!(
+        h.ok(&["image", "tag", "hezi.local/demo", "hezi.test/mine:v1"]),
+        "hezi.test/mine:v1\n"
+    );
+    assert_eq!(
+        h.ok(&["image", "ls", "-q"]),
+        "hezi.local/demo:latest\nhezi.test/mine:v1\n"
+    );
+    let id = unique_id("tag");
+    assert_eq!(h.ok(&["run", "--image", "hezi.test/mine:v1", &id]), "hello from hezi\n");
+    assert_bundle_gone(&h, &id);
+
+    let ins: Value = serde_json::from_str(&h.ok(&["image", "inspect", "hezi.test/mine:v1"])).unwrap();
+    let ls: Value = serde_json::from_str(&h.ok(&["image", "ls", "--format", "json"])).unwrap();
+    assert_eq!(ins["name"], "hezi.test/mine:v1");
+    assert_eq!(ins["target"]["digest"], ls[0]["manifest"]);
+    assert_eq!(ins["manifest"]["config"]["digest"], ls[0]["config"]);
+    assert_eq!(ins["config"]["config"]["Cmd"][2], "echo hello from hezi");
+    assert_eq!(ins["layers"], ins["manifest"]["layers"]);
+    assert!(!ins["layers"].as_array().unwrap().is_empty());
+
+    // Another image under a name that is taken: refused, the name keeps its image.
+    let (l1, l2) = test_layers();
+    let cfg = test_config(&[sha256(&l1), sha256(&l2)]);
+    let a = oci_archive(tmp.path(), "a.tar", &[l1, l2], &cfg, |_| {});
+    h.ok(&["image", "import", "--name", "hezi.test/other:1", a.to_str().unwrap()]);
+    let e = fails(&h, &["image", "tag", "hezi.test/other:1", "hezi.test/mine:v1"]);
+    assert!(
+        e.contains("hezi.test/mine:v1 already exists") && e.contains("--force"),
+        "{e}"
+    );
+    let again: Value = serde_json::from_str(&h.ok(&["image", "inspect", "hezi.test/mine:v1"])).unwrap();
+    assert_eq!(again["target"], ins["target"]);
+    h.ok(&["image", "tag", "--force", "hezi.test/other:1", "hezi.test/mine:v1"]);
+    let forced: Value = serde_json::from_str(&h.ok(&["image", "inspect", "hezi.test/mine:v1"])).unwrap();
+    assert_ne!(forced["target"], ins["target"]);
+
+    // Unknown images and wrong arguments: clear errors, nothing added.
+    assert!(fails(&h, &["image", "tag", "no/such:1", "hezi.test/x:1"]).contains("no/such:1 not found"));
+    assert!(fails(&h, &["image", "inspect", "no/such:1"]).contains("no/such:1 not found"));
+    assert!(fails(&h, &["image", "tag", "hezi.test/mine:v1"]).contains("exactly 2 arguments"));
+    assert_eq!(
+        h.ok(&["image", "ls", "-q"]),
+        "hezi.local/demo:latest\nhezi.test/mine:v1\nhezi.test/other:1\n"
+    );
+
+    // Removing every name removes every blob and snapshot.
+    h.ok(&[
+        "image",
+        "rm",
+        "hezi.local/demo",
+        "hezi.test/mine:v1",
+        "hezi.test/other:1",
+    ]);
+    assert_store_clean(&h);
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `hezi image import|pull|ls|rm|demo`: the image store under `<--root>/.images` (see
+//! `hezi image import|pull|ls|rm|tag|inspect|demo`: the image store under `<--root>/.images` (see
 //! containerd-bridge). `hezi run --image` uses it through `containerd_bridge::bundle`.
 
 use containerd_bridge::manifest::Platform;
@@ -19,6 +19,9 @@ commands:
    ls [--format json] [-q]
                     list images
    rm REF...        remove images, and the blobs and snapshots only they used
+   tag SRC DST [--force]
+                    name SRC's image DST too (--force replaces an existing DST)
+   inspect REF      the image's record, manifest, config and layers as JSON
    demo [--name REF]
                     build the demo image (busybox) as hezi.local/demo:latest
 
@@ -60,6 +63,8 @@ pub fn image(g: &Global, args: &[String]) -> Result<(), Failure> {
         "pull" => pull_cmd(g, rest),
         "ls" | "list" => ls(g, rest),
         "rm" | "remove" => rm(g, rest),
+        "tag" => tag(g, rest),
+        "inspect" => inspect(g, rest),
         "demo" => demo_cmd(g, rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
@@ -182,6 +187,34 @@ fn rm(g: &Global, args: &[String]) -> Result<(), Failure> {
         images::remove(&s, &n).map_err(err)?;
         println!("{n}");
     }
+    Ok(())
+}
+
+fn tag(g: &Global, args: &[String]) -> Result<(), Failure> {
+    let a = cli::parse(args, &[flag(&["force", "f"])], false)?;
+    let [src, dst] = a.positional.as_slice() else {
+        return Err(Failure::Usage(
+            "image tag: requires exactly 2 arguments: the image and its new name".into(),
+        ));
+    };
+    let src = reference::normalize(src).map_err(err)?;
+    let dst = reference::normalize(dst).map_err(err)?;
+    let rec = images::tag(&store(g)?, &src, &dst, a.is_set("force")).map_err(err)?;
+    println!("{}", rec.name);
+    Ok(())
+}
+
+fn inspect(g: &Global, args: &[String]) -> Result<(), Failure> {
+    let a = cli::parse(args, &[], false)?;
+    let [name] = a.positional.as_slice() else {
+        return Err(Failure::Usage(
+            "image inspect: requires exactly 1 argument: the image".into(),
+        ));
+    };
+    let name = reference::normalize(name).map_err(err)?;
+    let v = images::inspect(&store(g)?, &name).map_err(err)?;
+    let text = serde_json::to_string_pretty(&v).map_err(|e| Failure::Error(e.to_string()))?;
+    println!("{text}");
     Ok(())
 }
 
