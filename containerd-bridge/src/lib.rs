@@ -8,6 +8,7 @@ pub mod copy;
 pub mod demo;
 pub mod digest;
 pub mod error;
+pub mod export;
 pub mod fsutil;
 pub mod images;
 pub mod import;

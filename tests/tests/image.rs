@@ -476,3 +476,73 @@ fn snapshots_fall_back_to_copies_where_overlay_cannot_mount() {
     assert_eq!(driver.trim(), "native", "the store did not fall back to copies");
     assert!(left.is_empty(), "mounts left: {left:?}");
 }
+
+/// `image export` writes an OCI archive that containerd's `ctr images import`, skopeo and hezi
+/// itself (gzip-compressed too) read back; bad input leaves no file.
+#[test]
+fn export_is_read_by_ctr_skopeo_and_hezi() {
+    use hezi_e2e::containerd::{prerequisites_with, Containerd, CONTAINERD_PROGRAMS};
+    require!();
+    if !tools(&["skopeo", "gzip"]) || !prerequisites_with(CONTAINERD_PROGRAMS) {
+        return;
+    }
+    let h = Hezi::new();
+    let tmp = TempDir::new("export");
+    h.ok(&["image", "demo"]);
+    h.ok(&["image", "tag", "hezi.local/demo", "hezi.test/exported:v1"]);
+    let archive = tmp.path().join("out.tar");
+    let a = archive.to_str().unwrap();
+    assert_eq!(
+        h.ok(&["image", "export", a, "hezi.local/demo", "hezi.test/exported:v1"]),
+        "hezi.local/demo:latest\nhezi.test/exported:v1\n"
+    );
+
+    // skopeo finds the image by its tag.
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", &format!("oci-archive:{a}:v1")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let inspected: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ours: Value = serde_json::from_str(&h.ok(&["image", "inspect", "hezi.test/exported:v1"])).unwrap();
+    assert_eq!(inspected["Digest"], ours["target"]["digest"]);
+
+    // containerd imports both names and runs the image.
+    let c = Containerd::start();
+    c.ctr(&["images", "import", a]).ok("ctr images import");
+    let listed = c.ctr(&["images", "ls", "-q"]).ok("ctr images ls");
+    assert!(
+        listed.contains("hezi.local/demo:latest") && listed.contains("hezi.test/exported:v1"),
+        "{listed}"
+    );
+
+    // hezi reads it back gzip-compressed, into another store, and runs it.
+    sh(&format!("gzip -k {a}"));
+    let other = Hezi::new();
+    other.ok(&["image", "import", &format!("{a}.gz")]);
+    assert_eq!(
+        other.ok(&["image", "ls", "-q"]),
+        "hezi.local/demo:latest\nhezi.test/exported:v1\n"
+    );
+    let id = unique_id("exported");
+    assert_eq!(
+        other.ok(&["run", "--image", "hezi.test/exported:v1", &id]),
+        "hello from hezi\n"
+    );
+    assert_bundle_gone(&other, &id);
+
+    // An unknown image, or a directory that does not exist: an error, and no file.
+    let bad = tmp.path().join("bad.tar");
+    let e = fails(
+        &h,
+        &["image", "export", bad.to_str().unwrap(), "hezi.local/demo", "no/such:1"],
+    );
+    assert!(e.contains("no/such:1 not found"), "{e}");
+    let e = fails(&h, &["image", "export", "/nonexistent-dir/x.tar", "hezi.local/demo"]);
+    assert!(e.contains("/nonexistent-dir"), "{e}");
+    let names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "only out.tar and out.tar.gz: {names:?}");
+}

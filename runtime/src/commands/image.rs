@@ -1,4 +1,4 @@
-//! `hezi image import|pull|ls|rm|tag|inspect|demo`: the image store under `<--root>/.images` (see
+//! `hezi image import|pull|ls|rm|tag|inspect|export|demo`: the image store under `<--root>/.images` (see
 //! containerd-bridge). `hezi run --image` uses it through `containerd_bridge::bundle`.
 
 use containerd_bridge::manifest::Platform;
@@ -22,6 +22,8 @@ commands:
    tag SRC DST [--force]
                     name SRC's image DST too (--force replaces an existing DST)
    inspect REF      the image's record, manifest, config and layers as JSON
+   export FILE REF...
+                    write images as an OCI image-layout archive (ctr, skopeo and podman load read it)
    demo [--name REF]
                     build the demo image (busybox) as hezi.local/demo:latest
 
@@ -65,6 +67,7 @@ pub fn image(g: &Global, args: &[String]) -> Result<(), Failure> {
         "rm" | "remove" => rm(g, rest),
         "tag" => tag(g, rest),
         "inspect" => inspect(g, rest),
+        "export" => export(g, rest),
         "demo" => demo_cmd(g, rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
@@ -215,6 +218,22 @@ fn inspect(g: &Global, args: &[String]) -> Result<(), Failure> {
     let v = images::inspect(&store(g)?, &name).map_err(err)?;
     let text = serde_json::to_string_pretty(&v).map_err(|e| Failure::Error(e.to_string()))?;
     println!("{text}");
+    Ok(())
+}
+
+fn export(g: &Global, args: &[String]) -> Result<(), Failure> {
+    let a = cli::parse(args, &[], false)?;
+    let Some((file, refs)) = a.positional.split_first().filter(|(_, r)| !r.is_empty()) else {
+        return Err(Failure::Usage(
+            "image export: requires at least 2 arguments: the archive and an image".into(),
+        ));
+    };
+    let names = refs
+        .iter()
+        .map(|r| reference::normalize(r).map_err(err))
+        .collect::<Result<Vec<_>, _>>()?;
+    containerd_bridge::export::export(&store(g)?, &names, std::path::Path::new(file)).map_err(err)?;
+    names.iter().for_each(|n| println!("{n}"));
     Ok(())
 }
 
