@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, IoContext, Result};
 use crate::images;
 use crate::mount::{mount_rootfs, unmount_rootfs};
+use crate::overrides::Overrides;
 use crate::reference;
 use crate::snapshot::Snapshotter;
 use crate::spec;
@@ -56,9 +57,9 @@ fn check_id(id: &str) -> Result<()> {
 }
 
 /// Make the bundle for container `id` from `image` (unpacking it first if this driver has not
-/// yet); `user_args` replace the image's Cmd. Returns the bundle directory. On error nothing is
+/// yet); `user_args` replace the image's Cmd, and `over` changes the spec (run's flags). Returns the bundle directory. On error nothing is
 /// left: no mount, snapshot or directory.
-pub fn prepare(dirs: &Dirs, image: &str, id: &str, user_args: &[String]) -> Result<PathBuf> {
+pub fn prepare(dirs: &Dirs, image: &str, id: &str, user_args: &[String], over: &Overrides) -> Result<PathBuf> {
     check_id(id)?;
     let name = reference::normalize(image)?;
     let store = Store::open(&dirs.images)?;
@@ -86,7 +87,8 @@ pub fn prepare(dirs: &Dirs, image: &str, id: &str, user_args: &[String]) -> Resu
         fs::write(dir.join(MARKER), bytes).ctx(|| format!("write {}", dir.join(MARKER).display()))?;
         let mounts = snap.prepare(&key, top)?;
         mount_rootfs(&mounts, &rootfs)?;
-        let spec = spec::for_image(id, &cfg, &rootfs, user_args)?;
+        let mut spec = spec::for_image(id, &cfg, &rootfs, user_args)?;
+        over.apply(&mut spec);
         let text = serde_json::to_vec_pretty(&spec).map_err(|e| Error::Invalid(e.to_string()))?;
         fs::write(dir.join("config.json"), text).ctx(|| format!("write {}/config.json", dir.display()))
     })();

@@ -15,6 +15,7 @@ pub mod import;
 pub mod manifest;
 pub mod media;
 pub mod mount;
+pub mod overrides;
 pub mod platform;
 pub mod reference;
 pub mod registry;

@@ -546,3 +546,61 @@ fn export_is_read_by_ctr_skopeo_and_hezi() {
         .collect();
     assert_eq!(names.len(), 2, "only out.tar and out.tar.gz: {names:?}");
 }
+
+/// ctr's flags on `run --image`: environment, working directory, hostname, the host's network,
+/// a read-only root and a bind mount, seen from inside; a bad `--mount` leaves nothing, and the
+/// flags are refused without --image.
+#[test]
+fn run_image_with_ctrs_flags() {
+    require!();
+    let h = Hezi::new();
+    let tmp = TempDir::new("flags");
+    std::fs::write(tmp.path().join("f"), "from the host\n").unwrap();
+    h.ok(&["image", "demo"]);
+    let id = unique_id("flags");
+    let mount = format!("type=bind,src={},dst=/host,options=rbind:ro", tmp.path().display());
+    let out = h.ok(&[
+        "run",
+        "--image",
+        "hezi.local/demo",
+        "--env",
+        "A=1",
+        "--env",
+        "B=two",
+        "--cwd",
+        "/tmp",
+        "--hostname",
+        "boxy",
+        "--net-host",
+        "--read-only",
+        "--mount",
+        &mount,
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "echo $A $B; pwd; hostname; cat /host/f; touch /x 2>/dev/null || echo ro-root; \
+         touch /host/y 2>/dev/null || echo ro-bind; readlink /proc/self/ns/net",
+    ]);
+    let host_net = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_eq!(
+        out,
+        format!(
+            "1 two\n/tmp\nboxy\nfrom the host\nro-root\nro-bind\n{}\n",
+            host_net.display()
+        )
+    );
+    assert_bundle_gone(&h, &id);
+
+    for (mount, why) in [("src=/a", "no dst"), ("src=/a,dst=/b,colour=red", "unknown key")] {
+        let e = fails(&h, &["run", "--image", "hezi.local/demo", "--mount", mount, &id]);
+        assert!(e.contains(why) && e.contains(mount), "{e}");
+        assert_bundle_gone(&h, &id);
+    }
+    let e = fails(&h, &["run", "--image", "hezi.local/demo", "--env", "NOVALUE", &id]);
+    assert!(e.contains("NOVALUE") && e.contains("KEY=VALUE"), "{e}");
+    let e = fails(&h, &["run", "--env", "A=1", "-b", tmp.path().to_str().unwrap(), &id]);
+    assert!(e.contains("--env needs --image"), "{e}");
+    // Only the image's snapshot is left: none for the containers that did not start.
+    assert_eq!(count(&store(&h).join("snapshots")), 1);
+}

@@ -156,6 +156,21 @@ const RUN_OPTIONS: &[Opt] = &[
         "--image value",
         "run an image from hezi's store instead of a bundle (hezi image); a command may follow --",
     ),
+    (
+        "--env KEY=VALUE",
+        "with --image: set an environment variable (repeatable)",
+    ),
+    ("--cwd value", "with --image: the working directory"),
+    (
+        "--hostname value",
+        "with --image: the container's hostname (default: its id)",
+    ),
+    ("--net-host", "with --image: share the host's network namespace"),
+    ("--read-only", "with --image: a read-only root file system"),
+    (
+        "--mount type=T,src=S,dst=D,options=a:b",
+        "with --image: a mount as ctr takes it (bind by default; repeatable)",
+    ),
 ];
 
 const EXEC_OPTIONS: &[Opt] = &[

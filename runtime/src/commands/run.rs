@@ -23,6 +23,21 @@ pub const FORWARDED: &[Signal] = &[
     Signal::SIGCONT,
 ];
 
+/// The flags that change the spec an image gives; a bundle's config.json is the user's own.
+const IMAGE_ONLY: &[&str] = &["env", "cwd", "hostname", "net-host", "read-only", "mount"];
+
+fn image_overrides(a: &cli::Args) -> Result<containerd_bridge::overrides::Overrides, Failure> {
+    containerd_bridge::overrides::Overrides::new(
+        a.values("env").to_vec(),
+        a.value("cwd").map(str::to_string),
+        a.value("hostname").map(str::to_string),
+        a.is_set("net-host"),
+        a.is_set("read-only"),
+        a.values("mount"),
+    )
+    .map_err(|e| Failure::Usage(e.to_string()))
+}
+
 pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
     let mut flags: Vec<Flag> = CREATE_FLAGS
         .iter()
@@ -36,6 +51,13 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
         flag(&["keep"]),
         flag(&["no-subreaper"]),
         opt(&["image"]),
+        // ctr's flags for a container from an image (containerd_bridge::overrides).
+        opt(&["env"]),
+        opt(&["cwd"]),
+        opt(&["hostname"]),
+        flag(&["net-host"]),
+        flag(&["read-only"]),
+        opt(&["mount"]),
     ]);
     let a = cli::parse(args, &flags, false)?;
     let id = a.id("run")?;
@@ -72,12 +94,25 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
             return Err(Failure::Usage("--image and --bundle cannot be used together".into()))
         }
         Some(image) => {
-            opts.bundle =
-                containerd_bridge::bundle::prepare(&super::image::image_dirs(&g.root), image, id, &a.positional[1..])
-                    .map_err(|e| Failure::Error(format!("image {image}: {e}")))?;
+            let over = image_overrides(&a)?;
+            opts.bundle = containerd_bridge::bundle::prepare(
+                &super::image::image_dirs(&g.root),
+                image,
+                id,
+                &a.positional[1..],
+                &over,
+            )
+            .map_err(|e| Failure::Error(format!("image {image}: {e}")))?;
             true
         }
-        None => false,
+        None => {
+            if let Some(f) = IMAGE_ONLY.iter().find(|f| a.is_set(f)) {
+                return Err(Failure::Usage(format!(
+                    "--{f} needs --image (a bundle's config.json says it)"
+                )));
+            }
+            false
+        }
     };
     let drop_bundle = || {
         if image_bundle {
