@@ -43,7 +43,7 @@ const TOPICS: &[Topic] = &[
     Topic {
         name: "image",
         args: "import|pull|list|rm|tag ...",
-        summary: "import, pull, list and remove images",
+        summary: "import, pull, list, tag, inspect, export and remove images",
     },
     Topic {
         name: "kill",

@@ -44,7 +44,7 @@ commands:
    features  show what this runtime supports (OCI features JSON)
    checkpoint  checkpoint a running container with CRIU (--image-path DIR [--leave-running])
    restore   restore a checkpointed container (--image-path DIR [--bundle DIR] [-d] ID)
-   image     import, pull, list and remove images (hezi image help); run --image ID runs one
+   image     import, pull, list, tag, inspect, export and remove images (hezi image help); run --image ID runs one
 
 global options:
    --root DIR            state directory (default /run/hezi; $XDG_RUNTIME_DIR/hezi if not root)
