@@ -100,34 +100,35 @@ impl Default for Layer {
     }
 }
 
-impl Layer {
-    fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(size);
-        h.set_mtime(0);
-        h.set_uid(0);
-        h.set_gid(0);
-        h
-    }
+/// A ustar header owned by root, with mtime 0, so archives made twice are the same bytes.
+pub(crate) fn tar_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h
+}
 
+impl Layer {
     pub fn dir(&mut self, path: &str, mode: u32) -> Result<()> {
-        let mut h = Self::header(tar::EntryType::Directory, mode, 0);
+        let mut h = tar_header(tar::EntryType::Directory, mode, 0);
         self.0
             .append_data(&mut h, path, &[][..])
             .ctx(|| format!("add {path} to layer"))
     }
 
     pub fn file(&mut self, path: &str, mode: u32, data: &[u8]) -> Result<()> {
-        let mut h = Self::header(tar::EntryType::Regular, mode, data.len() as u64);
+        let mut h = tar_header(tar::EntryType::Regular, mode, data.len() as u64);
         self.0
             .append_data(&mut h, path, data)
             .ctx(|| format!("add {path} to layer"))
     }
 
     pub fn symlink(&mut self, path: &str, target: &str) -> Result<()> {
-        let mut h = Self::header(tar::EntryType::Symlink, 0o777, 0);
+        let mut h = tar_header(tar::EntryType::Symlink, 0o777, 0);
         self.0
             .append_link(&mut h, path, target)
             .ctx(|| format!("add {path} to layer"))

@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::demo::tar_header;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::{Descriptor, Platform};
@@ -88,7 +89,7 @@ fn write_archive<'a>(store: &Store, tmp: &Path, index: &[u8], blobs: impl Iterat
         .map_err(|e| Error::io(ctx("oci-layout"), e))?;
     add_bytes(&mut tar, "index.json", index).map_err(|e| Error::io(ctx("index.json"), e))?;
     for dir in ["blobs/", "blobs/sha256/"] {
-        let mut h = header(tar::EntryType::Directory, 0o755, 0);
+        let mut h = tar_header(tar::EntryType::Directory, 0o755, 0);
         tar.append_data(&mut h, dir, std::io::empty())
             .map_err(|e| Error::io(ctx(dir), e))?;
     }
@@ -99,7 +100,7 @@ fn write_archive<'a>(store: &Store, tmp: &Path, index: &[u8], blobs: impl Iterat
             .metadata()
             .map_err(|e| Error::io(format!("stat {}", path.display()), e))?
             .len();
-        let mut h = header(tar::EntryType::Regular, 0o644, size);
+        let mut h = tar_header(tar::EntryType::Regular, 0o644, size);
         tar.append_data(&mut h, format!("blobs/sha256/{}", d.hex()), f)
             .map_err(|e| Error::io(ctx(d.as_str()), e))?;
     }
@@ -112,18 +113,7 @@ fn write_archive<'a>(store: &Store, tmp: &Path, index: &[u8], blobs: impl Iterat
         .map_err(|e| Error::io(format!("sync {}", tmp.display()), e))
 }
 
-fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(kind);
-    h.set_mode(mode);
-    h.set_size(size);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h
-}
-
 fn add_bytes(tar: &mut tar::Builder<BufWriter<File>>, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let mut h = header(tar::EntryType::Regular, 0o644, bytes.len() as u64);
+    let mut h = tar_header(tar::EntryType::Regular, 0o644, bytes.len() as u64);
     tar.append_data(&mut h, name, bytes)
 }
