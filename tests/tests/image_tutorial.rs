@@ -8,11 +8,6 @@ use hezi_e2e::{require, unique_id, Hezi, TempDir};
 use image_support::*;
 use serde_json::Value;
 
-fn status(h: &Hezi, id: &str) -> String {
-    let v: Value = serde_json::from_str(&h.ok(&["state", id])).unwrap();
-    v["status"].as_str().unwrap().to_string()
-}
-
 #[test]
 fn the_ctr_tutorial_with_hezi() {
     require!();
@@ -69,7 +64,7 @@ fn the_ctr_tutorial_with_hezi() {
         "echo started > /data/log; exec sleep 1000",
     ]);
     assert!(run.status.success(), "{}", text(&run));
-    assert_eq!(status(&other, &id), "running");
+    assert_eq!(other.status(&id), "running");
 
     // 7. exec: the bind mount and the host's network namespace.
     let host_net = std::fs::read_link("/proc/self/ns/net").unwrap();
@@ -80,17 +75,11 @@ fn the_ctr_tutorial_with_hezi() {
 
     // 8. pause, 9. resume, 10. kill, 11. delete.
     other.ok(&["pause", &id]);
-    assert_eq!(status(&other, &id), "paused");
+    assert_eq!(other.status(&id), "paused");
     other.ok(&["resume", &id]);
-    assert_eq!(status(&other, &id), "running");
+    assert_eq!(other.status(&id), "running");
     other.ok(&["kill", &id, "KILL"]);
-    for _ in 0..100 {
-        if status(&other, &id) == "stopped" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert_eq!(status(&other, &id), "stopped");
+    other.wait_status(&id, "stopped");
     other.ok(&["delete", &id]);
     assert_bundle_gone(&other, &id);
     assert_eq!(other.ok(&["list", "-q"]), "");

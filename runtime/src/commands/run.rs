@@ -23,8 +23,16 @@ pub const FORWARDED: &[Signal] = &[
     Signal::SIGCONT,
 ];
 
-/// The flags that change the spec an image gives; a bundle's config.json is the user's own.
-const IMAGE_ONLY: &[&str] = &["env", "cwd", "hostname", "net-host", "read-only", "mount"];
+/// ctr's flags that change the spec an image gives (containerd_bridge::overrides); a bundle's
+/// config.json is the user's own.
+const IMAGE_ONLY: &[Flag] = &[
+    opt(&["env"]),
+    opt(&["cwd"]),
+    opt(&["hostname"]),
+    flag(&["net-host"]),
+    flag(&["read-only"]),
+    opt(&["mount"]),
+];
 
 fn image_overrides(a: &cli::Args) -> Result<containerd_bridge::overrides::Overrides, Failure> {
     containerd_bridge::overrides::Overrides::new(
@@ -51,14 +59,11 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
         flag(&["keep"]),
         flag(&["no-subreaper"]),
         opt(&["image"]),
-        // ctr's flags for a container from an image (containerd_bridge::overrides).
-        opt(&["env"]),
-        opt(&["cwd"]),
-        opt(&["hostname"]),
-        flag(&["net-host"]),
-        flag(&["read-only"]),
-        opt(&["mount"]),
     ]);
+    flags.extend(IMAGE_ONLY.iter().map(|f| Flag {
+        names: f.names,
+        takes_value: f.takes_value,
+    }));
     let a = cli::parse(args, &flags, false)?;
     let id = a.id("run")?;
     let mut opts = create_options(&a)?;
@@ -106,7 +111,7 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
             true
         }
         None => {
-            if let Some(f) = IMAGE_ONLY.iter().find(|f| a.is_set(f)) {
+            if let Some(f) = IMAGE_ONLY.iter().map(|f| f.names[0]).find(|f| a.is_set(f)) {
                 return Err(Failure::Usage(format!(
                     "--{f} needs --image (a bundle's config.json says it)"
                 )));
