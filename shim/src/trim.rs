@@ -16,7 +16,7 @@
 //! mapping is taken only when it is not writable and smaps counts no anonymous page in it.
 
 use std::io;
-use std::path::Path;
+use std::sync::OnceLock;
 
 /// One mapping of smaps, as far as trimming needs it.
 #[derive(Debug, PartialEq)]
@@ -91,21 +91,22 @@ fn trim_file(path: &str) -> io::Result<usize> {
 /// Drop the mapped, clean pages of the shim's own binary (see the module's comment).
 /// Failing costs only memory, so it is logged, never returned.
 pub fn own_binary() {
-    let exe = match std::fs::read_link("/proc/self/exe") {
-        Ok(p) => p,
+    // The binary's path as smaps names it, read once: it cannot change while mapped (a
+    // binary replaced on disk reads " (deleted)" in both places from then on, and its old
+    // mappings are no longer worth trimming).
+    static EXE: OnceLock<Option<String>> = OnceLock::new();
+    let exe = EXE.get_or_init(|| match std::fs::read_link("/proc/self/exe") {
+        Ok(p) => Some(p.to_string_lossy().into_owned()),
         Err(e) => {
             log::debug!("trim: read /proc/self/exe: {e}");
-            return;
+            None
         }
-    };
-    if let Err(e) = trim_file(&display(&exe)) {
-        log::debug!("trim: {}: {e}", exe.display());
+    });
+    if let Some(exe) = exe {
+        if let Err(e) = trim_file(exe) {
+            log::debug!("trim: {exe}: {e}");
+        }
     }
-}
-
-/// The path as smaps prints it (a deleted binary keeps its " (deleted)" in both places).
-fn display(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
 }
 
 #[cfg(test)]
