@@ -27,7 +27,7 @@ copy_libs() {
 copy_libs "$hezi"
 cp "$here/init" "$work/init"
 chmod 755 "$work/init"
-cp "$here/lib.sh" "$here/rootless.sh" "$work/guest/"
+cp "$here/lib.sh" "$here/rootless.sh" "$here/checkpoint.sh" "$work/guest/"
 # util-linux's setpriv, to run the rootless tests as an unprivileged user (busybox's cannot
 # change ids).
 mkdir -p "$work/usr/bin"

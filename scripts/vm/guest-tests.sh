@@ -3,6 +3,7 @@
 # last line is the summary `N passed, M failed` that scripts/vm/run.sh reads.
 . /guest/lib.sh
 . /guest/rootless.sh
+. /guest/checkpoint.sh
 
 t_run_exit_code() {
     bundle '"sh", "-c", "exit 3"'
@@ -348,145 +349,34 @@ t_device_program() {
     case "$out" in *"wider rule"*) pass device_hole_refused ;; *) fail device_hole_refused "$out" ;; esac
 }
 
-t_criu_check() {
-    if [ ! -x /usr/sbin/criu ]; then
-        fail criu_check "criu is not in the initramfs (scripts/install-deps.sh installs it)"
-        return
-    fi
-    for m in $(cat /guest/modules/order 2>/dev/null); do
-        # (one already built in or loaded says so, which is fine)
-        insmod /guest/modules/$m.ko 2>&1 | grep -v "File exists" | sed "s/^/  insmod $m: /"
-    done
-    mkdir -p /dev/net
-    [ -e /dev/net/tun ] || mknod /dev/net/tun c 10 200
-    mkdir -p /dev/pts
-    grep -q " /dev/pts " /proc/mounts || mount -t devpts -o ptmxmode=0666 devpts /dev/pts
-    [ -e /dev/ptmx ] || ln -s pts/ptmx /dev/ptmx
-    # kerndat probes TCP repair on a loopback connection.
-    ifconfig lo 127.0.0.1 up 2>/dev/null
-    out=$(criu check 2>&1) && { criu_ok=yes; pass criu_check; } || fail criu_check "$out"
-}
-
-# A busybox counter keeping its count in shell memory and writing it to /count: checkpointed
-# (killed), restored, and counting on from where it stopped, not from 1; then checkpointed with
-# --leave-running (still counting) and restored after a delete. The count is renamed into place,
-# so a read never sees a half-written file.
-t_checkpoint_restore() {
-    [ "$criu_ok" = yes ] || { fail checkpoint_restore "criu check failed (see criu_check)"; return; }
-    bundle '"sh", "-c", "exec </dev/null >/dev/null 2>\&1; i=0; while true; do i=$((i+1)); echo $i > /count.new; mv /count.new /count; sleep 0.1; done"'
-    # A writable rootfs for /count, and the host's network namespace (joined by path): CRIU 3.17
-    # fails to dump a network namespace's links on this kernel ("Dumping netns links": EINVAL).
-    sed -i -e 's|"type": "network"|"type": "network", "path": "/proc/1/ns/net"|' \
-        -e 's|"readonly": true|"readonly": false|' $B/config.json
-    hezi --root $ROOT run -d -b $B cr </dev/null >/dev/null 2>&1 || { fail checkpoint_restore "run -d failed"; return; }
-    # Counting past 10 (under emulation the shell may take a while to start).
-    i=0
-    while [ "$(cat $B/rootfs/count 2>/dev/null || echo 0)" -lt 10 ] && [ $i -lt 200 ]; do
-        i=$((i + 1))
-        sleep 0.1
-    done
-    out=$(hezi --root $ROOT checkpoint --image-path /tmp/cr-img --work-path /tmp/cr-work cr 2>&1)
-    if [ $? != 0 ]; then
-        fail checkpoint "$out; $(grep -B8 -m1 "Error" /tmp/cr-work/dump.log 2>/dev/null)"
-        hezi --root $ROOT delete -f cr
-        return
-    fi
-    pass checkpoint
-    [ -e $ROOT/cr ] && fail checkpoint_deletes "state left: $(ls $ROOT/cr)" || pass checkpoint_deletes
-    stopped=$(cat $B/rootfs/count)
-    sleep 0.5
-    [ "$(cat $B/rootfs/count)" = "$stopped" ] && pass checkpoint_stops_it || fail checkpoint_stops_it "count moved on from $stopped"
-    out=$(hezi --root $ROOT restore --image-path /tmp/cr-img --work-path /tmp/cr-work -b $B -d cr 2>&1)
-    if [ $? != 0 ]; then
-        fail restore "$out; $(grep -E "Error|Warn" /tmp/cr-work/restore.log | tail -n 8 2>/dev/null)"
-        hezi --root $ROOT delete -f cr 2>/dev/null
-        return
-    fi
-    st=$(status_of cr)
-    [ "$st" = running ] && pass restore_running || fail restore_running "status $st"
-    sleep 1
-    now=$(cat $B/rootfs/count)
-    # From memory: on past the count at the dump. A fresh start counts at most 10 a second, so
-    # could not pass a count of 10 or more in one.
-    if [ "$stopped" -ge 10 ] && [ "$now" -gt "$stopped" ]; then
-        pass restore_continues
-    else
-        fail restore_continues "count $stopped at the dump, $now a second after restore"
-    fi
-    echo "  (count $stopped at the dump, $now a second after restore)"
-    # The restored init is hezi's like any other: exec joins it, state names its pid.
-    out=$(hezi --root $ROOT exec cr cat /count 2>&1)
-    [ "$out" -gt "$stopped" ] 2>/dev/null && pass restored_exec || fail restored_exec "$out"
-    out=$(hezi --root $ROOT checkpoint --leave-running --image-path /tmp/cr-img2 --work-path /tmp/cr-work cr 2>&1)
-    if [ $? != 0 ]; then
-        fail checkpoint_leave_running "$out; $(grep -B8 -m1 "Error" /tmp/cr-work/dump.log 2>/dev/null)"
-    else
-        at=$(cat $B/rootfs/count)
-        sleep 0.5
-        st=$(status_of cr)
-        if [ "$st" = running ] && [ "$(cat $B/rootfs/count)" -gt "$at" ]; then
-            pass checkpoint_leave_running
-        else
-            fail checkpoint_leave_running "status $st, count $at then $(cat $B/rootfs/count)"
-        fi
-        hezi --root $ROOT delete -f cr
-        out=$(hezi --root $ROOT restore --image-path /tmp/cr-img2 --work-path /tmp/cr-work -b $B -d cr 2>&1)
-        if [ $? = 0 ]; then
-            sleep 1
-            now=$(cat $B/rootfs/count)
-            [ "$now" -gt "$at" ] && pass restore_after_leave_running || fail restore_after_leave_running "count $now, was $at"
-        else
-            fail restore_after_leave_running "$out; $(grep -E "Error|Warn" /tmp/cr-work/restore.log | tail -n 8 2>/dev/null)"
-        fi
-    fi
-    hezi --root $ROOT delete -f cr 2>/dev/null
-    [ -e $ROOT/cr ] && fail restored_deleted "state left" || pass restored_deleted
-}
-
-# A read-only rootfs stays read-only after restore, and kill works on the restored init.
-t_checkpoint_restore_readonly() {
-    [ "$criu_ok" = yes ] || { fail checkpoint_restore_readonly "criu check failed (see criu_check)"; return; }
-    # stdio inside the container: hezi does not yet describe the caller's fds to CRIU as
-    # external (runc's inherit_fd), so an init holding the host's /dev/null cannot be dumped.
-    bundle '"sh", "-c", "exec </dev/null >/dev/null 2>\&1; exec sleep 1000"'
-    sed -i -e 's|"type": "network"|"type": "network", "path": "/proc/1/ns/net"|' $B/config.json
-    hezi --root $ROOT run -d -b $B cro </dev/null >/dev/null 2>&1 || { fail checkpoint_restore_readonly "run -d failed"; return; }
-    out=$(hezi --root $ROOT checkpoint --image-path /tmp/cro-img cro 2>&1) || { fail checkpoint_restore_readonly "$out"; hezi --root $ROOT delete -f cro; return; }
-    out=$(hezi --root $ROOT restore --image-path /tmp/cro-img -b $B -d cro 2>&1) || { fail checkpoint_restore_readonly "$out; $(grep -B8 -m1 Error /tmp/cro-img/restore.log)"; return; }
-    out=$(hezi --root $ROOT exec cro sh -c 'echo x > /written' 2>&1)
-    [ -e $B/rootfs/written ] && fail restored_root_readonly "wrote /written: $out" || pass restored_root_readonly
-    hezi --root $ROOT kill cro KILL
-    i=0
-    while [ "$(status_of cro)" != stopped ] && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
-    [ "$(status_of cro)" = stopped ] && pass restored_kill || fail restored_kill "status $(status_of cro)"
-    hezi --root $ROOT delete cro
-    [ -e $ROOT/cro ] && fail restored_delete "state left" || pass restored_delete
-}
-
 mkdir -p $ROOT
-t_criu_check
-t_checkpoint_restore
-t_checkpoint_restore_readonly
-t_run_exit_code
-t_cgroup_placement_and_cleanup
-t_cgroupns_root
-t_cgroup2_mount
-t_apparmor
-t_limits_applied
-t_pids_limit_holds_fork_loop
-t_more_limits
-t_frozen_state_and_forced_delete
-t_kill_all
-t_exec_joins_cgroup
-t_oom_kill
-t_bad_resources_leave_nothing
-t_cgroups_paths
-t_pause_resume
-t_update
-t_events_stats_and_ps
-t_events_oom
-t_device_program
-rootless_tests
+# `hezi.only=WORD` on the kernel command line (scripts/vm/run.sh: HEZI_VM_ONLY=WORD) runs only
+# the tests whose names contain WORD, for a quick turn while working on them.
+only=$(sed -n 's/.*hezi\.only=\([^ ]*\).*/\1/p' /proc/cmdline)
+selected() { case "$1" in *"$only"*) return 0 ;; *) return 1 ;; esac; }
+checkpoint_tests
+for t in t_run_exit_code \
+    t_cgroup_placement_and_cleanup \
+    t_cgroupns_root \
+    t_cgroup2_mount \
+    t_apparmor \
+    t_limits_applied \
+    t_pids_limit_holds_fork_loop \
+    t_more_limits \
+    t_frozen_state_and_forced_delete \
+    t_kill_all \
+    t_exec_joins_cgroup \
+    t_oom_kill \
+    t_bad_resources_leave_nothing \
+    t_cgroups_paths \
+    t_pause_resume \
+    t_update \
+    t_events_stats_and_ps \
+    t_events_oom \
+    t_device_program; do
+    selected $t && $t
+done
+selected rootless && rootless_tests
 check_no_state_left
 # hezi made /hezi for its containers and removes it with the last one.
 [ -e $CG/hezi ] && fail no_cgroup_left "$(ls $CG/hezi)" || pass no_cgroup_left

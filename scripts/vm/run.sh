@@ -14,6 +14,8 @@ case "$mode" in
     systemd) extra="hezi.systemd systemd.unit=hezi-test.target systemd.show_status=0" ;;
     *) echo "run.sh: mode $mode is neither cgroupfs nor systemd" >&2; exit 2 ;;
 esac
+# HEZI_VM_ONLY=WORD: only the guest tests whose names contain WORD (while working on them).
+[ -n "${HEZI_VM_ONLY:-}" ] && extra="$extra hezi.only=$HEZI_VM_ONLY"
 cache=${HEZI_VM_CACHE:-$repo/target/vm}
 mkdir -p "$cache"
 
