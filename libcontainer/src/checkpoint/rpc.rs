@@ -7,12 +7,14 @@ use std::process::{Command, Stdio};
 
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 
+use super::opts::Opts;
 use super::wire::{fields, Encoder, Value};
 use crate::error::{Error, Result};
 
 /// criu_req_type values of rpc.proto.
 pub const DUMP: i32 = 1;
 pub const RESTORE: i32 = 2;
+pub const PRE_DUMP: i32 = 4;
 const NOTIFY: i32 = 6;
 
 /// What the final reply said.
@@ -28,18 +30,23 @@ pub struct Reply {
 /// The largest reply CRIU sends is far below this (its own receive buffer is similar).
 const MAX_MSG: usize = 1 << 16;
 
-/// Send `criu_req{type, opts}` to a fresh `criu swrk` and collect its replies. `keep` are fds
-/// the request names (images dir, work dir): they must stay open in the child, which inherits
-/// them since they are not close-on-exec.
-pub fn call(req_type: i32, opts: Vec<u8>) -> Result<Reply> {
+/// Send `criu_req{type, opts}` to a fresh `criu swrk` and collect its replies. The fds `opts`
+/// names (images and work directories) are not close-on-exec, so the child inherits them.
+/// `prepare` runs once the child exists and before it gets the request, with its pid and the
+/// options to add to (restore places the child in the container's cgroup there, as runc does,
+/// and names that cgroup to CRIU). On restore the child also inherits the caller's stdin, for
+/// descriptors.rs's inherit_fd.
+pub fn call(req_type: i32, mut opts: Opts, prepare: impl FnOnce(i32, &mut Opts) -> Result<()>) -> Result<Reply> {
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
         .map_err(|e| Error::sys("socketpair for criu swrk", e))?;
-    let mut child = spawn_swrk(&theirs)?;
+    let mut child = spawn_swrk(&theirs, req_type == RESTORE)?;
     drop(theirs);
 
-    let mut req = Encoder::new();
-    req.int32(1, req_type).bytes(2, &opts);
-    let result = exchange(&ours, req_type, &req.into_bytes());
+    let result = prepare(child.id() as i32, &mut opts).and_then(|()| {
+        let mut req = Encoder::new();
+        req.int32(1, req_type).bytes(2, &opts.enc.into_bytes());
+        exchange(&ours, req_type, &req.into_bytes())
+    });
     drop(ours);
     // CRIU exits once the socket closes; reap it whatever the exchange said.
     let status = child.wait().map_err(|e| Error::io("wait for criu swrk", e))?;
@@ -50,10 +57,13 @@ pub fn call(req_type: i32, opts: Vec<u8>) -> Result<Reply> {
     Ok(reply)
 }
 
-fn spawn_swrk(theirs: &OwnedFd) -> Result<std::process::Child> {
+fn spawn_swrk(theirs: &OwnedFd, inherit_stdin: bool) -> Result<std::process::Child> {
     let fd = theirs.as_raw_fd();
     let mut cmd = Command::new("criu");
-    cmd.arg("swrk").arg("3").stdin(Stdio::null());
+    cmd.arg("swrk").arg("3");
+    if !inherit_stdin {
+        cmd.stdin(Stdio::null());
+    }
     // SAFETY: between fork and exec only async-signal-safe calls: dup2 onto fd 3 (which also
     // clears close-on-exec on the copy) and returning its error.
     unsafe {
@@ -95,7 +105,12 @@ fn exchange(sock: &OwnedFd, req_type: i32, req: &[u8]) -> Result<Reply> {
             continue;
         }
         if !resp.success {
-            let mut msg = format!("criu {} failed", if req_type == DUMP { "dump" } else { "restore" });
+            let what = match req_type {
+                DUMP => "dump",
+                PRE_DUMP => "pre-dump",
+                _ => "restore",
+            };
+            let mut msg = format!("criu {what} failed");
             if !resp.errmsg.is_empty() {
                 msg.push_str(&format!(": {}", resp.errmsg));
             }

@@ -77,7 +77,7 @@ fn manager_of(st: &ContainerState) -> Result<Box<dyn cgroups::Manager>> {
 
 /// Write `pid` to `path` atomically (a temporary file renamed over it), as runc does: a reader
 /// never sees an empty or partial file.
-fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+pub(crate) fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
     use crate::error::SysContext;
     let tmp = path.with_extension("hezi-tmp");
     std::fs::write(&tmp, pid.to_string()).ctx(|| format!("write pid file {}", tmp.display()))?;
@@ -107,6 +107,16 @@ impl Runtime {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Whether new containers get a systemd scope (`--systemd-cgroup`).
+    pub(crate) fn systemd_cgroup(&self) -> bool {
+        self.systemd_cgroup
+    }
+
+    /// Whether this runtime is not the host's root (see rootless.rs).
+    pub(crate) fn rootless(&self) -> bool {
+        self.rootless
     }
 
     pub(crate) fn load(&self, id: &str) -> Result<ContainerState> {

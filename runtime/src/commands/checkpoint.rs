@@ -7,19 +7,13 @@ use nix::unistd::Pid;
 
 use crate::cli::{self, flag, opt, Flag};
 use crate::{Failure, Global};
-use libcontainer::checkpoint::{CheckpointOptions, RestoreOptions};
+use libcontainer::checkpoint::{CgroupMode, CheckpointOptions, CriuFlags, RestoreOptions};
 
 /// runc's flags hezi does not implement (yet): refused by name rather than ignored.
 const UNSUPPORTED: &[&str] = &[
-    "parent-path",
-    "pre-dump",
     "page-server",
     "lazy-pages",
     "status-fd",
-    "auto-dedup",
-    "ext-unix-sk",
-    "manage-cgroups-mode",
-    "empty-ns",
     "lsm-profile",
     "lsm-mount-context",
 ];
@@ -63,6 +57,32 @@ const RESTORE_FLAGS: &[Flag] = &[
     opt(&["lsm-mount-context"]),
 ];
 
+/// The flags dump and restore share.
+fn criu_flags(a: &cli::Args) -> Result<CriuFlags, Failure> {
+    let manage_cgroups_mode = match a.value("manage-cgroups-mode") {
+        Some(m) => CgroupMode::parse(m)?,
+        None => CgroupMode::default(),
+    };
+    let empty_ns_network = match a.value("empty-ns") {
+        None => false,
+        Some("network") => true,
+        Some(other) => {
+            return Err(Failure::Usage(format!(
+                "--empty-ns {other:?}: only \"network\" can be left empty (as runc)"
+            )))
+        }
+    };
+    Ok(CriuFlags {
+        tcp_established: a.is_set("tcp-established"),
+        ext_unix_sk: a.is_set("ext-unix-sk"),
+        shell_job: a.is_set("shell-job"),
+        file_locks: a.is_set("file-locks"),
+        manage_cgroups_mode,
+        empty_ns_network,
+        auto_dedup: a.is_set("auto-dedup"),
+    })
+}
+
 fn refuse_unsupported(a: &cli::Args, command: &str, extra: &[&str]) -> Result<(), Failure> {
     for name in UNSUPPORTED.iter().chain(extra) {
         if a.value(name).is_some_and(|v| v != "false") {
@@ -86,10 +106,10 @@ pub fn checkpoint(g: &Global, args: &[String]) -> Result<(), Failure> {
     let opts = CheckpointOptions {
         image_path: image_path(&a),
         work_path: a.value("work-path").map(PathBuf::from),
+        parent_path: a.value("parent-path").map(PathBuf::from),
+        pre_dump: a.is_set("pre-dump"),
         leave_running: a.is_set("leave-running"),
-        tcp_established: a.is_set("tcp-established"),
-        shell_job: a.is_set("shell-job"),
-        file_locks: a.is_set("file-locks"),
+        flags: criu_flags(&a)?,
     };
     Ok(super::runtime(g)?.checkpoint(id, &opts)?)
 }
@@ -97,15 +117,18 @@ pub fn checkpoint(g: &Global, args: &[String]) -> Result<(), Failure> {
 pub fn restore(g: &Global, args: &[String]) -> Result<(), Failure> {
     let a = cli::parse(args, RESTORE_FLAGS, false)?;
     let id = a.id("restore")?;
-    refuse_unsupported(&a, "restore", &["console-socket", "pid-file"])?;
+    refuse_unsupported(&a, "restore", &["console-socket"])?;
     let detach = a.is_set("d");
+    let pid_file = match a.value("pid-file") {
+        Some(p) => Some(std::path::absolute(p).map_err(|e| Failure::Usage(format!("restore: --pid-file {p}: {e}")))?),
+        None => None,
+    };
     let opts = RestoreOptions {
         image_path: image_path(&a),
         work_path: a.value("work-path").map(PathBuf::from),
         bundle: a.value("b").map(PathBuf::from),
-        tcp_established: a.is_set("tcp-established"),
-        shell_job: a.is_set("shell-job"),
-        file_locks: a.is_set("file-locks"),
+        pid_file,
+        flags: criu_flags(&a)?,
     };
     let rt = super::runtime(g)?;
     // As `run`: block what we forward before the init exists, so nothing is lost.
