@@ -162,7 +162,34 @@ fn unsupported_flags_are_refused_by_name() {
         "{}",
         stderr(&out)
     );
-    let out = h.cmd(&["checkpoint", "--pre-dump", &id]);
-    assert!(stderr(&out).contains("--pre-dump is not supported"), "{}", stderr(&out));
     assert_eq!(h.status(&id), "running");
+}
+
+#[test]
+fn bad_flag_values_are_refused_before_anything_is_made() {
+    require!();
+    let h = Hezi::new();
+    let id = unique_id("cr-values");
+    let _b = sleeper(&h, &id);
+    let img = TempDir::new("cr-values-img");
+    let dir = img.path().join("dump");
+    let dir_arg = dir.to_str().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (&["--manage-cgroups-mode", "bogus"], "soft, full, strict or ignore"),
+        (&["--empty-ns", "ipc"], "only \"network\""),
+        (&["--parent-path", "../nothing"], "no pre-dump"),
+    ];
+    for (flags, says) in cases {
+        let mut args = vec!["checkpoint", "--image-path", dir_arg];
+        args.extend_from_slice(flags);
+        args.push(&id);
+        let out = h.cmd(&args);
+        assert_ne!(out.status.code(), Some(0), "{flags:?}");
+        assert!(stderr(&out).contains(says), "{flags:?}: {}", stderr(&out));
+        assert!(!dir.exists(), "{flags:?} made {}", dir.display());
+    }
+    assert_eq!(h.status(&id), "running");
+    let out = h.cmd(&["restore", "--manage-cgroups-mode", "x", "--image-path", dir_arg, "other"]);
+    assert!(stderr(&out).contains("soft, full, strict or ignore"), "{}", stderr(&out));
+    assert!(h.cmd(&["state", "other"]).status.code() != Some(0));
 }

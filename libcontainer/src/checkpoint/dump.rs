@@ -29,8 +29,6 @@ impl Runtime {
                 })
             }
         }
-        check_criu()?;
-        let spec = crate::spec::parse_file(&st.bundle.join("config.json"))?;
         if let Some(parent) = &opts.parent_path {
             let at = lexical_join(&opts.image_path, parent);
             if !at.is_dir() {
@@ -41,6 +39,8 @@ impl Runtime {
                 )));
             }
         }
+        check_criu()?;
+        let spec = crate::spec::parse_file(&st.bundle.join("config.json"))?;
 
         std::fs::create_dir_all(&opts.image_path)
             .ctx(|| format!("create image directory {}", opts.image_path.display()))?;
