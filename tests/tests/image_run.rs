@@ -631,5 +631,15 @@ fn bad_input_fails_cleanly() {
         "{e}"
     );
     assert_nothing_left(&h, &id);
+    // The log file is made only once the container is about to be: not for a missing image.
+    let log = tmp.path().join("logs/c.log");
+    let uri = format!("file://{}", log.display());
+    let e = fails(&h, &["run", "--image", "hezi.test/gone:1", "--log-uri", &uri, &id]);
+    assert!(e.contains("hezi.test/gone:1 not found"), "{e}");
+    assert!(
+        !log.exists() && !log.parent().unwrap().exists(),
+        "log made for a failed run"
+    );
+    assert_nothing_left(&h, &id);
     assert!(mounts_under(h.root()).is_empty());
 }

@@ -60,11 +60,11 @@ pub fn create(g: &Global, args: &[String]) -> Result<(), Failure> {
     let a = cli::parse_for("create", args, &create_flags())?;
     let id = a.id("create")?;
     let mut opts = create_options(&a)?;
-    let io = super::stdio::target(&a)?.open()?;
+    let io = super::stdio::target(&a)?;
     let rt = super::runtime(g)?;
     // `--image REF`: the bundle stays until `delete` removes it with the container.
     let image_bundle = run_image::prepare(g, &a, id, &mut opts)?;
-    if let Err(e) = super::run::create_with(&rt, id, &opts, io.as_ref()) {
+    if let Err(e) = super::run::create_with(&rt, id, &opts, &io) {
         if image_bundle {
             run_image::remove_bundle(g, id);
         }

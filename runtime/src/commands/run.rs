@@ -56,7 +56,7 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
             if detach { "detach" } else { "keep" }
         )));
     }
-    let io = stdio::target(&a)?.open()?;
+    let io = stdio::target(&a)?;
     // In the foreground without --console-socket, hezi itself receives the pty master (used
     // only if the spec asks for a terminal).
     let console_peer = if !detach && opts.console_socket.is_none() {
@@ -86,7 +86,7 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
             run_image::remove_bundle(g, id);
         }
     };
-    let created = match create_with(&rt, id, &opts, io.as_ref()) {
+    let created = match create_with(&rt, id, &opts, &io) {
         Ok(c) => c,
         Err(e) => {
             drop_bundle();
@@ -136,14 +136,16 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
 }
 
 /// `create`, with the container's stdio pointed at `io` (--null-io, --log-uri) while the init is
-/// cloned.
+/// cloned. A log file is opened (made) only now, once the bundle is there: bad input before
+/// this point leaves no empty log behind.
 pub fn create_with(
     rt: &libcontainer::Runtime,
     id: &str,
     opts: &libcontainer::CreateOptions,
-    io: Option<&stdio::Opened>,
+    io: &stdio::Target,
 ) -> Result<libcontainer::container::Created, Failure> {
-    let _redirected = io.map(stdio::Opened::redirect).transpose()?;
+    let opened = io.open()?;
+    let _redirected = opened.as_ref().map(stdio::Opened::redirect).transpose()?;
     Ok(rt.create(id, opts)?)
 }
 
