@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, IoContext, Result};
 use crate::images;
 use crate::mount::{mount_rootfs, unmount_rootfs};
-use crate::overrides::Overrides;
+use crate::overrides::{Overrides, IMAGE_ANNOTATION};
 use crate::reference;
 use crate::snapshot::Snapshotter;
 use crate::spec;
@@ -57,8 +57,8 @@ fn check_id(id: &str) -> Result<()> {
 }
 
 /// Make the bundle for container `id` from `image` (unpacking it first if this driver has not
-/// yet); `user_args` replace the image's Cmd, and `over` changes the spec (run's flags). Returns the bundle directory. On error nothing is
-/// left: no mount, snapshot or directory.
+/// yet); `user_args` replace the image's Cmd, and `over` changes the spec (run's flags).
+/// Returns the bundle directory. On error nothing is left: no mount, snapshot or directory.
 pub fn prepare(dirs: &Dirs, image: &str, id: &str, user_args: &[String], over: &Overrides) -> Result<PathBuf> {
     check_id(id)?;
     let name = reference::normalize(image)?;
@@ -88,7 +88,9 @@ pub fn prepare(dirs: &Dirs, image: &str, id: &str, user_args: &[String], over: &
         let mounts = snap.prepare(&key, top)?;
         mount_rootfs(&mounts, &rootfs)?;
         let mut spec = spec::for_image(id, &cfg, &rootfs, user_args)?;
-        over.apply(&mut spec);
+        over.apply(&mut spec, &rootfs)?;
+        // Recorded in the container's state (annotations), where `hezi list` finds it.
+        spec["annotations"][IMAGE_ANNOTATION] = serde_json::json!(name);
         let text = serde_json::to_vec_pretty(&spec).map_err(|e| Error::Invalid(e.to_string()))?;
         fs::write(dir.join("config.json"), text).ctx(|| format!("write {}/config.json", dir.display()))
     })();

@@ -19,6 +19,7 @@ pub mod overrides;
 pub mod platform;
 pub mod reference;
 pub mod registry;
+pub mod seccomp;
 pub mod snapshot;
 pub mod spec;
 pub mod store;

@@ -130,6 +130,15 @@ pub fn parse(args: &[String], flags: &[Flag], stop_at_positional: bool) -> Resul
     Ok(out)
 }
 
+/// [`parse`] for `command` (no stop at positionals): an error names the command, as in
+/// `run: flag provided but not defined: -nope`.
+pub fn parse_for(command: &str, args: &[String], flags: &[Flag]) -> Result<Args, UsageError> {
+    parse(args, flags, false).map_err(|e| match e {
+        UsageError::Invalid(m) => UsageError::Invalid(format!("{command}: {m}")),
+        help => help,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +181,11 @@ mod tests {
         assert_eq!(parse(&v(&["-h", "id"]), FLAGS, false).unwrap_err(), UsageError::Help);
         assert!(parse(&v(&["--bundle"]), FLAGS, false).is_err());
         assert!(parse(&v(&["--detach=maybe"]), FLAGS, false).is_err());
+        assert_eq!(
+            parse_for("run", &v(&["--nope"]), FLAGS).unwrap_err().to_string(),
+            "run: flag provided but not defined: -nope"
+        );
+        assert_eq!(parse_for("run", &v(&["-h"]), FLAGS).unwrap_err(), UsageError::Help);
     }
 
     #[test]

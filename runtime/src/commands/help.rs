@@ -18,7 +18,7 @@ const TOPICS: &[Topic] = &[
     Topic {
         name: "create",
         args: "<container-id>",
-        summary: "create a container",
+        summary: "create a container (from a bundle, or --image REF [-- CMD ARG...] from hezi's image store)",
     },
     Topic {
         name: "delete",
@@ -77,8 +77,8 @@ const TOPICS: &[Topic] = &[
     },
     Topic {
         name: "run",
-        args: "<container-id>",
-        summary: "create and run a container",
+        args: "<container-id> [-- command args...]",
+        summary: "create and run a container (from a bundle, or --image REF [-- CMD ARG...] from hezi's image store)",
     },
     Topic {
         name: "spec",
@@ -144,6 +144,10 @@ const RUN_OPTIONS: &[Opt] = &[
     INIT_PIDFD,
     ("--detach, -d", "detach from the container's process"),
     ("--keep", "do not delete the container after it exits"),
+    (
+        "--rm",
+        "delete the container (and an image's rootfs snapshot) after it exits: the default, as ctr's --rm",
+    ),
     PID_FILE,
     (
         "--no-subreaper",
@@ -152,6 +156,10 @@ const RUN_OPTIONS: &[Opt] = &[
     NO_PIVOT,
     NO_NEW_KEYRING,
     PRESERVE_FDS,
+];
+
+/// `--image` and ctr's flags, on `run` and `create`.
+const IMAGE_OPTIONS: &[Opt] = &[
     (
         "--image value",
         "run an image from hezi's store instead of a bundle (hezi image); a command may follow --",
@@ -159,6 +167,10 @@ const RUN_OPTIONS: &[Opt] = &[
     (
         "--env KEY=VALUE",
         "with --image: set an environment variable (repeatable)",
+    ),
+    (
+        "--env-file FILE",
+        "with --image: environment variables from FILE, one KEY=VALUE a line (# comments)",
     ),
     ("--cwd value", "with --image: the working directory"),
     (
@@ -170,6 +182,41 @@ const RUN_OPTIONS: &[Opt] = &[
     (
         "--mount type=T,src=S,dst=D,options=a:b",
         "with --image: a mount as ctr takes it (bind by default; repeatable)",
+    ),
+    (
+        "--user value, -u value",
+        "with --image: UID[:GID], or names from the image's /etc/passwd and /etc/group",
+    ),
+    (
+        "--label K=V",
+        "with --image: an annotation on the container (repeatable)",
+    ),
+    ("--memory-limit BYTES", "with --image: the memory limit in bytes"),
+    (
+        "--cpus value",
+        "with --image: CPUs the container may use (a CFS quota of that many 100 ms periods)",
+    ),
+    (
+        "--privileged",
+        "with --image: every capability, the host's devices, no seccomp, masked or read-only paths",
+    ),
+    ("--seccomp", "with --image: the default seccomp profile"),
+    (
+        "--cap-add CAP",
+        "with --image: add a capability (CAP_ optional; ALL for every one; repeatable)",
+    ),
+    (
+        "--cap-drop CAP",
+        "with --image: drop a capability (CAP_ optional; ALL for every one; repeatable)",
+    ),
+    (
+        "--tty, -t",
+        "with --image: give the process a terminal (run relays it to hezi's own)",
+    ),
+    ("--null-io", "the container's stdin, stdout and stderr are /dev/null"),
+    (
+        "--log-uri file:///PATH",
+        "append the container's stdout and stderr to PATH (stdin is /dev/null)",
     ),
 ];
 
@@ -206,12 +253,12 @@ const EXEC_OPTIONS: &[Opt] = &[
 ];
 
 /// The flags listed under `OPTIONS:`, for the commands whose flags matter most to callers.
-fn options(command: &str) -> &'static [Opt] {
+fn options(command: &str) -> Vec<Opt> {
     match command {
-        "create" => CREATE_OPTIONS,
-        "run" => RUN_OPTIONS,
-        "exec" => EXEC_OPTIONS,
-        _ => &[],
+        "create" => [CREATE_OPTIONS, IMAGE_OPTIONS].concat(),
+        "run" => [RUN_OPTIONS, IMAGE_OPTIONS].concat(),
+        "exec" => EXEC_OPTIONS.to_vec(),
+        _ => Vec::new(),
     }
 }
 
@@ -229,7 +276,7 @@ pub fn topic(command: &str) -> Option<String> {
     if !opts.is_empty() {
         let width = opts.iter().map(|(f, _)| f.len()).max().unwrap_or(0);
         text.push_str("\nOPTIONS:\n");
-        for (flags, what) in opts {
+        for (flags, what) in &opts {
             text.push_str(&format!("   {flags:width$}  {what}\n"));
         }
     }
@@ -276,12 +323,15 @@ mod tests {
     fn options_list_every_flag_the_command_takes() {
         let long = |f: &crate::cli::Flag| format!("   --{}", f.names.iter().max_by_key(|n| n.len()).unwrap());
         for (command, flags) in [
-            ("create", super::super::lifecycle::CREATE_FLAGS),
-            ("run", super::super::lifecycle::CREATE_FLAGS),
-            ("exec", super::super::exec::FLAGS),
+            ("create", super::super::lifecycle::create_flags()),
+            ("run", super::super::run::flags()),
+            (
+                "exec",
+                crate::commands::run_image::copy(super::super::exec::FLAGS).collect(),
+            ),
         ] {
             let text = topic(command).unwrap();
-            for f in flags {
+            for f in &flags {
                 assert!(text.contains(&long(f)), "{command} --help lacks {}", long(f));
             }
         }

@@ -60,7 +60,7 @@ pub fn image(g: &Global, args: &[String]) -> Result<(), Failure> {
         print!("{USAGE}");
         return Ok(());
     };
-    match sub.as_str() {
+    let done = match sub.as_str() {
         "import" => import_cmd(g, rest),
         "pull" => pull_cmd(g, rest),
         "ls" | "list" => ls(g, rest),
@@ -74,11 +74,19 @@ pub fn image(g: &Global, args: &[String]) -> Result<(), Failure> {
             Ok(())
         }
         other => Err(Failure::Usage(format!("image: no such command {other:?}\n{USAGE}"))),
+    };
+    // `hezi image SUB -h`: the usage, which gives every subcommand's flags.
+    match done {
+        Err(Failure::Help) => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        r => r,
     }
 }
 
 fn import_cmd(g: &Global, args: &[String]) -> Result<(), Failure> {
-    let a = cli::parse(args, &[opt(&["name"]), opt(&["platform"])], false)?;
+    let a = cli::parse_for("image import", args, &[opt(&["name"]), opt(&["platform"])])?;
     let [file] = a.positional.as_slice() else {
         return Err(Failure::Usage(
             "image import: requires exactly 1 argument: the archive".into(),
@@ -95,7 +103,7 @@ fn import_cmd(g: &Global, args: &[String]) -> Result<(), Failure> {
 }
 
 fn pull_cmd(g: &Global, args: &[String]) -> Result<(), Failure> {
-    let a = cli::parse(args, &[flag(&["plain-http"]), opt(&["platform"])], false)?;
+    let a = cli::parse_for("image pull", args, &[flag(&["plain-http"]), opt(&["platform"])])?;
     let [name] = a.positional.as_slice() else {
         return Err(Failure::Usage(
             "image pull: requires exactly 1 argument: the image".into(),
@@ -112,7 +120,7 @@ fn pull_cmd(g: &Global, args: &[String]) -> Result<(), Failure> {
 }
 
 fn ls(g: &Global, args: &[String]) -> Result<(), Failure> {
-    let a = cli::parse(args, &[opt(&["format"]), flag(&["q", "quiet"])], false)?;
+    let a = cli::parse_for("image ls", args, &[opt(&["format"]), flag(&["q", "quiet"])])?;
     let s = store(g)?;
     let list = s.images().map_err(err)?;
     if a.is_set("q") {
@@ -178,7 +186,7 @@ fn human(n: u64) -> String {
 }
 
 fn rm(g: &Global, args: &[String]) -> Result<(), Failure> {
-    let a = cli::parse(args, &[], false)?;
+    let a = cli::parse_for("image rm", args, &[])?;
     if a.positional.is_empty() {
         return Err(Failure::Usage(
             "image rm: requires at least 1 argument: the image".into(),
@@ -194,7 +202,7 @@ fn rm(g: &Global, args: &[String]) -> Result<(), Failure> {
 }
 
 fn tag(g: &Global, args: &[String]) -> Result<(), Failure> {
-    let a = cli::parse(args, &[flag(&["force", "f"])], false)?;
+    let a = cli::parse_for("image tag", args, &[flag(&["force", "f"])])?;
     let [src, dst] = a.positional.as_slice() else {
         return Err(Failure::Usage(
             "image tag: requires exactly 2 arguments: the image and its new name".into(),
@@ -208,7 +216,7 @@ fn tag(g: &Global, args: &[String]) -> Result<(), Failure> {
 }
 
 fn inspect(g: &Global, args: &[String]) -> Result<(), Failure> {
-    let a = cli::parse(args, &[], false)?;
+    let a = cli::parse_for("image inspect", args, &[])?;
     let [name] = a.positional.as_slice() else {
         return Err(Failure::Usage(
             "image inspect: requires exactly 1 argument: the image".into(),
@@ -222,7 +230,7 @@ fn inspect(g: &Global, args: &[String]) -> Result<(), Failure> {
 }
 
 fn export(g: &Global, args: &[String]) -> Result<(), Failure> {
-    let a = cli::parse(args, &[], false)?;
+    let a = cli::parse_for("image export", args, &[])?;
     let Some((file, refs)) = a.positional.split_first().filter(|(_, r)| !r.is_empty()) else {
         return Err(Failure::Usage(
             "image export: requires at least 2 arguments: the archive and an image".into(),
@@ -238,7 +246,7 @@ fn export(g: &Global, args: &[String]) -> Result<(), Failure> {
 }
 
 fn demo_cmd(g: &Global, args: &[String]) -> Result<(), Failure> {
-    let a = cli::parse(args, &[opt(&["name"])], false)?;
+    let a = cli::parse_for("image demo", args, &[opt(&["name"])])?;
     let rec = demo::demo(&store(g)?, a.value("name")).map_err(err)?;
     println!("{} {}", rec.name, rec.target.digest);
     Ok(())

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::run_image;
 use crate::cli::{self, flag, opt, Flag};
 use crate::{Failure, Global};
 use libcontainer::CreateOptions;
@@ -46,11 +47,29 @@ fn listen_fds() -> u32 {
     }
 }
 
+/// Every flag `create` takes: runc's, and `--image` with ctr's flags and the stdio ones.
+pub fn create_flags() -> Vec<Flag> {
+    let mut flags: Vec<Flag> = run_image::copy(CREATE_FLAGS).collect();
+    flags.push(run_image::IMAGE);
+    flags.extend(run_image::copy(run_image::IMAGE_FLAGS));
+    flags.extend(run_image::copy(super::stdio::IO_FLAGS));
+    flags
+}
+
 pub fn create(g: &Global, args: &[String]) -> Result<(), Failure> {
-    let a = cli::parse(args, CREATE_FLAGS, false)?;
+    let a = cli::parse_for("create", args, &create_flags())?;
     let id = a.id("create")?;
-    let opts = create_options(&a)?;
-    super::runtime(g)?.create(id, &opts)?;
+    let mut opts = create_options(&a)?;
+    let io = super::stdio::target(&a)?;
+    let rt = super::runtime(g)?;
+    // `--image REF`: the bundle stays until `delete` removes it with the container.
+    let image_bundle = run_image::prepare(g, &a, id, &mut opts)?;
+    if let Err(e) = super::run::create_with(&rt, id, &opts, &io) {
+        if image_bundle {
+            run_image::remove_bundle(g, id);
+        }
+        return Err(e);
+    }
     Ok(())
 }
 
@@ -89,7 +108,8 @@ pub fn delete(g: &Global, args: &[String]) -> Result<(), Failure> {
         Err(libcontainer::Error::NotFound(_)) if a.is_set("f") => {}
         r => r?,
     }
-    // A container made by `run --image -d` leaves its bundle (rootfs mount, snapshot) to us.
+    // A container made by `create --image` or `run --image -d|--keep` leaves its bundle
+    // (rootfs mount, snapshot) to us.
     containerd_bridge::bundle::remove(&super::image::image_dirs(&g.root), id)
         .map_err(|e| Failure::Error(e.to_string()))?;
     Ok(())

@@ -1,4 +1,8 @@
-//! `list`: a table like runc's, ids only with `-q`, or JSON with `--format json`.
+//! `list`: a table like runc's, ids only with `-q`, or JSON with `--format json`. Where a
+//! container came from an image (`run`/`create --image`), the table gets an IMAGE column; the
+//! JSON has it among the annotations.
+
+use containerd_bridge::overrides::IMAGE_ANNOTATION;
 
 use crate::cli::{self, flag, opt};
 use crate::{Failure, Global};
@@ -19,20 +23,31 @@ pub fn list(g: &Global, args: &[String]) -> Result<(), Failure> {
             println!("{text}");
         }
         "table" => {
-            let rows: Vec<[String; 6]> = states
+            let image = |s: &libcontainer::OciState| s.annotations.get(IMAGE_ANNOTATION).cloned();
+            // Only then: a root of bundles alone keeps runc's columns.
+            let with_images = states.iter().any(|s| image(s).is_some());
+            let rows: Vec<Vec<String>> = states
                 .iter()
                 .map(|s| {
-                    [
+                    let mut row = vec![
                         s.id.clone(),
                         s.pid.to_string(),
                         s.status.to_string(),
                         s.bundle.display().to_string(),
                         s.created.clone(),
                         s.owner.clone(),
-                    ]
+                    ];
+                    if with_images {
+                        row.push(image(s).unwrap_or_else(|| "-".into()));
+                    }
+                    row
                 })
                 .collect();
-            print_table(&["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"], &rows);
+            let mut header = vec!["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"];
+            if with_images {
+                header.push("IMAGE");
+            }
+            print_table(&header, &rows);
         }
         other => return Err(Failure::Usage(format!("invalid format {other:?} (table or json)"))),
     }
@@ -40,8 +55,8 @@ pub fn list(g: &Global, args: &[String]) -> Result<(), Failure> {
 }
 
 /// Columns padded to their widest cell plus one space, as Go's tabwriter does for runc.
-fn print_table(header: &[&str; 6], rows: &[[String; 6]]) {
-    let mut widths = header.map(str::len);
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.len());

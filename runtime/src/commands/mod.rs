@@ -12,6 +12,8 @@ mod pause;
 mod ps;
 mod relay;
 mod run;
+mod run_image;
+mod stdio;
 mod update;
 
 use crate::{Failure, Global};

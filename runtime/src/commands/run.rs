@@ -9,7 +9,9 @@ use std::os::fd::AsFd;
 
 use super::lifecycle::{create_options, CREATE_FLAGS};
 use super::relay::Relay;
-use crate::cli::{self, flag, opt, Flag};
+use super::run_image::{self, IMAGE, IMAGE_FLAGS};
+use super::stdio::{self, IO_FLAGS};
+use crate::cli::{self, flag, Flag};
 use crate::{Failure, Global};
 
 pub const FORWARDED: &[Signal] = &[
@@ -23,51 +25,38 @@ pub const FORWARDED: &[Signal] = &[
     Signal::SIGCONT,
 ];
 
-/// ctr's flags that change the spec an image gives (containerd_bridge::overrides); a bundle's
-/// config.json is the user's own.
-const IMAGE_ONLY: &[Flag] = &[
-    opt(&["env"]),
-    opt(&["cwd"]),
-    opt(&["hostname"]),
-    flag(&["net-host"]),
-    flag(&["read-only"]),
-    opt(&["mount"]),
-];
-
-fn image_overrides(a: &cli::Args) -> Result<containerd_bridge::overrides::Overrides, Failure> {
-    containerd_bridge::overrides::Overrides::new(
-        a.values("env").to_vec(),
-        a.value("cwd").map(str::to_string),
-        a.value("hostname").map(str::to_string),
-        a.is_set("net-host"),
-        a.is_set("read-only"),
-        a.values("mount"),
-    )
-    .map_err(|e| Failure::Usage(e.to_string()))
-}
-
-pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
-    let mut flags: Vec<Flag> = CREATE_FLAGS
-        .iter()
-        .map(|f| Flag {
-            names: f.names,
-            takes_value: f.takes_value,
-        })
-        .collect();
+/// Every flag `run` takes: create's, its own, `--image` with ctr's flags, and the stdio ones.
+pub fn flags() -> Vec<Flag> {
+    let mut flags: Vec<Flag> = run_image::copy(CREATE_FLAGS).collect();
     flags.extend([
         flag(&["d", "detach"]),
         flag(&["keep"]),
+        flag(&["rm"]),
         flag(&["no-subreaper"]),
-        opt(&["image"]),
+        IMAGE,
     ]);
-    flags.extend(IMAGE_ONLY.iter().map(|f| Flag {
-        names: f.names,
-        takes_value: f.takes_value,
-    }));
-    let a = cli::parse(args, &flags, false)?;
+    flags.extend(run_image::copy(IMAGE_FLAGS));
+    flags.extend(run_image::copy(IO_FLAGS));
+    flags
+}
+
+pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
+    let a = cli::parse_for("run", args, &flags())?;
     let id = a.id("run")?;
     let mut opts = create_options(&a)?;
     let detach = a.is_set("d");
+    if detach && a.is_set("keep") {
+        return Err(Failure::Usage("--keep and --detach cannot be used together".into()));
+    }
+    // ctr's --rm is what run does anyway (runc's run deletes the container it ran); it only
+    // conflicts with the flags that keep the container.
+    if a.is_set("rm") && (detach || a.is_set("keep")) {
+        return Err(Failure::Usage(format!(
+            "--rm and --{} cannot be used together",
+            if detach { "detach" } else { "keep" }
+        )));
+    }
+    let io = stdio::target(&a)?;
     // In the foreground without --console-socket, hezi itself receives the pty master (used
     // only if the spec asks for a terminal).
     let console_peer = if !detach && opts.console_socket.is_none() {
@@ -77,9 +66,6 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
     } else {
         None
     };
-    if detach && a.is_set("keep") {
-        return Err(Failure::Usage("--keep and --detach cannot be used together".into()));
-    }
     let rt = super::runtime(g)?;
     // Block the signals we forward (and SIGCHLD) before the init exists, so none is lost or
     // kills us between create and the wait loop; the init resets its mask.
@@ -93,44 +79,18 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
             .map_err(|e| Failure::Error(format!("block signals: {e}")))?;
     }
     // `--image REF [-- CMD ARG...]`: the bundle is made from the image store (containerd-bridge)
-    // and goes again with the container (here, or in `delete` for -d).
-    let image_bundle = match a.value("image") {
-        Some(_) if a.value("b").is_some() => {
-            return Err(Failure::Usage("--image and --bundle cannot be used together".into()))
-        }
-        Some(image) => {
-            let over = image_overrides(&a)?;
-            opts.bundle = containerd_bridge::bundle::prepare(
-                &super::image::image_dirs(&g.root),
-                image,
-                id,
-                &a.positional[1..],
-                &over,
-            )
-            .map_err(|e| Failure::Error(format!("image {image}: {e}")))?;
-            true
-        }
-        None => {
-            if let Some(f) = IMAGE_ONLY.iter().map(|f| f.names[0]).find(|f| a.is_set(f)) {
-                return Err(Failure::Usage(format!(
-                    "--{f} needs --image (a bundle's config.json says it)"
-                )));
-            }
-            false
-        }
-    };
+    // and goes again with the container (here, or in `delete` for -d and --keep).
+    let image_bundle = run_image::prepare(g, &a, id, &mut opts)?;
     let drop_bundle = || {
         if image_bundle {
-            if let Err(e) = containerd_bridge::bundle::remove(&super::image::image_dirs(&g.root), id) {
-                tracing::warn!("remove the image bundle of {id}: {e}");
-            }
+            run_image::remove_bundle(g, id);
         }
     };
-    let created = match rt.create(id, &opts) {
+    let created = match create_with(&rt, id, &opts, &io) {
         Ok(c) => c,
         Err(e) => {
             drop_bundle();
-            return Err(e.into());
+            return Err(e);
         }
     };
     drop(opts.console_fd.take());
@@ -173,6 +133,20 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
         Ok(code) => Err(Failure::Exit(code)),
         Err(e) => Err(Failure::Error(e)),
     }
+}
+
+/// `create`, with the container's stdio pointed at `io` (--null-io, --log-uri) while the init is
+/// cloned. A log file is opened (made) only now, once the bundle is there: bad input before
+/// this point leaves no empty log behind.
+pub fn create_with(
+    rt: &libcontainer::Runtime,
+    id: &str,
+    opts: &libcontainer::CreateOptions,
+    io: &stdio::Target,
+) -> Result<libcontainer::container::Created, Failure> {
+    let opened = io.open()?;
+    let _redirected = opened.as_ref().map(stdio::Opened::redirect).transpose()?;
+    Ok(rt.create(id, opts)?)
 }
 
 /// Wait for the init, forwarding every blocked signal but SIGCHLD to it (SIGWINCH resizes the
