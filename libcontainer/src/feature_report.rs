@@ -2,7 +2,7 @@
 //! 1.3 added, each built from the code that implements it, so the document cannot claim what the
 //! code does not do: the hook stages, `linux.memoryPolicy`, `linux.netDevices`,
 //! `linux.intelRdt`, `potentiallyUnsafeConfigAnnotations`, and the `annotations` runc reports
-//! (the libseccomp version). [`complete`] fills them into a document built elsewhere.
+//! (checkpoint support, the libseccomp version). [`complete`] fills them into a document built elsewhere.
 
 use serde_json::{json, Value};
 
@@ -26,6 +26,9 @@ pub fn complete(doc: &mut Value) {
     // "enabled" is whether support is built in, not whether this host has resctrl (features.md);
     // schemata and enableMonitoring are both implemented (intelrdt.rs).
     linux["intelRdt"] = json!({ "enabled": true, "schemata": true, "monitoring": true });
+    // As runc (the same key, so what checks runc's works): checkpoint and restore are built in
+    // (checkpoint/); whether this host's CRIU works is `criu check`'s to say, at checkpoint.
+    doc["annotations"]["org.opencontainers.runc.checkpoint.enabled"] = json!("true");
     // As runc: the version of the libseccomp hezi runs with (not the one it was built against).
     if let Ok(v) = libseccomp::ScmpVersion::current() {
         doc["annotations"]["io.github.seccomp.libseccomp.version"] =
@@ -42,6 +45,14 @@ mod tests {
         let mut d = json!({ "hooks": [], "linux": {}, "annotations": {} });
         complete(&mut d);
         d
+    }
+
+    #[test]
+    fn checkpoint_support_is_reported_under_runcs_key() {
+        assert_eq!(
+            doc()["annotations"]["org.opencontainers.runc.checkpoint.enabled"],
+            "true"
+        );
     }
 
     fn strings(v: &Value) -> Vec<String> {

@@ -89,16 +89,19 @@ if [ "$mode" = systemd ]; then
     mkdir -p "$work/etc/systemd/system"
     cp "$here/hezi-test.target" "$here/hezi-tests.service" "$work/etc/systemd/system/"
     cp "$here/systemd-tests.sh" "$work/guest/systemd-tests.sh"
-    # hezi's shim and the task API client that drives it there, from hezi's build directory
-    # (cargo build -p containerd-shim-hezi-v2 --example shimctl); the tests say if they are missing.
-    bindir=$(dirname "$hezi")
-    for bin in "$bindir/containerd-shim-hezi-v2" "$bindir/examples/shimctl"; do
-        if [ -x "$bin" ]; then
-            cp "$bin" "$work/bin/"
-            copy_libs "$bin"
-        fi
-    done
 fi
+
+# hezi's shim and the task API client that drives it (no containerd in the VM), from hezi's
+# build directory (cargo build -p containerd-shim-hezi-v2 --example shimctl), and containerd's
+# runc shim (package containerd) for running hezi as its BinaryName; the tests say if one is
+# missing.
+bindir=$(dirname "$hezi")
+for bin in "$bindir/containerd-shim-hezi-v2" "$bindir/examples/shimctl" /usr/bin/containerd-shim-runc-v2; do
+    if [ -x "$bin" ]; then
+        cp "$bin" "$work/bin/"
+        copy_libs "$bin"
+    fi
+done
 
 # A busybox bundle rootfs for the guest tests' containers.
 rootfs="$work/guest/rootfs"

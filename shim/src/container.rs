@@ -27,6 +27,8 @@ pub struct Container {
     pub oom_stop: Mutex<Option<OwnedFd>>,
     /// The OOM watch, which the init's exit path checks too.
     pub oom: Mutex<Option<Arc<crate::oom::Shared>>>,
+    /// Created from a checkpoint: what Start restores (taken by Start or Delete).
+    pub restore: Mutex<Option<crate::service::checkpoint::PendingRestore>>,
 }
 
 /// A made process, to be registered with the reaper's pid map while the guard is held.
@@ -46,7 +48,13 @@ impl Container {
             execs: Mutex::new(HashMap::new()),
             oom_stop: Mutex::new(None),
             oom: Mutex::new(None),
+            restore: Mutex::new(None),
         }
+    }
+
+    /// The checkpoint a Create named, once (Start restores it; Delete drops it unstarted).
+    pub fn take_restore(&self) -> Option<crate::service::checkpoint::PendingRestore> {
+        self.restore.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     pub fn execs(&self) -> MutexGuard<'_, HashMap<String, Arc<Process>>> {

@@ -11,6 +11,8 @@ use libcontainer::Runtime;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+pub(crate) mod checkpoint;
+
 use crate::container::{self, Container};
 use crate::events::Events;
 use crate::io::{IoConfig, ProcessIo};
@@ -236,6 +238,23 @@ impl Inner {
             .map_err(undo)?;
         let init = Arc::new(Process::new("", cfg, None));
         let c = Arc::new(Container::new(&req.id, bundle.clone(), mounted, Arc::clone(&init)));
+        if !req.checkpoint.is_empty() {
+            if req.terminal {
+                return Err(undo(Error::new(
+                    Code::Unimplemented,
+                    "restoring a container with a terminal is not supported by hezi's shim yet",
+                )));
+            }
+            // No container yet: Start restores the checkpoint with this IO (as runc's shim).
+            *c.restore.lock().unwrap_or_else(|p| p.into_inner()) = Some(checkpoint::PendingRestore {
+                image: PathBuf::from(&req.checkpoint),
+                stdio,
+                io,
+            });
+            self.containers().insert(req.id.clone(), Arc::clone(&c));
+            self.publish_create(req, 0);
+            return Ok(0);
+        }
         let spawned = container::spawn_init(rt, &req.id, &bundle, stdio, req.terminal).map_err(|e| {
             // A helper that died half-way (killed, say) may have left state, a cgroup and an
             // init behind: a failed Create leaves nothing, like a failed `hezi create`.
@@ -250,6 +269,11 @@ impl Inner {
         spawned.finish(&init, io, Phase::Created)?;
         self.containers().insert(req.id.clone(), Arc::clone(&c));
         crate::oom::watch(&self.rt, &c, Arc::clone(&self.events));
+        self.publish_create(req, pid as u32);
+        Ok(pid as u32)
+    }
+
+    fn publish_create(&self, req: &api::CreateTaskRequest, pid: u32) {
         self.events.publish(Event::create(TaskCreate {
             container_id: req.id.clone(),
             bundle: req.bundle.clone(),
@@ -261,9 +285,8 @@ impl Inner {
                 terminal: req.terminal,
             }),
             checkpoint: req.checkpoint.clone(),
-            pid: pid as u32,
+            pid,
         }));
-        Ok(pid as u32)
     }
 
     /// The options for this Create: the shim's, with the request's own on top (containerd 2.x
@@ -299,6 +322,9 @@ impl Inner {
             ));
         }
         if exec_id.is_empty() {
+            if let Some(pending) = c.take_restore() {
+                return self.start_restore(&c, pending);
+            }
             self.rt.start(id).map_err(lc_error)?;
             let pid = {
                 let mut st = p.state();
@@ -360,6 +386,10 @@ impl Inner {
                 Code::FailedPrecondition,
                 format!("container {id} is still running"),
             ));
+        }
+        if c.take_restore().is_some() {
+            // Created from a checkpoint and never started: no process was ever made.
+            p.set_exited(0);
         }
         // A created (never started) init is killed by libcontainer's delete.
         match self.rt.delete(id, phase == Phase::Created) {
@@ -487,7 +517,10 @@ impl crate::ttrpc::Handler for Service {
             "Pids" => self.pids(decode(payload)?),
             "Pause" => self.pause(decode(payload)?),
             "Resume" => self.resume(decode(payload)?),
-            "Checkpoint" => Err(status(Code::Unimplemented, "checkpoint is not implemented by hezi")),
+            "Checkpoint" => {
+                inner.checkpoint(&decode(payload)?)?;
+                empty()
+            }
             "Kill" => {
                 inner.kill(&decode(payload)?)?;
                 empty()

@@ -69,23 +69,33 @@ fn stdin_reaches_the_process_and_close_io_ends_it() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
 }
 
+/// `ctr tasks checkpoint` reaches the shim's Checkpoint, which runs CRIU. Where CRIU cannot
+/// work (this host's kernel is newer than Debian's CRIU knows) the error is what `criu check`
+/// said and the task runs on undisturbed; where it works the image is written. The full round
+/// (checkpoint, then a Create naming it and Start restoring) runs in the VM, where CRIU works:
+/// t_checkpoint_hezi_shim in scripts/vm/checkpoint.sh.
 #[test]
-fn checkpoint_is_not_implemented() {
+fn checkpoint_through_ctr_goes_to_criu() {
     let Some(c) = Containerd::start() else { return };
     let id = support::id("ckpt");
     c.ctr(&["run", "-d", "--runtime", RUNTIME, IMAGE, &id, "sleep", "1000"]);
+    let criu_works = Command::new("criu")
+        .arg("check")
+        .output()
+        .is_ok_and(|o| o.status.success());
     let out = c.try_ctr(&["tasks", "checkpoint", &id]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
-    assert!(
-        err.contains("not implemented") || err.contains("unimplemented"),
-        "{err}"
-    );
-    assert_eq!(
-        c.task_status(&id).as_deref(),
-        Some("RUNNING"),
-        "checkpoint disturbed the task"
-    );
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    if criu_works {
+        assert!(out.status.success(), "{err}");
+    } else {
+        assert!(!out.status.success());
+        assert!(err.contains("criu check"), "{err}");
+        assert_eq!(
+            c.task_status(&id).as_deref(),
+            Some("RUNNING"),
+            "a failed checkpoint disturbed the task"
+        );
+    }
     c.remove(&id);
 }
 

@@ -3,13 +3,14 @@
 //! none of that can be dumped with the container. So:
 //! - a dump records what fds 0, 1 and 2 of the init are (as /proc/PID/fd names them) in
 //!   `descriptors.json`, as runc does. Each pipe among them, on restore, is the restoring
-//!   caller's own fd of the same number (CRIU's inherit_fd), so the restored init writes to the
-//!   new caller's pipes. An image runc wrote restores the same way.
+//!   caller's own fd of the same number (CRIU's inherit_fd, given a copy of it), so the
+//!   restored init writes to the new caller's pipes. An image runc wrote restores the same way.
 //! - a file or terminal on a mount the container cannot see (the host's /dev/null, a log file)
 //!   is dumped as external (`file[MNT_ID:INODE]`, `tty[RDEV:DEV]`) and, on restore, also taken
 //!   from the caller's fd of the same number. runc leaves these to CRIU, which cannot dump them;
 //!   hezi records their keys in `hezi-descriptors.json`.
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -54,20 +55,46 @@ pub(super) fn record(pid: i32, images: &Path, o: &mut Opts) -> Result<()> {
     write_json(&images.join(HEZI_FILE), &externals)
 }
 
-/// Add an inherit_fd for each pipe and external file the dump recorded. An image without the
-/// files restores as before, with CRIU re-creating what it can.
-pub(super) fn inherit(images: &Path, o: &mut Opts) -> Result<()> {
+/// Add an inherit_fd for each pipe and external file the dump recorded, naming a copy of the
+/// caller's fd of the same number. The copies are not close-on-exec, so criu swrk inherits
+/// them under the numbers given; the caller keeps them open until CRIU is done. An image
+/// without the files restores as before, with CRIU re-creating what it can.
+pub(super) fn inherit(images: &Path, o: &mut Opts) -> Result<Vec<OwnedFd>> {
+    let mut wanted: Vec<(i32, String)> = Vec::new();
     if let Some(names) = read_json::<Vec<String>>(&images.join(RUNC_FILE))? {
-        for (fd, name) in pipes(&names) {
-            o.inherit_fd(name, fd);
-        }
+        wanted.extend(pipes(&names).map(|(fd, name)| (fd, name.to_string())));
     }
     if let Some(externals) = read_json::<Vec<External>>(&images.join(HEZI_FILE))? {
-        for e in externals {
-            o.inherit_fd(&e.key, e.fd);
-        }
+        wanted.extend(externals.into_iter().map(|e| (e.fd, e.key)));
     }
-    Ok(())
+    let mut copies: Vec<(i32, OwnedFd)> = Vec::new();
+    for (fd, key) in wanted {
+        let copy = match copies.iter().find(|(n, _)| *n == fd) {
+            Some((_, c)) => c.as_raw_fd(),
+            None => {
+                let c = inheritable_copy(fd)?;
+                let raw = c.as_raw_fd();
+                copies.push((fd, c));
+                raw
+            }
+        };
+        o.inherit_fd(&key, copy);
+    }
+    Ok(copies.into_iter().map(|(_, c)| c).collect())
+}
+
+/// A copy of this process's `fd` above the standard three, without close-on-exec.
+fn inheritable_copy(fd: i32) -> Result<OwnedFd> {
+    // SAFETY: fcntl(F_DUPFD) on a plain integer; a closed fd fails with EBADF.
+    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD, 3) };
+    if copy < 0 {
+        return Err(Error::InvalidArgument(format!(
+            "restore hands the container its stdio from the caller's fd {fd}, which is not open: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: `copy` was just made by fcntl and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
 }
 
 /// The pipes among the recorded names, with the fd each was.

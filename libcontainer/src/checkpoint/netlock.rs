@@ -1,8 +1,8 @@
-//! The network lock a dump leaves behind. With --tcp-established, CRIU 3.17 locks the dumped
-//! connections in an nftables table named after the dumped init's pid (`inet CRIU-PID`), and a
-//! restore unlocks the table named after the *restored* init's pid, which differs: the dump's
-//! table stays and drops every packet of the restored connections. (CRIU 3.19 names both by a
-//! run id kept in the image.) So after such a restore hezi deletes the dump's table itself, in
+//! The network lock a dump leaves behind. CRIU 3.17 locks a dumped container's network (with
+//! --tcp-established, its connections) in an nftables table named after the dumped init's pid
+//! (`inet CRIU-PID`), and a restore unlocks the table named after the *restored* init's pid,
+//! which differs: the dump's table stays, dropping every packet of restored connections. (CRIU 3.19 names both by a
+//! run id kept in the image.) So after a restore hezi deletes the dump's table itself, in
 //! the restored init's network namespace; where it is not there (a newer CRIU), nothing happens.
 //!
 //! One netlink batch (NFT_MSG_DELTABLE between batch begin and end), written out by hand as

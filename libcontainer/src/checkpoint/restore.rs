@@ -57,8 +57,9 @@ impl Runtime {
 
         let (dir, lock) = self.store().claim(id)?;
         let restored = self.restore_claimed(&dir, &mut st, &bundle, opts);
-        if let (Ok(pid), true) = (&restored, opts.flags.tcp_established) {
-            // Failing this leaves the connections blocked, not the container broken: say so.
+        if let Ok(pid) = &restored {
+            // CRIU locks the network of every dump (connections or not) with that table.
+            // Failing this leaves connections blocked, not the container broken: say so.
             if let Err(e) = netlock::delete_table_of(pid.as_raw(), &netlock::dump_table(dumped_pid)) {
                 tracing::warn!("restored {id}, but its connections may stay blocked: {e}");
             }
@@ -104,7 +105,8 @@ impl Runtime {
         let mut o = Opts::new(&images, &work, "restore.log", &opts.flags);
         o.enc.string(13, &root.path.to_string_lossy()).bool(26, true);
         o.external_mounts(&bundle.spec, None);
-        descriptors::inherit(&opts.image_path, &mut o)?;
+        // Open until CRIU is done with them.
+        let _stdio = descriptors::inherit(&opts.image_path, &mut o)?;
         let cgroup = st.cgroup.clone();
         let resources = bundle.spec.linux().as_ref().and_then(|l| l.resources().clone());
         let reply = rpc::call(rpc::RESTORE, o, |swrk, o| {

@@ -34,8 +34,10 @@ const MAX_MSG: usize = 1 << 16;
 /// names (images and work directories) are not close-on-exec, so the child inherits them.
 /// `prepare` runs once the child exists and before it gets the request, with its pid and the
 /// options to add to (restore places the child in the container's cgroup there, as runc does,
-/// and names that cgroup to CRIU). On restore the child also inherits the caller's stdin, for
-/// descriptors.rs's inherit_fd.
+/// and names that cgroup to CRIU). The child's own stdin is /dev/null, and so are its stdout
+/// and stderr on restore: what it prints there (libnftables' complaints, say) would otherwise
+/// reach the restored container's output, which is often the caller's. The stdio CRIU gives
+/// the restored init comes through descriptors.rs's copies instead.
 pub fn call(req_type: i32, mut opts: Opts, prepare: impl FnOnce(i32, &mut Opts) -> Result<()>) -> Result<Reply> {
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
         .map_err(|e| Error::sys("socketpair for criu swrk", e))?;
@@ -57,12 +59,12 @@ pub fn call(req_type: i32, mut opts: Opts, prepare: impl FnOnce(i32, &mut Opts) 
     Ok(reply)
 }
 
-fn spawn_swrk(theirs: &OwnedFd, inherit_stdin: bool) -> Result<std::process::Child> {
+fn spawn_swrk(theirs: &OwnedFd, quiet: bool) -> Result<std::process::Child> {
     let fd = theirs.as_raw_fd();
     let mut cmd = Command::new("criu");
-    cmd.arg("swrk").arg("3");
-    if !inherit_stdin {
-        cmd.stdin(Stdio::null());
+    cmd.arg("swrk").arg("3").stdin(Stdio::null());
+    if quiet {
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
     }
     // SAFETY: between fork and exec only async-signal-safe calls: dup2 onto fd 3 (which also
     // clears close-on-exec on the copy) and returning its error.

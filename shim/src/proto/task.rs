@@ -75,3 +75,21 @@ crate::message!(WaitResponse { 1 => exit_status: u32, 2 => exited_at: Option<Tim
 crate::message!(StatsResponse { 1 => stats: Option<Any> });
 crate::message!(ConnectResponse { 1 => shim_pid: u32, 2 => task_pid: u32, 3 => version: String });
 crate::message!(ShutdownRequest { 1 => id: String, 2 => now: bool });
+
+crate::message!(CheckpointTaskRequest { 1 => id: String, 2 => path: String, 3 => options: Option<Any> });
+crate::message!(
+    /// containerd.runc.v1.CheckpointOptions (containerd's runtime/v2/runc/options), what ctr
+    /// and CRI put in a CheckpointTaskRequest.
+    CheckpointOptions {
+        1 => exit: bool,
+        2 => open_tcp: bool,
+        3 => external_unix_sockets: bool,
+        4 => terminal: bool,
+        5 => file_locks: bool,
+        6 => empty_namespaces: Vec<String>,
+        7 => cgroups_mode: String,
+        8 => image_path: String,
+        9 => work_path: String,
+        10 => parent_path: String,
+    }
+);
