@@ -189,7 +189,18 @@ fn bad_flag_values_are_refused_before_anything_is_made() {
         assert!(!dir.exists(), "{flags:?} made {}", dir.display());
     }
     assert_eq!(h.status(&id), "running");
-    let out = h.cmd(&["restore", "--manage-cgroups-mode", "x", "--image-path", dir_arg, "other"]);
-    assert!(stderr(&out).contains("soft, full, strict or ignore"), "{}", stderr(&out));
+    let out = h.cmd(&[
+        "restore",
+        "--manage-cgroups-mode",
+        "x",
+        "--image-path",
+        dir_arg,
+        "other",
+    ]);
+    assert!(
+        stderr(&out).contains("soft, full, strict or ignore"),
+        "{}",
+        stderr(&out)
+    );
     assert!(h.cmd(&["state", "other"]).status.code() != Some(0));
 }
