@@ -16,8 +16,10 @@ step "build"
 cargo build --workspace
 
 step "pure cgroup v2 host: Debian's kernel under QEMU (tcg)"
-# The shims' checkpoint tests drive hezi's shim with its example task API client.
+# The checkpoint tests drive hezi's shim with its example task API client, and take a
+# container's terminal with the console socket listener example.
 cargo build -p containerd-shim-hezi-v2 --example shimctl
+cargo build -p hezi --example recvtty
 bash scripts/vm/run.sh target/debug/hezi cgroupfs
 
 step "the systemd cgroup driver: the same kernel with systemd as PID 1 (hezi, and hezi's shim driven by shimctl)"

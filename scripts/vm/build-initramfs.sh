@@ -91,12 +91,14 @@ if [ "$mode" = systemd ]; then
     cp "$here/systemd-tests.sh" "$work/guest/systemd-tests.sh"
 fi
 
-# hezi's shim and the task API client that drives it (no containerd in the VM), from hezi's
-# build directory (cargo build -p containerd-shim-hezi-v2 --example shimctl), and containerd's
+# hezi's shim and the task API client that drives it (no containerd in the VM), and a console
+# socket listener, from hezi's build directory (cargo build -p containerd-shim-hezi-v2 --example
+# shimctl; cargo build -p hezi --example recvtty), and containerd's
 # runc shim (package containerd) for running hezi as its BinaryName; the tests say if one is
 # missing.
 bindir=$(dirname "$hezi")
-for bin in "$bindir/containerd-shim-hezi-v2" "$bindir/examples/shimctl" /usr/bin/containerd-shim-runc-v2; do
+for bin in "$bindir/containerd-shim-hezi-v2" "$bindir/examples/shimctl" "$bindir/examples/recvtty" \
+    /usr/bin/containerd-shim-runc-v2; do
     if [ -x "$bin" ]; then
         cp "$bin" "$work/bin/"
         copy_libs "$bin"

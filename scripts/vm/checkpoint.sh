@@ -130,7 +130,8 @@ counter_bundle() {
 wait_count() {
     i=0
     while [ $i -lt 200 ]; do
-        n=$(tail -n1 "$1" 2>/dev/null)
+        # (a terminal ends its lines with \r\n)
+        n=$(tail -n1 "$1" 2>/dev/null | tr -d '\r')
         [ "${n:-0}" -ge "$2" ] 2>/dev/null && return 0
         i=$((i + 1))
         sleep 0.1
@@ -292,6 +293,52 @@ t_checkpoint_tcp() {
     hezi --root $ROOT delete -f ctcp
 }
 
+# A container with a terminal (its pty master held by recvtty on the console socket, outside
+# the dumped tree): CRIU dumps the slave alone, makes a new pty pair on restore and passes its
+# master back, which restore sends to the new --console-socket; the counter goes on there.
+t_checkpoint_terminal() {
+    need_criu checkpoint_terminal || return
+    command -v recvtty >/dev/null || { fail checkpoint_terminal "recvtty (hezi's example) is not in the initramfs"; return; }
+    counter_bundle 'i=0; while true; do i=\$((i+1)); echo \$i; sleep 0.1; done'
+    sed -i 's/"terminal": false/"terminal": true/' $B/config.json
+    rm -f /tmp/tty1.sock /tmp/tty2.sock /tmp/tty.out1 /tmp/tty.out2
+    recvtty /tmp/tty1.sock > /tmp/tty.out1 &
+    r1=$!
+    i=0; while [ ! -S /tmp/tty1.sock ] && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
+    out=$(hezi --root $ROOT run -d --console-socket /tmp/tty1.sock -b $B ctty </dev/null 2>&1) \
+        || { fail checkpoint_terminal "run -d: $out"; kill $r1; return; }
+    wait_count /tmp/tty.out1 10 || { fail checkpoint_terminal "no count on the terminal: $(head -c 200 /tmp/tty.out1)"; hezi --root $ROOT delete -f ctty; return; }
+    out=$(hezi --root $ROOT checkpoint --image-path /tmp/ctty-img ctty 2>&1) || {
+        fail checkpoint_terminal "$out; $(grep -B8 -m1 Error /tmp/ctty-img/dump.log)"
+        hezi --root $ROOT delete -f ctty
+        return
+    }
+    pass checkpoint_terminal
+    wait $r1
+    last=$(tail -n1 /tmp/tty.out1 | tr -d '\r')
+    recvtty /tmp/tty2.sock > /tmp/tty.out2 &
+    r2=$!
+    i=0; while [ ! -S /tmp/tty2.sock ] && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
+    out=$(hezi --root $ROOT restore -d --console-socket /tmp/tty2.sock --image-path /tmp/ctty-img -b $B ctty 2>&1) || {
+        fail restore_terminal "$out; $(grep -B8 -m1 Error /tmp/ctty-img/restore.log)"
+        kill $r2
+        return
+    }
+    if wait_count /tmp/tty.out2 $((last + 5)); then
+        first=$(head -n1 /tmp/tty.out2 | tr -d '\r')
+        [ "$first" -gt 5 ] 2>/dev/null && pass restore_terminal || fail restore_terminal "first line $first after restore, count $last at the dump"
+        echo "  (count $last at the dump, $first first on the new terminal)"
+    else
+        fail restore_terminal "count $last at the dump; the new terminal: $(head -c 200 /tmp/tty.out2)"
+    fi
+    # Without a console socket the restored terminal has nowhere to go: refused, nothing left.
+    hezi --root $ROOT delete -f ctty
+    wait $r2
+    out=$(hezi --root $ROOT restore -d --image-path /tmp/ctty-img -b $B ctty 2>&1)
+    case "$out" in *console-socket*) pass restore_terminal_needs_console_socket ;; *) fail restore_terminal_needs_console_socket "$out" ;; esac
+    [ -e $ROOT/ctty ] || [ -e $CG/hezi/ctty ] && fail restore_terminal_refusal_leaves_nothing "$(ls $ROOT $CG/hezi 2>&1)" || pass restore_terminal_refusal_leaves_nothing
+}
+
 # A shim's Checkpoint and restore, driven over its task API by shimctl (no containerd in the
 # VM): the counter's stdout goes to a fifo (as ctr and CRI give it) read into a file; it is
 # checkpointed with `exit`, and a Create naming the checkpoint then Start restore it, writing on
@@ -305,6 +352,10 @@ shim_checkpoint_round() {
         return
     fi
     counter_bundle 'i=0; while true; do i=\$((i+1)); echo \$i; sleep 0.1; done'
+    if [ "$5" = terminal ]; then
+        sed -i 's/"terminal": false/"terminal": true/' $B/config.json
+        flags="$flags --terminal"
+    fi
     rm -rf /tmp/$name.out1 /tmp/$name.out2 /tmp/$name.fifo1 /tmp/$name.fifo2 /tmp/$name-img
     # containerd's shims log to a fifo named log in the bundle, which containerd reads.
     mkfifo $B/log
@@ -325,7 +376,7 @@ shim_checkpoint_round() {
     st=$(shimctl $a wait $name)
     [ -n "$st" ] && [ "$st" != 0 ] && pass ${name}_checkpoint_exits || fail ${name}_checkpoint_exits "wait said $st"
     shimctl $a delete $name || fail ${name}_delete "delete after the checkpoint failed"
-    last=$(tail -n1 /tmp/$name.out1)
+    last=$(tail -n1 /tmp/$name.out1 | tr -d '\r')
     pid=$(shimctl $a create $name $B --stdout /tmp/$name.fifo2 --stderr /tmp/$name.fifo2 --checkpoint /tmp/$name-img $flags) \
         || { fail ${name}_restore "create with the checkpoint failed"; shimctl $a shutdown; return; }
     out=$(shimctl $a start $name 2>&1) || {
@@ -334,8 +385,8 @@ shim_checkpoint_round() {
         return
     }
     if wait_count /tmp/$name.out2 $((last + 5)); then
-        first=$(head -n1 /tmp/$name.out2)
-        [ "$first" -gt 5 ] && pass ${name}_restore || fail ${name}_restore "first line after restore $first, count $last at the dump; $(head -n3 /tmp/$name.out2); $(grep -a -i nft /tmp/$name-img/restore.log | head -5)"
+        first=$(head -n1 /tmp/$name.out2 | tr -d '\r')
+        [ "$first" -gt 5 ] 2>/dev/null && pass ${name}_restore || fail ${name}_restore "first line after restore $first, count $last at the dump; $(head -n3 /tmp/$name.out2); $(grep -a -i nft /tmp/$name-img/restore.log | head -5)"
         echo "  (count $last at the dump, $first first after restore)"
     else
         fail ${name}_restore "count $last at the dump; the new log: $(head -c 200 /tmp/$name.out2)"
@@ -353,6 +404,7 @@ shim_checkpoint_round() {
 t_checkpoint_hezi_shim() {
     need_criu checkpoint_hezi_shim || return
     shim_checkpoint_round hezishim containerd-shim-hezi-v2 "" /run/containerd/hezi/vm
+    shim_checkpoint_round hezishimtty containerd-shim-hezi-v2 "" /run/containerd/hezi/vm terminal
 }
 
 # containerd 1.6's runc shim with hezi as its BinaryName (what containerd's and podman's users
@@ -361,13 +413,15 @@ t_checkpoint_runc_shim() {
     need_criu checkpoint_runc_shim || return
     export SHIMCTL_SERVICE=containerd.task.v2.Task
     shim_checkpoint_round runcshim containerd-shim-runc-v2 "--binary hezi" /run/containerd/runc/vm
+    shim_checkpoint_round runcshimtty containerd-shim-runc-v2 "--binary hezi" /run/containerd/runc/vm terminal
     unset SHIMCTL_SERVICE
 }
 
 # The tests `selected` (guest-tests.sh) picks, after criu check once.
 checkpoint_tests() {
     for t in t_checkpoint_restore t_checkpoint_restore_readonly t_checkpoint_stdio t_checkpoint_new_id \
-        t_checkpoint_pre_dump t_checkpoint_tcp t_checkpoint_hezi_shim t_checkpoint_runc_shim; do
+        t_checkpoint_pre_dump t_checkpoint_tcp t_checkpoint_terminal t_checkpoint_hezi_shim \
+        t_checkpoint_runc_shim; do
         selected $t || continue
         [ -n "$criu_checked" ] || { criu_checked=1; t_criu_check; }
         $t

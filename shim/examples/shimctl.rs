@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! shimctl options TOML                  runtime options (runtimeoptions.v1.Options) on stdout
-//! shimctl ADDRESS create ID BUNDLE [--stdout URI] [--stderr URI] [--checkpoint DIR] [--binary NAME]
+//! shimctl ADDRESS create ID BUNDLE [--stdout URI] [--stderr URI] [--terminal] [--checkpoint DIR]
+//!                                   [--binary NAME]
 //!                                       prints the init's pid; --binary: runc shim options
 //!                                       (containerd.runc.v1.Options) naming the runtime binary
 //! shimctl ADDRESS checkpoint ID DIR [--exit]
@@ -106,6 +107,7 @@ fn run(args: &[String]) -> Result<(), String> {
                 stdout: flag(args, "--stdout").unwrap_or_default().to_string(),
                 stderr: flag(args, "--stderr").unwrap_or_default().to_string(),
                 checkpoint: flag(args, "--checkpoint").unwrap_or_default().to_string(),
+                terminal: args.iter().any(|a| a == "--terminal"),
                 options,
                 ..Default::default()
             };

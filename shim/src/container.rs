@@ -114,6 +114,38 @@ pub fn spawn_init(
     })
 }
 
+/// Restore container `id` from the checkpoint at `image` with the init's stdio from `io` (CRIU
+/// restores it as the helper's child; the shim, a subreaper, inherits it when the helper exits).
+/// With a terminal, CRIU's new pty master arrives on the console pair as at create.
+pub fn spawn_restore(
+    rt: &Runtime,
+    id: &str,
+    bundle: &std::path::Path,
+    image: &std::path::Path,
+    stdio: helper::Stdio,
+    terminal: bool,
+) -> Result<Spawned> {
+    let (ours, theirs) = console_pair(terminal)?;
+    let opts = libcontainer::checkpoint::RestoreOptions {
+        image_path: image.to_path_buf(),
+        bundle: Some(bundle.to_path_buf()),
+        console: theirs.map(libcontainer::checkpoint::Console::Fd),
+        ..Default::default()
+    };
+    let guard = SpawnGuard::lock();
+    let pid = helper::run(stdio, || {
+        rt.restore(id, &opts)
+            .map(|r| r.pid.as_raw())
+            .map_err(|e| Error::from_lc(format_args!("restore container {id}"), e))
+    })?;
+    drop(opts);
+    Ok(Spawned {
+        pid,
+        guard,
+        console: ours,
+    })
+}
+
 /// Start exec'd process `p` in container `id`.
 pub fn spawn_exec(rt: &Runtime, id: &str, p: &Process, stdio: helper::Stdio) -> Result<Spawned> {
     let spec = p.spec.clone().ok_or_else(|| {

@@ -239,12 +239,6 @@ impl Inner {
         let init = Arc::new(Process::new("", cfg, None));
         let c = Arc::new(Container::new(&req.id, bundle.clone(), mounted, Arc::clone(&init)));
         if !req.checkpoint.is_empty() {
-            if req.terminal {
-                return Err(undo(Error::new(
-                    Code::Unimplemented,
-                    "restoring a container with a terminal is not supported by hezi's shim yet",
-                )));
-            }
             // No container yet: Start restores the checkpoint with this IO (as runc's shim).
             *c.restore.lock().unwrap_or_else(|p| p.into_inner()) = Some(checkpoint::PendingRestore {
                 image: PathBuf::from(&req.checkpoint),

@@ -61,7 +61,7 @@ impl Runtime {
         }
         if opts.pre_dump {
             // Memory only: what restore needs (state, mounts, stdio) comes with the dump.
-            rpc::call(rpc::PRE_DUMP, o, |_, _| Ok(()))?;
+            rpc::call(rpc::PRE_DUMP, o, |_, _| Ok(()), &mut |_, _| Ok(()))?;
             return Ok(());
         }
 
@@ -74,7 +74,7 @@ impl Runtime {
             o.enc.bool(3, true);
         }
         o.external_mounts(&spec, Some(st.pid));
-        rpc::call(rpc::DUMP, o, |_, _| Ok(()))?;
+        rpc::call(rpc::DUMP, o, |_, _| Ok(()), &mut |_, _| Ok(()))?;
         drop(lock);
 
         if !opts.leave_running {

@@ -98,8 +98,17 @@ pub struct CheckpointOptions {
     pub flags: CriuFlags,
 }
 
+/// Where a restored terminal's new pty master goes.
+#[derive(Debug)]
+pub enum Console {
+    /// `--console-socket`: connected to when the master exists.
+    Socket(PathBuf),
+    /// A connected socket the caller made (hezi's shim).
+    Fd(OwnedFd),
+}
+
 /// `hezi restore`'s options.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct RestoreOptions {
     pub image_path: PathBuf,
     pub work_path: Option<PathBuf>,
@@ -108,6 +117,8 @@ pub struct RestoreOptions {
     pub bundle: Option<PathBuf>,
     /// Where to write the restored init's pid (absolute: it is kept in the state).
     pub pid_file: Option<PathBuf>,
+    /// Where the restored terminal goes, for a container with one (CRIU makes a new pty pair).
+    pub console: Option<Console>,
     pub flags: CriuFlags,
 }
 

@@ -29,7 +29,11 @@ impl Opts {
             .bool(24, flags.manage_cgroups_mode != super::CgroupMode::Ignore)
             .int32(34, flags.manage_cgroups_mode.criu_value())
             .bool(12, true)
-            .int32(64, NETWORK_LOCK_NFTABLES);
+            .int32(64, NETWORK_LOCK_NFTABLES)
+            // orphan_pts_master: a container's terminal is a pty whose master the console
+            // socket's listener holds, outside the dumped tree; CRIU dumps the slave alone and,
+            // on restore, makes a new pair and passes its master back (as runc has it).
+            .bool(50, true);
         let bools = [
             (4, flags.ext_unix_sk),
             (5, flags.tcp_established),

@@ -3,13 +3,14 @@
 //! hezi's state. The rootfs is bound at a private mount point for
 //! CRIU's root (it must be a mount point of its own), removed again whatever happens.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::unistd::Pid;
 
 use super::opts::Opts;
-use super::{check_criu, descriptors, netlock, open_dir, rpc, CgroupMode, RestoreOptions, STATE_IN_IMAGE};
+use super::{check_criu, descriptors, netlock, open_dir, rpc, CgroupMode, Console, RestoreOptions, STATE_IN_IMAGE};
 use crate::container::Runtime;
 use crate::error::{Error, Result, SysContext};
 use crate::state::ContainerState;
@@ -109,15 +110,41 @@ impl Runtime {
         let _stdio = descriptors::inherit(&opts.image_path, &mut o)?;
         let cgroup = st.cgroup.clone();
         let resources = bundle.spec.linux().as_ref().and_then(|l| l.resources().clone());
-        let reply = rpc::call(rpc::RESTORE, o, |swrk, o| {
-            if opts.flags.manage_cgroups_mode == CgroupMode::Ignore {
+        let console = opts.console.as_ref();
+        let mut pass_master = |script: &str, master: OwnedFd| -> Result<()> {
+            if script != "orphan-pts-master" {
                 return Ok(());
             }
-            match &cgroup {
-                Some(cfg) => place_in_cgroup(cfg, resources.as_ref(), swrk, o),
-                None => Ok(()),
-            }
-        })?;
+            let Some(console) = console else {
+                return Err(Error::InvalidArgument(
+                    "the checkpoint has a terminal: restore it with --console-socket".into(),
+                ));
+            };
+            let socket = match console {
+                Console::Socket(path) => crate::tty::connect(path)?,
+                Console::Fd(fd) => fd.try_clone().ctx(|| "copy the console fd".into())?,
+            };
+            crate::tty::send_fd(
+                socket.as_fd(),
+                master.as_fd(),
+                "/dev/ptmx",
+                "the restored terminal's master on the console socket",
+            )
+        };
+        let reply = rpc::call(
+            rpc::RESTORE,
+            o,
+            |swrk, o| {
+                if opts.flags.manage_cgroups_mode == CgroupMode::Ignore {
+                    return Ok(());
+                }
+                match &cgroup {
+                    Some(cfg) => place_in_cgroup(cfg, resources.as_ref(), swrk, o),
+                    None => Ok(()),
+                }
+            },
+            &mut pass_master,
+        )?;
         drop(root);
         // The post-restore callback names the restored init; the final reply does too.
         let pid = reply

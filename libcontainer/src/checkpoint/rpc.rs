@@ -1,11 +1,11 @@
 //! Driving `criu swrk FD`: one request over a SOCK_SEQPACKET socketpair, then replies until the
 //! final one, acknowledging each notify callback (CRIU waits for the ack before going on).
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{recvmsg, send, socketpair, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType};
 
 use super::opts::Opts;
 use super::wire::{fields, Encoder, Value};
@@ -38,7 +38,14 @@ const MAX_MSG: usize = 1 << 16;
 /// and stderr on restore: what it prints there (libnftables' complaints, say) would otherwise
 /// reach the restored container's output, which is often the caller's. The stdio CRIU gives
 /// the restored init comes through descriptors.rs's copies instead.
-pub fn call(req_type: i32, mut opts: Opts, prepare: impl FnOnce(i32, &mut Opts) -> Result<()>) -> Result<Reply> {
+/// `on_fd` gets each file CRIU passes with a notify (the new pty master of an orphaned slave,
+/// "orphan-pts-master") before the notify is acknowledged.
+pub fn call(
+    req_type: i32,
+    mut opts: Opts,
+    prepare: impl FnOnce(i32, &mut Opts) -> Result<()>,
+    on_fd: &mut dyn FnMut(&str, OwnedFd) -> Result<()>,
+) -> Result<Reply> {
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
         .map_err(|e| Error::sys("socketpair for criu swrk", e))?;
     let mut child = spawn_swrk(&theirs, req_type == RESTORE)?;
@@ -47,7 +54,7 @@ pub fn call(req_type: i32, mut opts: Opts, prepare: impl FnOnce(i32, &mut Opts) 
     let result = prepare(child.id() as i32, &mut opts).and_then(|()| {
         let mut req = Encoder::new();
         req.int32(1, req_type).bytes(2, &opts.enc.into_bytes());
-        exchange(&ours, req_type, &req.into_bytes())
+        exchange(&ours, req_type, &req.into_bytes(), on_fd)
     });
     drop(ours);
     // CRIU exits once the socket closes; reap it whatever the exchange said.
@@ -85,13 +92,17 @@ fn spawn_swrk(theirs: &OwnedFd, quiet: bool) -> Result<std::process::Child> {
     })
 }
 
-fn exchange(sock: &OwnedFd, req_type: i32, req: &[u8]) -> Result<Reply> {
+fn exchange(
+    sock: &OwnedFd,
+    req_type: i32,
+    req: &[u8],
+    on_fd: &mut dyn FnMut(&str, OwnedFd) -> Result<()>,
+) -> Result<Reply> {
     send(sock.as_raw_fd(), req, MsgFlags::empty()).map_err(|e| Error::sys("send request to criu", e))?;
     let mut reply = Reply::default();
     let mut buf = vec![0u8; MAX_MSG];
     loop {
-        let n = recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty())
-            .map_err(|e| Error::sys("receive reply from criu", e))?;
+        let (n, fd) = recv_with_fd(sock, &mut buf)?;
         if n == 0 {
             return Err(Error::Other(
                 "criu swrk closed the socket without a reply (see its log in the work directory)".into(),
@@ -99,6 +110,9 @@ fn exchange(sock: &OwnedFd, req_type: i32, req: &[u8]) -> Result<Reply> {
         }
         let resp = parse_resp(&buf[..n])?;
         if resp.kind == NOTIFY {
+            if let Some(fd) = fd {
+                on_fd(&resp.script, fd)?;
+            }
             reply.notifies.push((resp.script.clone(), resp.notify_pid));
             let mut ack = Encoder::new();
             ack.int32(1, NOTIFY).bool(3, true);
@@ -125,6 +139,28 @@ fn exchange(sock: &OwnedFd, req_type: i32, req: &[u8]) -> Result<Reply> {
         reply.restored_pid = resp.restored_pid;
         return Ok(reply);
     }
+}
+
+/// One message from CRIU, and the file it carries if any (SCM_RIGHTS).
+fn recv_with_fd(sock: &OwnedFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>)> {
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(|e| Error::sys("receive reply from criu", e))?;
+    let mut fd = None;
+    for c in msg.cmsgs().map_err(|e| Error::sys("read criu's control message", e))? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for (i, raw) in fds.into_iter().enumerate() {
+                // SAFETY: SCM_RIGHTS just installed these fds in our table; we own them (the
+                // first is kept, any other closed on drop).
+                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                if i == 0 {
+                    fd = Some(owned);
+                }
+            }
+        }
+    }
+    Ok((msg.bytes, fd))
 }
 
 #[derive(Default)]

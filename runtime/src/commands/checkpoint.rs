@@ -117,7 +117,7 @@ pub fn checkpoint(g: &Global, args: &[String]) -> Result<(), Failure> {
 pub fn restore(g: &Global, args: &[String]) -> Result<(), Failure> {
     let a = cli::parse(args, RESTORE_FLAGS, false)?;
     let id = a.id("restore")?;
-    refuse_unsupported(&a, "restore", &["console-socket"])?;
+    refuse_unsupported(&a, "restore", &[])?;
     let detach = a.is_set("d");
     let pid_file = match a.value("pid-file") {
         Some(p) => Some(std::path::absolute(p).map_err(|e| Failure::Usage(format!("restore: --pid-file {p}: {e}")))?),
@@ -128,6 +128,9 @@ pub fn restore(g: &Global, args: &[String]) -> Result<(), Failure> {
         work_path: a.value("work-path").map(PathBuf::from),
         bundle: a.value("b").map(PathBuf::from),
         pid_file,
+        console: a
+            .value("console-socket")
+            .map(|p| libcontainer::checkpoint::Console::Socket(PathBuf::from(p))),
         flags: criu_flags(&a)?,
     };
     let rt = super::runtime(g)?;

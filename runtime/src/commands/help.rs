@@ -68,7 +68,7 @@ const TOPICS: &[Topic] = &[
     Topic {
         name: "restore",
         args: "<container-id>",
-        summary: "restore a container from a checkpoint, under its own id or a new one (--image-path DIR, --work-path DIR, --bundle DIR, -d, --pid-file FILE, --tcp-established, --ext-unix-sk, --shell-job, --file-locks, --manage-cgroups-mode MODE, --empty-ns network, --auto-dedup, --no-subreaper, --no-pivot; not --console-socket, --lazy-pages)",
+        summary: "restore a container from a checkpoint, under its own id or a new one (--image-path DIR, --work-path DIR, --bundle DIR, -d, --pid-file FILE, --tcp-established, --ext-unix-sk, --shell-job, --file-locks, --manage-cgroups-mode MODE, --empty-ns network, --auto-dedup, --console-socket PATH (a terminal's new master), --no-subreaper, --no-pivot; not --lazy-pages)",
     },
     Topic {
         name: "resume",

@@ -4,12 +4,13 @@
 //!   exits as killed, reported as any exit) and is deleted, as `runc checkpoint` does;
 //! - a `Create` naming a checkpoint makes no container: it opens the process's IO and waits,
 //!   and `Start` restores the checkpoint there, with the new IO as the restored init's stdio
-//!   (libcontainer's restore hands CRIU the caller's pipes).
+//!   (libcontainer's restore hands CRIU the caller's pipes) or, with a terminal, the new pty
+//!   CRIU makes.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use libcontainer::checkpoint::{CgroupMode, CheckpointOptions, CriuFlags, RestoreOptions};
+use libcontainer::checkpoint::{CgroupMode, CheckpointOptions, CriuFlags};
 
 use super::{lc_error, status, Inner, TtrpcResult};
 use crate::container::Container;
@@ -102,43 +103,32 @@ impl Inner {
         Ok(())
     }
 
-    /// Start of a container created from a checkpoint: restore it, through the helper that
-    /// gives the restored init its stdio (CRIU restores it as the helper's child; the shim, a
-    /// subreaper, inherits it when the helper exits).
+    /// Start of a container created from a checkpoint: restore it with the IO the Create
+    /// opened.
     pub(super) fn start_restore(&self, c: &Arc<Container>, pending: PendingRestore) -> TtrpcResult<u32> {
-        let opts = RestoreOptions {
-            image_path: pending.image.clone(),
-            bundle: Some(c.bundle.clone()),
-            ..Default::default()
-        };
-        let id = c.id.clone();
-        let guard = crate::reaper::SpawnGuard::lock();
-        let rt = &self.rt;
-        let pid = helper::run(pending.stdio, || {
-            rt.restore(&id, &opts)
-                .map(|r| r.pid.as_raw())
-                .map_err(|e| Error::from_lc(format_args!("restore container {id}"), e))
-        });
-        let pid = match pid {
-            Ok(pid) => pid,
+        let spawned = crate::container::spawn_restore(
+            &self.rt,
+            &c.id,
+            &c.bundle,
+            &pending.image,
+            pending.stdio,
+            c.init.io_cfg.terminal,
+        );
+        let spawned = match spawned {
+            Ok(s) => s,
             Err(e) => {
-                // Nothing was made (libcontainer's restore cleans up): the task stays created
-                // and never ran, so a Wait pending on it returns.
+                // Nothing was made (libcontainer's restore cleans up): the task never ran, so
+                // a Wait pending on it returns.
                 c.init.set_exited(super::UNKNOWN_EXIT_STATUS);
                 return Err(e.into());
             }
         };
+        let pid = spawned.pid;
         self.pids().insert(pid, (Arc::clone(c), Arc::clone(&c.init)));
-        {
-            let mut st = c.init.state();
-            st.pid = pid;
-            st.phase = Phase::Running;
-        }
-        c.init.set_io(pending.io);
-        drop(guard);
+        spawned.finish(&c.init, pending.io, Phase::Running)?;
         crate::oom::watch(&self.rt, c, Arc::clone(&self.events));
         self.events.publish(Event::start(TaskStart {
-            container_id: id,
+            container_id: c.id.clone(),
             pid: pid as u32,
         }));
         Ok(pid as u32)
