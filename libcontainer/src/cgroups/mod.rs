@@ -141,7 +141,16 @@ impl CgroupConfig {
         let path = path::validate(cgroups_path, id)?;
         let layout = Layout::detect()?;
         let own = layout::own_cgroups()?;
-        let dirs = path::place(&layout, &own, &path, |p| p.is_dir())?;
+        let mut dirs = path::place(&layout, &own, &path, |p| p.is_dir())?;
+        if cgroups_path.is_none() {
+            // The default `/hezi/<id>`: /hezi is hezi's own, removed by whichever container
+            // leaves it empty, not only by the one that happened to make it (containers are
+            // not deleted in the order they were made). A create racing that removal makes it
+            // again (fs.rs `make`).
+            for p in dirs.values_mut() {
+                p.existed = 0;
+            }
+        }
         Ok(CgroupConfig {
             path,
             dirs,
