@@ -293,6 +293,79 @@ t_checkpoint_tcp() {
     hezi --root $ROOT delete -f ctcp
 }
 
+# A migration's page server: the dump sends the memory to `criu page-server` (here on
+# loopback) and writes the rest to its image directory; the two together restore.
+t_checkpoint_page_server() {
+    need_criu checkpoint_page_server || return
+    counter_bundle 'exec </dev/null >/dev/null 2>\&1; i=0; while true; do i=\$((i+1)); echo \$i > /count.new; mv /count.new /count; sleep 0.1; done'
+    hezi --root $ROOT run -d -b $B cps </dev/null >/dev/null 2>&1 || { fail checkpoint_page_server "run -d failed"; return; }
+    wait_count $B/rootfs/count 10
+    rm -rf /tmp/cps-pages /tmp/cps-dump
+    mkdir -p /tmp/cps-pages
+    criu page-server --images-dir /tmp/cps-pages --address 127.0.0.1 --port 27027 -o ps.log &
+    ps_pid=$!
+    sleep 1
+    out=$(hezi --root $ROOT checkpoint --page-server 127.0.0.1:27027 --image-path /tmp/cps-dump cps 2>&1) || {
+        fail checkpoint_page_server "$out; $(grep -B8 -m1 Error /tmp/cps-dump/dump.log)"
+        kill $ps_pid; hezi --root $ROOT delete -f cps
+        return
+    }
+    wait $ps_pid
+    if ls /tmp/cps-pages/pages-*.img >/dev/null 2>&1 && ! ls /tmp/cps-dump/pages-*.img >/dev/null 2>&1; then
+        pass checkpoint_page_server
+    else
+        fail checkpoint_page_server "pages at the server: $(ls /tmp/cps-pages); in the dump: $(ls /tmp/cps-dump)"
+    fi
+    at=$(cat $B/rootfs/count)
+    cp -n /tmp/cps-dump/* /tmp/cps-pages/
+    out=$(hezi --root $ROOT restore -d --image-path /tmp/cps-pages -b $B cps 2>&1) || {
+        fail restore_page_server "$out; $(grep -B8 -m1 Error /tmp/cps-pages/restore.log)"
+        return
+    }
+    sleep 1
+    now=$(cat $B/rootfs/count)
+    [ "$now" -gt "$at" ] && pass restore_page_server || fail restore_page_server "count $at at the dump, $now after"
+    hezi --root $ROOT delete -f cps
+}
+
+# Lazy migration: the dump writes all but the memory and serves that from its page server
+# (`--status-fd` says when it is up); a restore with --lazy-pages, beside `criu lazy-pages`
+# fetching from that server, runs on while the pages arrive as they are touched; the dump
+# returns once they all have. Restored under a new id: the dumped one is deleted only then.
+t_checkpoint_lazy_pages() {
+    need_criu checkpoint_lazy_pages || return
+    counter_bundle 'exec </dev/null >/dev/null 2>\&1; i=0; while true; do i=\$((i+1)); echo \$i > /count.new; mv /count.new /count; sleep 0.1; done'
+    hezi --root $ROOT run -d -b $B clz </dev/null >/dev/null 2>&1 || { fail checkpoint_lazy_pages "run -d failed"; return; }
+    wait_count $B/rootfs/count 10
+    rm -rf /tmp/clz-img /tmp/clz.status
+    hezi --root $ROOT checkpoint --lazy-pages --page-server 127.0.0.1:27028 --status-fd 3 \
+        --image-path /tmp/clz-img clz 3>/tmp/clz.status >/tmp/clz.dump.out 2>&1 &
+    dump=$!
+    i=0; while [ ! -s /tmp/clz.status ] && [ $i -lt 200 ]; do i=$((i + 1)); sleep 0.1; done
+    if [ ! -s /tmp/clz.status ]; then
+        fail checkpoint_lazy_pages "no status byte: $(cat /tmp/clz.dump.out); $(grep -B8 -m1 Error /tmp/clz-img/dump.log)"
+        kill $dump; hezi --root $ROOT delete -f clz
+        return
+    fi
+    pass checkpoint_lazy_pages_status_fd
+    at=$(cat $B/rootfs/count)
+    criu lazy-pages --page-server --address 127.0.0.1 --port 27028 -D /tmp/clz-img -o lazy.log &
+    lazy=$!
+    sleep 0.5
+    out=$(hezi --root $ROOT restore -d --lazy-pages --image-path /tmp/clz-img -b $B clz2 2>&1) || {
+        fail restore_lazy_pages "$out; $(grep -B8 -m1 Error /tmp/clz-img/restore.log /tmp/clz-img/lazy.log)"
+        kill $dump $lazy; hezi --root $ROOT delete -f clz
+        return
+    }
+    wait $dump && pass checkpoint_lazy_pages || fail checkpoint_lazy_pages "$(cat /tmp/clz.dump.out)"
+    wait $lazy
+    sleep 1
+    now=$(cat $B/rootfs/count)
+    [ "$now" -gt "$at" ] && [ "$(status_of clz2)" = running ] && [ ! -e $ROOT/clz ] && pass restore_lazy_pages \
+        || fail restore_lazy_pages "count $at at the dump, $now after; clz2 $(status_of clz2); $(ls $ROOT)"
+    hezi --root $ROOT delete -f clz2
+}
+
 # A container with a terminal (its pty master held by recvtty on the console socket, outside
 # the dumped tree): CRIU dumps the slave alone, makes a new pty pair on restore and passes its
 # master back, which restore sends to the new --console-socket; the counter goes on there.
@@ -420,7 +493,8 @@ t_checkpoint_runc_shim() {
 # The tests `selected` (guest-tests.sh) picks, after criu check once.
 checkpoint_tests() {
     for t in t_checkpoint_restore t_checkpoint_restore_readonly t_checkpoint_stdio t_checkpoint_new_id \
-        t_checkpoint_pre_dump t_checkpoint_tcp t_checkpoint_terminal t_checkpoint_hezi_shim \
+        t_checkpoint_pre_dump t_checkpoint_tcp t_checkpoint_page_server \
+        t_checkpoint_lazy_pages t_checkpoint_terminal t_checkpoint_hezi_shim \
         t_checkpoint_runc_shim; do
         selected $t || continue
         [ -n "$criu_checked" ] || { criu_checked=1; t_criu_check; }

@@ -155,10 +155,10 @@ fn unsupported_flags_are_refused_by_name() {
     let h = Hezi::new();
     let id = unique_id("cr-flags");
     let _b = sleeper(&h, &id);
-    let out = h.cmd(&["checkpoint", "--lazy-pages", "--image-path", "/nonexistent", &id]);
+    let out = h.cmd(&["restore", "--lsm-profile", "x", "--image-path", "/nonexistent", &id]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("--lazy-pages is not supported"),
+        stderr(&out).contains("--lsm-profile is not supported"),
         "{}",
         stderr(&out)
     );
@@ -174,10 +174,16 @@ fn bad_flag_values_are_refused_before_anything_is_made() {
     let img = TempDir::new("cr-values-img");
     let dir = img.path().join("dump");
     let dir_arg = dir.to_str().unwrap();
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--manage-cgroups-mode", "bogus"], "soft, full, strict or ignore"),
         (&["--empty-ns", "ipc"], "only \"network\""),
         (&["--parent-path", "../nothing"], "no pre-dump"),
+        (&["--lazy-pages"], "needs --page-server"),
+        (&["--page-server", "nowhere"], "want ADDRESS:PORT"),
+        (
+            &["--lazy-pages", "--page-server", "127.0.0.1:1", "--status-fd", "99"],
+            "--status-fd 99",
+        ),
     ];
     for (flags, says) in cases {
         let mut args = vec!["checkpoint", "--image-path", dir_arg];

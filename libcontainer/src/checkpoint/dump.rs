@@ -39,6 +39,11 @@ impl Runtime {
                 )));
             }
         }
+        if opts.lazy_pages && opts.page_server.is_none() {
+            return Err(Error::InvalidArgument(
+                "--lazy-pages needs --page-server ADDRESS:PORT: the dump serves the memory there".into(),
+            ));
+        }
         check_criu()?;
         let spec = crate::spec::parse_file(&st.bundle.join("config.json"))?;
 
@@ -54,6 +59,12 @@ impl Runtime {
         o.enc.int32(2, st.pid).string(13, &st.rootfs.to_string_lossy());
         if let Some(parent) = &opts.parent_path {
             o.enc.string(14, &parent.to_string_lossy());
+        }
+        if let Some((address, port)) = &opts.page_server {
+            o.page_server(address, *port);
+        }
+        if opts.lazy_pages {
+            o.enc.bool(48, true);
         }
         if opts.pre_dump || opts.parent_path.is_some() {
             // track_mem: the kernel's soft-dirty bits say which pages changed since.
@@ -74,7 +85,18 @@ impl Runtime {
             o.enc.bool(3, true);
         }
         o.external_mounts(&spec, Some(st.pid));
-        rpc::call(rpc::DUMP, o, |_, _| Ok(()), &mut |_, _| Ok(()))?;
+        // A lazy dump serves its pages until the restore side has them all; "status-ready" says
+        // the server is up, which `--status-fd` passes on (a byte, then closed), as runc.
+        let mut status_fd = opts.status_fd.as_ref();
+        let mut on_notify = |script: &str, _: Option<std::os::fd::OwnedFd>| -> Result<()> {
+            if script == "status-ready" {
+                if let Some(fd) = status_fd.take() {
+                    nix::unistd::write(fd, &[0]).map_err(|e| Error::sys("write to --status-fd", e))?;
+                }
+            }
+            Ok(())
+        };
+        rpc::call(rpc::DUMP, o, |_, _| Ok(()), &mut on_notify)?;
         drop(lock);
 
         if !opts.leave_running {

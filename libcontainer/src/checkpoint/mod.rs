@@ -23,6 +23,20 @@ use crate::error::{Error, Result};
 
 pub use restore::Restored;
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_server_addresses() {
+        assert_eq!(parse_page_server("10.0.0.2:27").unwrap(), ("10.0.0.2".into(), 27));
+        assert_eq!(parse_page_server("[::1]:4000").unwrap(), ("::1".into(), 4000));
+        for bad in ["10.0.0.2", ":27", "h:0", "h:99999", "h:x"] {
+            assert!(parse_page_server(bad).is_err(), "{bad}");
+        }
+    }
+}
+
 /// The copy of hezi's state a checkpoint carries, for restore to adopt.
 const STATE_IN_IMAGE: &str = "hezi-state.json";
 
@@ -83,7 +97,7 @@ pub struct CriuFlags {
 }
 
 /// `hezi checkpoint`'s options (runc's names).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct CheckpointOptions {
     pub image_path: PathBuf,
     /// Where CRIU writes its log (default: the image directory).
@@ -94,6 +108,14 @@ pub struct CheckpointOptions {
     /// Write the memory only and leave the container running, for a later dump with
     /// `parent_path` to copy less while the container is stopped.
     pub pre_dump: bool,
+    /// `--page-server ADDRESS:PORT`: the memory goes to a `criu page-server` there (another
+    /// host's, for a migration) instead of the image directory.
+    pub page_server: Option<(String, i32)>,
+    /// `--lazy-pages`: dump everything but the memory, which the dump then serves at
+    /// `page_server` until a restore with `--lazy-pages` has fetched it all.
+    pub lazy_pages: bool,
+    /// `--status-fd`: told (one byte, then closed) when a lazy dump's page server is ready.
+    pub status_fd: Option<OwnedFd>,
     pub leave_running: bool,
     pub flags: CriuFlags,
 }
@@ -119,6 +141,8 @@ pub struct RestoreOptions {
     pub pid_file: Option<PathBuf>,
     /// Where the restored terminal goes, for a container with one (CRIU makes a new pty pair).
     pub console: Option<Console>,
+    /// `--lazy-pages`: the memory comes from a `criu lazy-pages` daemon as it is touched.
+    pub lazy_pages: bool,
     pub flags: CriuFlags,
 }
 
@@ -140,6 +164,19 @@ pub fn check_criu() -> Result<()> {
     Err(Error::Other(format!(
         "CRIU cannot checkpoint or restore on this kernel: `criu check` failed: {first_error}"
     )))
+}
+
+/// runc's `--page-server` value: `ADDRESS:PORT` (the port after the last colon, so an IPv6
+/// address may be given bare or in brackets).
+pub fn parse_page_server(s: &str) -> Result<(String, i32)> {
+    let bad = || Error::InvalidArgument(format!("--page-server {s:?}: want ADDRESS:PORT"));
+    let (addr, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let addr = addr.trim_start_matches('[').trim_end_matches(']');
+    if addr.is_empty() || port == 0 {
+        return Err(bad());
+    }
+    Ok((addr.to_string(), i32::from(port)))
 }
 
 fn open_dir(path: &Path, what: &str) -> Result<OwnedFd> {

@@ -52,6 +52,13 @@ impl Opts {
         Opts { enc }
     }
 
+    /// ps (11): send the memory to the `criu page-server` at `address:port`.
+    pub(super) fn page_server(&mut self, address: &str, port: i32) {
+        let mut m = Encoder::new();
+        m.string(1, address).int32(2, port);
+        self.enc.bytes(11, &m.into_bytes());
+    }
+
     /// ext_mnt (23): a mount CRIU must not dump but find (restore: re-create) from `val`.
     fn ext_mount(&mut self, key: &str, val: &str) {
         let mut m = Encoder::new();

@@ -105,16 +105,21 @@ impl Runtime {
 
         let mut o = Opts::new(&images, &work, "restore.log", &opts.flags);
         o.enc.string(13, &root.path.to_string_lossy()).bool(26, true);
+        if opts.lazy_pages {
+            // Memory comes from `criu lazy-pages` (the daemon the caller started on this side,
+            // fetching from the dump's page server) as the restored processes touch it.
+            o.enc.bool(48, true);
+        }
         o.external_mounts(&bundle.spec, None);
         // Open until CRIU is done with them.
         let _stdio = descriptors::inherit(&opts.image_path, &mut o)?;
         let cgroup = st.cgroup.clone();
         let resources = bundle.spec.linux().as_ref().and_then(|l| l.resources().clone());
         let console = opts.console.as_ref();
-        let mut pass_master = |script: &str, master: OwnedFd| -> Result<()> {
-            if script != "orphan-pts-master" {
+        let mut pass_master = |script: &str, master: Option<OwnedFd>| -> Result<()> {
+            let (Some(master), "orphan-pts-master") = (master, script) else {
                 return Ok(());
-            }
+            };
             let Some(console) = console else {
                 return Err(Error::InvalidArgument(
                     "the checkpoint has a terminal: restore it with --console-socket".into(),

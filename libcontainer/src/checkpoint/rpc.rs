@@ -38,13 +38,14 @@ const MAX_MSG: usize = 1 << 16;
 /// and stderr on restore: what it prints there (libnftables' complaints, say) would otherwise
 /// reach the restored container's output, which is often the caller's. The stdio CRIU gives
 /// the restored init comes through descriptors.rs's copies instead.
-/// `on_fd` gets each file CRIU passes with a notify (the new pty master of an orphaned slave,
-/// "orphan-pts-master") before the notify is acknowledged.
+/// `on_notify` sees each notify before it is acknowledged, with the file CRIU passes along if
+/// any (the new pty master of an orphaned slave, "orphan-pts-master"; "status-ready" of a lazy
+/// dump's page server has none).
 pub fn call(
     req_type: i32,
     mut opts: Opts,
     prepare: impl FnOnce(i32, &mut Opts) -> Result<()>,
-    on_fd: &mut dyn FnMut(&str, OwnedFd) -> Result<()>,
+    on_notify: &mut dyn FnMut(&str, Option<OwnedFd>) -> Result<()>,
 ) -> Result<Reply> {
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
         .map_err(|e| Error::sys("socketpair for criu swrk", e))?;
@@ -54,7 +55,7 @@ pub fn call(
     let result = prepare(child.id() as i32, &mut opts).and_then(|()| {
         let mut req = Encoder::new();
         req.int32(1, req_type).bytes(2, &opts.enc.into_bytes());
-        exchange(&ours, req_type, &req.into_bytes(), on_fd)
+        exchange(&ours, req_type, &req.into_bytes(), on_notify)
     });
     drop(ours);
     // CRIU exits once the socket closes; reap it whatever the exchange said.
@@ -96,7 +97,7 @@ fn exchange(
     sock: &OwnedFd,
     req_type: i32,
     req: &[u8],
-    on_fd: &mut dyn FnMut(&str, OwnedFd) -> Result<()>,
+    on_notify: &mut dyn FnMut(&str, Option<OwnedFd>) -> Result<()>,
 ) -> Result<Reply> {
     send(sock.as_raw_fd(), req, MsgFlags::empty()).map_err(|e| Error::sys("send request to criu", e))?;
     let mut reply = Reply::default();
@@ -110,9 +111,7 @@ fn exchange(
         }
         let resp = parse_resp(&buf[..n])?;
         if resp.kind == NOTIFY {
-            if let Some(fd) = fd {
-                on_fd(&resp.script, fd)?;
-            }
+            on_notify(&resp.script, fd)?;
             reply.notifies.push((resp.script.clone(), resp.notify_pid));
             let mut ack = Encoder::new();
             ack.int32(1, NOTIFY).bool(3, true);

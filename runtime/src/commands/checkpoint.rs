@@ -7,16 +7,10 @@ use nix::unistd::Pid;
 
 use crate::cli::{self, flag, opt, Flag};
 use crate::{Failure, Global};
-use libcontainer::checkpoint::{CgroupMode, CheckpointOptions, CriuFlags, RestoreOptions};
+use libcontainer::checkpoint::{parse_page_server, CgroupMode, CheckpointOptions, CriuFlags, RestoreOptions};
 
 /// runc's flags hezi does not implement (yet): refused by name rather than ignored.
-const UNSUPPORTED: &[&str] = &[
-    "page-server",
-    "lazy-pages",
-    "status-fd",
-    "lsm-profile",
-    "lsm-mount-context",
-];
+const UNSUPPORTED: &[&str] = &["lsm-profile", "lsm-mount-context"];
 
 const CHECKPOINT_FLAGS: &[Flag] = &[
     opt(&["image-path"]),
@@ -94,6 +88,26 @@ fn refuse_unsupported(a: &cli::Args, command: &str, extra: &[&str]) -> Result<()
     Ok(())
 }
 
+/// `--status-fd N`: an fd the caller gave us, open for writing (taken over: closed when the
+/// checkpoint is done).
+fn status_fd(n: &str) -> Result<std::os::fd::OwnedFd, Failure> {
+    use std::os::fd::FromRawFd;
+    let fd: i32 = n
+        .parse()
+        .map_err(|_| Failure::Usage(format!("--status-fd {n:?}: not a file descriptor number")))?;
+    // SAFETY: fcntl(F_GETFL) on a plain integer; an fd that is not open fails with EBADF.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(Failure::Error(format!("--status-fd {fd}: {e}")));
+    }
+    if flags & libc::O_ACCMODE == libc::O_RDONLY {
+        return Err(Failure::Error(format!("--status-fd {fd}: not open for writing")));
+    }
+    // SAFETY: the fd is open (F_GETFL succeeded) and was handed to hezi for this use alone.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
 /// runc's default image path is ./checkpoint under the current directory.
 fn image_path(a: &cli::Args) -> PathBuf {
     PathBuf::from(a.value("image-path").unwrap_or("checkpoint"))
@@ -108,6 +122,9 @@ pub fn checkpoint(g: &Global, args: &[String]) -> Result<(), Failure> {
         work_path: a.value("work-path").map(PathBuf::from),
         parent_path: a.value("parent-path").map(PathBuf::from),
         pre_dump: a.is_set("pre-dump"),
+        page_server: a.value("page-server").map(parse_page_server).transpose()?,
+        lazy_pages: a.is_set("lazy-pages"),
+        status_fd: a.value("status-fd").map(status_fd).transpose()?,
         leave_running: a.is_set("leave-running"),
         flags: criu_flags(&a)?,
     };
@@ -128,6 +145,7 @@ pub fn restore(g: &Global, args: &[String]) -> Result<(), Failure> {
         work_path: a.value("work-path").map(PathBuf::from),
         bundle: a.value("b").map(PathBuf::from),
         pid_file,
+        lazy_pages: a.is_set("lazy-pages"),
         console: a
             .value("console-socket")
             .map(|p| libcontainer::checkpoint::Console::Socket(PathBuf::from(p))),

@@ -13,7 +13,7 @@ const TOPICS: &[Topic] = &[
     Topic {
         name: "checkpoint",
         args: "<container-id>",
-        summary: "checkpoint a running container with CRIU (--image-path DIR, --work-path DIR, --leave-running, --pre-dump, --parent-path DIR, --tcp-established, --ext-unix-sk, --shell-job, --file-locks, --manage-cgroups-mode soft|full|strict|ignore, --empty-ns network, --auto-dedup; not --lazy-pages, --page-server, --status-fd; needs a CRIU whose `criu check` passes)",
+        summary: "checkpoint a running container with CRIU (--image-path DIR, --work-path DIR, --leave-running, --pre-dump, --parent-path DIR, --tcp-established, --ext-unix-sk, --shell-job, --file-locks, --manage-cgroups-mode soft|full|strict|ignore, --empty-ns network, --auto-dedup, --page-server ADDR:PORT, --lazy-pages, --status-fd N; needs a CRIU whose `criu check` passes)",
     },
     Topic {
         name: "create",
@@ -68,7 +68,7 @@ const TOPICS: &[Topic] = &[
     Topic {
         name: "restore",
         args: "<container-id>",
-        summary: "restore a container from a checkpoint, under its own id or a new one (--image-path DIR, --work-path DIR, --bundle DIR, -d, --pid-file FILE, --tcp-established, --ext-unix-sk, --shell-job, --file-locks, --manage-cgroups-mode MODE, --empty-ns network, --auto-dedup, --console-socket PATH (a terminal's new master), --no-subreaper, --no-pivot; not --lazy-pages)",
+        summary: "restore a container from a checkpoint, under its own id or a new one (--image-path DIR, --work-path DIR, --bundle DIR, -d, --pid-file FILE, --tcp-established, --ext-unix-sk, --shell-job, --file-locks, --manage-cgroups-mode MODE, --empty-ns network, --auto-dedup, --console-socket PATH (a terminal's new master), --lazy-pages, --no-subreaper, --no-pivot; not --lsm-profile, --lsm-mount-context)",
     },
     Topic {
         name: "resume",
