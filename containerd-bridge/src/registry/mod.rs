@@ -249,6 +249,7 @@ fn pull_locked(store: &Store, c: &Client, r: &Reference, opts: &PullOptions) -> 
         index,
         config: m.config.digest.clone(),
         created: now_secs(),
+        labels: Default::default(),
     };
     // Platform check on the config too (a single-platform manifest may be for another arch).
     let cfg = store.config(&m.config.digest)?;

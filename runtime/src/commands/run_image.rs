@@ -94,7 +94,14 @@ pub fn prepare(g: &Global, a: &cli::Args, id: &str, opts: &mut CreateOptions) ->
     }
     let over = overrides(a)?;
     opts.bundle =
-        containerd_bridge::bundle::prepare(&super::image::image_dirs(&g.root), image, id, &a.positional[1..], &over)
+        containerd_bridge::bundle::prepare(
+            &super::image::image_dirs(&g.root),
+            containerd_bridge::namespace::DEFAULT,
+            image,
+            id,
+            &a.positional[1..],
+            &over,
+        )
             .map_err(|e| Failure::Error(format!("image {image}: {e}")))?;
     Ok(true)
 }
