@@ -113,6 +113,7 @@ fn pull_cmd(g: &Global, args: &[String]) -> Result<(), Failure> {
         plain_http: a.is_set("plain-http"),
         platform: platform_of(&a)?,
         auth: containerd_bridge::registry::Credentials::from_env().map_err(err)?,
+        all_platforms: false,
     };
     let rec = containerd_bridge::registry::pull(&store(g)?, name, &opts).map_err(err)?;
     println!("{} {}", rec.name, rec.index.as_ref().unwrap_or(&rec.target.digest));
@@ -240,7 +241,7 @@ fn export(g: &Global, args: &[String]) -> Result<(), Failure> {
         .iter()
         .map(|r| reference::normalize(r).map_err(err))
         .collect::<Result<Vec<_>, _>>()?;
-    containerd_bridge::export::export(&store(g)?, &names, std::path::Path::new(file)).map_err(err)?;
+    containerd_bridge::export::export(&store(g)?, &names, std::path::Path::new(file), false).map_err(err)?;
     names.iter().for_each(|n| println!("{n}"));
     Ok(())
 }
