@@ -2,10 +2,13 @@
 //! hash to its digest? With ctr's columns: REF, TYPE, DIGEST, STATUS (`complete (n/n)`,
 //! `incomplete (k/n)` when blobs are missing, `corrupt (k/n)` when one hashes wrong,
 //! `unavailable (k/?)` when the manifest itself is gone), SIZE (present/required) and UNPACKED.
+//! As in containerd's `images.Check`, the counts and sizes are of the config and the layers
+//! (what the manifest requires); the index and manifest are verified too, and a bad one makes
+//! the image corrupt or unavailable.
 
 use std::io;
 
-use crate::content::{self, Blob};
+use crate::content::{self, Blob, Role};
 use crate::error::{Error, Result};
 use crate::snapshot::{chain_ids, Snapshotter};
 use crate::store::{ImageRecord, Store};
@@ -70,35 +73,33 @@ pub fn check(store: &Store, snap: &Snapshotter, rec: &ImageRecord) -> Result<Che
     let (status, required_size) = match content::platform_blobs(store, rec) {
         Ok(blobs) => {
             let mut corrupt = false;
+            let counted = |b: &Blob| matches!(b.role, Role::Config | Role::Layer);
             for b in &blobs {
                 match verify(store, b) {
-                    None => {
+                    None if counted(b) => {
                         good += 1;
                         present_size += b.size;
                     }
+                    None => {}
                     Some(p) => {
                         corrupt |= p.contains("corrupt");
                         problems.push(p);
                     }
                 }
             }
+            let required: Vec<&Blob> = blobs.iter().filter(|b| counted(b)).collect();
             let word = match (problems.is_empty(), corrupt) {
                 (true, _) => "complete",
                 (false, true) => "corrupt",
                 (false, false) => "incomplete",
             };
             (
-                format!("{word} ({good}/{})", blobs.len()),
-                Some(blobs.iter().map(|b| b.size).sum()),
+                format!("{word} ({good}/{})", required.len()),
+                Some(required.iter().map(|b| b.size).sum()),
             )
         }
         Err(e) => {
-            // Without the manifest only the index (if any) can be looked at.
-            if let Some(i) = &rec.index {
-                if store.read_blob(i).is_ok() {
-                    good += 1;
-                }
-            }
+            // Without the manifest nothing it requires can be counted.
             problems.push(format!("manifest {}: {e}", rec.target.digest));
             (format!("unavailable ({good}/?)"), None)
         }
@@ -159,11 +160,11 @@ mod tests {
         };
         let snap = Snapshotter::with_driver(&s, crate::snapshot::Driver::Native);
         let ok = check(&s, &snap, &rec).unwrap();
-        assert_eq!((ok.status.as_str(), ok.ok()), ("complete (3/3)", true));
-        assert_eq!(ok.required_size, Some((mb.len() + cfg.len() + 16) as u64));
+        assert_eq!((ok.status.as_str(), ok.ok()), ("complete (2/2)", true));
+        assert_eq!(ok.required_size, Some((cfg.len() + 16) as u64));
         std::fs::write(s.blob_path(&layer), b"not really a taR").unwrap();
         let bad = check(&s, &snap, &rec).unwrap();
-        assert_eq!(bad.status, "corrupt (2/3)");
+        assert_eq!(bad.status, "corrupt (1/2)");
         assert!(
             bad.problems[0].contains(&format!("layer {layer} is corrupt")),
             "{:?}",
@@ -171,8 +172,8 @@ mod tests {
         );
         std::fs::remove_file(s.blob_path(&layer)).unwrap();
         let gone = check(&s, &snap, &rec).unwrap();
-        assert_eq!(gone.status, "incomplete (2/3)");
-        assert_eq!(gone.present_size, (mb.len() + cfg.len()) as u64);
+        assert_eq!(gone.status, "incomplete (1/2)");
+        assert_eq!(gone.present_size, cfg.len() as u64);
         std::fs::remove_file(s.blob_path(&md)).unwrap();
         let lost = check(&s, &snap, &rec).unwrap();
         assert_eq!((lost.status.as_str(), lost.required_size), ("unavailable (0/?)", None));
