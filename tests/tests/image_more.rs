@@ -633,6 +633,37 @@ fn usage_label_and_prune() {
     assert!(status_of(&h.ok(&["image", "check"]), name).starts_with("complete"));
     let id = unique_id("pruned");
     check_probe(&h.ok(&["run", "--image", name, &id, "--", "sh", "-c", PROBE]));
+    // The snapshot of a container whose bundle is gone, and of an image mount unmounted
+    // behind hezi's back, are leftovers too; a live mount's is not.
+    let ghost = store(&h).join("snapshots/9998");
+    std::fs::create_dir_all(ghost.join("fs")).unwrap();
+    let driver = std::fs::read_to_string(store(&h).join("driver")).unwrap();
+    std::fs::write(
+        ghost.join("meta.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "driver": driver.trim(), "active": true, "key": "container/ghost", "parent": null, "created": 0
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let (m1, m2) = (tmp.path().join("m1"), tmp.path().join("m2"));
+    std::fs::create_dir(&m1).unwrap();
+    std::fs::create_dir(&m2).unwrap();
+    h.ok(&["image", "mount", name, m1.to_str().unwrap()]);
+    h.ok(&["image", "mount", name, m2.to_str().unwrap()]);
+    sh(&format!("umount {}", m1.display()));
+    let out = h.ok(&["image", "prune"]);
+    assert!(
+        out.contains("snapshot 9998 (container/ghost: its container is gone)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("(mount/{}: no longer mounted)", m1.display())),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 2, "{out}");
+    h.ok(&["image", "unmount", m2.to_str().unwrap()]);
+    assert_eq!(store_files(&h), before);
     let e = fails(&h, &["image", "prune", "extra"]);
     assert!(e.contains("takes no arguments"), "{e}");
 }
