@@ -79,9 +79,13 @@ pub fn platform_blobs(store: &Store, rec: &ImageRecord) -> Result<Vec<Blob>> {
     Ok(out)
 }
 
-/// The index of `rec` and each manifest it lists, read from the store; fails naming the first
-/// manifest (by platform) that is not there, as a push or export of every platform needs all.
-pub fn index_manifests(store: &Store, rec: &ImageRecord) -> Result<Option<(Index, Vec<(Descriptor, Manifest)>)>> {
+/// One manifest of an index: its entry there, and the document.
+pub type IndexEntry = (Descriptor, Manifest);
+
+/// Each manifest `rec`'s index lists (None without an index), read from the store; fails
+/// naming the first manifest (by platform) that is not there, as a push or export of every
+/// platform needs all.
+pub fn index_manifests(store: &Store, rec: &ImageRecord) -> Result<Option<Vec<IndexEntry>>> {
     let Some(idx_digest) = &rec.index else {
         return Ok(None);
     };
@@ -100,13 +104,13 @@ pub fn index_manifests(store: &Store, rec: &ImageRecord) -> Result<Option<(Index
         })?;
         out.push((d.clone(), m));
     }
-    Ok(Some((idx, out)))
+    Ok(Some(out))
 }
 
 /// Every blob of every platform of `rec`'s index (all must be in the store), the index first;
 /// for an image without an index, its platform's blobs.
 pub fn all_platform_blobs(store: &Store, rec: &ImageRecord) -> Result<Vec<Blob>> {
-    let Some((_, manifests)) = index_manifests(store, rec)? else {
+    let Some(manifests) = index_manifests(store, rec)? else {
         return platform_blobs(store, rec);
     };
     let mut out = Vec::new();
