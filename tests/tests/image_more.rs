@@ -251,6 +251,25 @@ fn all_platforms_pull_export_and_push() {
         "application/vnd.oci.image.index.v1+json"
     );
     assert_eq!(count(&tmp.path().join("x/blobs/sha256")), 8);
+    // containerd reads it as one image of both platforms, complete.
+    {
+        use hezi_e2e::containerd::{prerequisites_with, Containerd, CONTAINERD_PROGRAMS};
+        if prerequisites_with(CONTAINERD_PROGRAMS) {
+            let c = Containerd::start();
+            c.ctr(&["images", "import", "--all-platforms", archive.to_str().unwrap()])
+                .ok("ctr images import");
+            let ls = c.ctr(&["images", "ls"]).ok("ctr images ls");
+            let row = ls
+                .lines()
+                .find(|l| l.starts_with(&src))
+                .unwrap_or_else(|| panic!("{ls}"));
+            let mut plats = [format!("linux/{}", host_arch()), format!("linux/{other_arch}")];
+            plats.sort();
+            assert!(row.contains(&plats.join(",")), "{ls}");
+            let check = c.ctr(&["images", "check"]).ok("ctr images check");
+            assert_eq!(status_of(&check, &src), "complete (3/3)", "{check}");
+        }
+    }
     // Another store imports it for the other platform too, from the same archive.
     let other = Hezi::new();
     other.ok(&["image", "import", archive.to_str().unwrap()]);
