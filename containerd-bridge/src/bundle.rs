@@ -37,6 +37,9 @@ impl Dirs {
 struct Marker {
     image: String,
     snapshot: String,
+    /// The namespace the image was found in (absent in bundles made before namespaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
 }
 
 const MARKER: &str = "hezi-image.json";
@@ -56,13 +59,21 @@ fn check_id(id: &str) -> Result<()> {
     }
 }
 
-/// Make the bundle for container `id` from `image` (unpacking it first if this driver has not
-/// yet); `user_args` replace the image's Cmd, and `over` changes the spec (run's flags).
-/// Returns the bundle directory. On error nothing is left: no mount, snapshot or directory.
-pub fn prepare(dirs: &Dirs, image: &str, id: &str, user_args: &[String], over: &Overrides) -> Result<PathBuf> {
+/// Make the bundle for container `id` from `image` in namespace `ns` (unpacking it first if
+/// this driver has not yet); `user_args` replace the image's Cmd, and `over` changes the spec
+/// (run's flags). Returns the bundle directory. On error nothing is left: no mount, snapshot or
+/// directory.
+pub fn prepare(
+    dirs: &Dirs,
+    ns: &str,
+    image: &str,
+    id: &str,
+    user_args: &[String],
+    over: &Overrides,
+) -> Result<PathBuf> {
     check_id(id)?;
     let name = reference::normalize(image)?;
-    let store = Store::open(&dirs.images)?;
+    let store = Store::open(&dirs.images)?.in_namespace(ns)?;
     let dir = dirs.bundle(id);
     if dir.exists() {
         return Err(Error::Invalid(format!(
@@ -82,6 +93,7 @@ pub fn prepare(dirs: &Dirs, image: &str, id: &str, user_args: &[String], over: &
         let marker = Marker {
             image: name.clone(),
             snapshot: key.clone(),
+            namespace: Some(ns.to_string()),
         };
         let bytes = serde_json::to_vec_pretty(&marker).map_err(|e| Error::Invalid(e.to_string()))?;
         fs::write(dir.join(MARKER), bytes).ctx(|| format!("write {}", dir.join(MARKER).display()))?;

@@ -87,6 +87,7 @@ pub fn write_image(store: &Store, name: &str, layers: &[Vec<u8>], run: RunConfig
             index: None,
             config: cfg_digest,
             created: now_secs(),
+            labels: Default::default(),
         },
     )
 }

@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::content;
 use crate::demo::tar_header;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -17,29 +18,56 @@ use crate::manifest::{Descriptor, Platform};
 use crate::store::Store;
 
 /// Write the images `names` (normalised) to `out`; returns how many blobs the archive holds.
-pub fn export(store: &Store, names: &[String], out: &Path) -> Result<usize> {
+/// With `all_platforms`, an image pulled with an index is written as that index with every
+/// manifest it lists (all must be in the store), as `ctr images export --all-platforms` does.
+pub fn export(store: &Store, names: &[String], out: &Path, all_platforms: bool) -> Result<usize> {
     // No `image rm` may collect a blob while it is being copied.
     let _lock = store.lock()?;
     let mut entries = Vec::new();
     let mut blobs: BTreeMap<String, Digest> = BTreeMap::new();
     for name in names {
         let rec = store.image(name)?;
-        let manifest = store.manifest(&rec.target.digest)?;
-        let config = store.config(&rec.config)?;
-        for d in std::iter::once(&rec.target.digest)
-            .chain(std::iter::once(&manifest.config.digest))
-            .chain(manifest.layers.iter().map(|l| &l.digest))
-        {
-            if !store.has_blob(d) {
-                return Err(Error::NotFound(format!("image {name}: blob {d} is not in the store")));
+        let whole_index = all_platforms && rec.index.is_some();
+        let parts = if whole_index {
+            content::all_platform_blobs(store, &rec)?
+        } else {
+            content::platform_blobs(store, &rec)?
+                .into_iter()
+                .filter(|b| b.role != content::Role::Index)
+                .collect()
+        };
+        for b in &parts {
+            if !store.has_blob(&b.digest) {
+                return Err(Error::NotFound(format!(
+                    "image {name}: {} {} is not in the store",
+                    b.role.name(),
+                    b.digest
+                )));
             }
-            blobs.insert(d.to_string(), d.clone());
+            blobs.insert(b.digest.to_string(), b.digest.clone());
         }
         let tag = name.rsplit_once(':').map(|(_, t)| t).filter(|t| !t.contains('/'));
         let mut annotations = BTreeMap::from([("io.containerd.image.name".to_string(), name.clone())]);
         if let Some(t) = tag {
             annotations.insert("org.opencontainers.image.ref.name".to_string(), t.to_string());
         }
+        if let (true, Some(idx)) = (whole_index, &rec.index) {
+            // The index entry carries no platform: it is every platform.
+            let bytes = store.read_blob(idx)?;
+            let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string))
+                .unwrap_or_else(|| crate::media::OCI_INDEX.to_string());
+            entries.push(Descriptor {
+                media_type,
+                digest: idx.clone(),
+                size: bytes.len() as u64,
+                platform: None,
+                annotations: Some(annotations),
+            });
+            continue;
+        }
+        let config = store.config(&rec.config)?;
         entries.push(Descriptor {
             media_type: rec.target.media_type.clone(),
             digest: rec.target.digest.clone(),

@@ -90,10 +90,10 @@ fn prefix(what: &str, e: Error) -> Error {
     }
 }
 
-/// Chain ids of every image's layers.
+/// Chain ids of every image's layers, in every namespace (snapshots are shared).
 pub fn used_chain_ids(store: &Store) -> Result<BTreeSet<String>> {
     let mut out = BTreeSet::new();
-    for img in store.images()? {
+    for img in store.all_images()? {
         if let Ok(cfg) = store.config(&img.config) {
             out.extend(chain_ids(&cfg.rootfs.diff_ids).into_iter().map(|d| d.to_string()));
         }
@@ -180,6 +180,8 @@ pub fn inspect(store: &Store, name: &str) -> Result<serde_json::Value> {
         "digest": rec.index.as_ref().unwrap_or(&rec.target.digest),
         "target": rec.target,
         "created": rec.created,
+        "namespace": store.namespace(),
+        "labels": rec.labels,
         "manifest": manifest,
         "config": config,
         "layers": layers,

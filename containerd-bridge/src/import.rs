@@ -240,6 +240,7 @@ pub fn resolve(store: &Store, d: &Descriptor, name: String, want: &Platform, sho
         index,
         config: m.config.digest.clone(),
         created: now_secs(),
+        labels: Default::default(),
     })
 }
 
@@ -344,6 +345,7 @@ fn from_docker_archive(store: &Store, c: &Contents, opts: &Options, shown: &str)
                 index: None,
                 config: config.clone(),
                 created: now_secs(),
+                labels: Default::default(),
             });
         }
     }

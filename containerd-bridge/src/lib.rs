@@ -4,19 +4,25 @@
 //! spec.
 
 pub mod bundle;
+pub mod check;
+pub mod content;
 pub mod copy;
 pub mod demo;
 pub mod digest;
 pub mod error;
 pub mod export;
 pub mod fsutil;
+pub mod image_mount;
 pub mod images;
 pub mod import;
+pub mod labels;
 pub mod manifest;
 pub mod media;
 pub mod mount;
+pub mod namespace;
 pub mod overrides;
 pub mod platform;
+pub mod prune;
 pub mod reference;
 pub mod registry;
 pub mod seccomp;
@@ -24,6 +30,7 @@ pub mod snapshot;
 pub mod spec;
 pub mod store;
 pub mod unpack;
+pub mod usage;
 pub mod user;
 
 pub use error::{Error, Result};

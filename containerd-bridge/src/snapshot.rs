@@ -44,6 +44,9 @@ pub struct Meta {
     pub key: String,
     pub parent: Option<u64>,
     pub created: u64,
+    /// A read-only view of its parent (`image mount` without --rw): no upper layer of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub view: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -86,6 +89,11 @@ impl<'a> Snapshotter<'a> {
             _ => probe(store)?,
         };
         Ok(Snapshotter { store, driver })
+    }
+
+    /// A snapshotter with the driver given (tests, and callers that know it).
+    pub fn with_driver(store: &'a Store, driver: Driver) -> Snapshotter<'a> {
+        Snapshotter { store, driver }
     }
 
     fn dir(&self, id: u64) -> PathBuf {
@@ -169,6 +177,7 @@ impl<'a> Snapshotter<'a> {
                     key: chain_id.to_string(),
                     parent,
                     created: store::now_secs(),
+                    view: false,
                 },
             )
         })();
@@ -218,6 +227,7 @@ impl<'a> Snapshotter<'a> {
                     key: key.to_string(),
                     parent,
                     created: store::now_secs(),
+                    view: false,
                 },
             )?;
             self.mounts(key)
@@ -228,12 +238,68 @@ impl<'a> Snapshotter<'a> {
         result
     }
 
+    /// A read-only view `key` of committed snapshot `parent` (containerd's `View`): nothing is
+    /// copied or written; returns its mounts.
+    pub fn view(&self, key: &str, parent: Option<u64>) -> Result<Vec<Mount>> {
+        if self.find(true, key)?.is_some() {
+            return Err(Error::Invalid(format!("snapshot {key:?} already exists")));
+        }
+        let (id, dir) = self.allocate()?;
+        let result = (|| {
+            self.commit_meta(
+                id,
+                &Meta {
+                    driver: self.driver,
+                    active: true,
+                    key: key.to_string(),
+                    parent,
+                    created: store::now_secs(),
+                    view: true,
+                },
+            )?;
+            self.mounts(key)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_dir_all(&dir);
+        }
+        result
+    }
+
+    /// The mounts of a view: a read-only bind of the parent's fs where that is the whole
+    /// tree (one layer, or the copying driver), else a read-only overlay of the chain (overlay
+    /// takes no single lowerdir without an upper one on older kernels).
+    fn view_mounts(&self, s: &Snapshot) -> Result<Vec<Mount>> {
+        let ro_bind = |dir: PathBuf| Mount {
+            kind: "bind".into(),
+            source: dir.display().to_string(),
+            options: vec!["rbind".into(), "ro".into()],
+        };
+        let Some(p) = s.meta.parent else {
+            return Ok(vec![ro_bind(self.fs_dir(s.id))]);
+        };
+        let lowers = self.chain(p)?;
+        Ok(match (s.meta.driver, lowers.as_slice()) {
+            (Driver::Native, _) | (Driver::Overlay, [_]) => vec![ro_bind(self.fs_dir(p))],
+            (Driver::Overlay, _) => {
+                let lowers: Vec<String> = lowers.iter().map(|d| d.display().to_string()).collect();
+                vec![Mount {
+                    kind: "overlay".into(),
+                    source: "overlay".into(),
+                    options: vec!["ro".into(), format!("lowerdir={}", lowers.join(":"))],
+                }]
+            }
+        })
+    }
+
     /// The mounts of active snapshot `key`: a bind of its fs without parents (or with the
     /// copying driver), else overlay with the parents as lowerdirs.
     pub fn mounts(&self, key: &str) -> Result<Vec<Mount>> {
         let s = self
             .find(true, key)?
             .ok_or_else(|| Error::NotFound(format!("snapshot {key:?} not found")))?;
+        if s.meta.view {
+            return self.view_mounts(&s);
+        }
         let upper = self.fs_dir(s.id);
         let bind = || Mount {
             kind: "bind".into(),
@@ -266,10 +332,52 @@ impl<'a> Snapshotter<'a> {
         Ok(())
     }
 
-    /// Remove committed snapshots whose chain id no image uses and no active snapshot sits on,
-    /// and directories left without meta.json (call with the store lock held).
-    pub fn gc(&self, used_chain_ids: &BTreeSet<String>) -> Result<usize> {
+    /// The committed snapshot of chain id `chain` and its ancestors, top first.
+    pub fn committed_chain(&self, chain: &str) -> Result<Vec<Snapshot>> {
         let all = self.list()?;
+        let mut out = Vec::new();
+        let mut cur = all
+            .iter()
+            .find(|s| s.meta.driver == self.driver && !s.meta.active && s.meta.key == chain)
+            .map(|s| s.id);
+        while let Some(id) = cur {
+            let Some(s) = all.iter().find(|s| s.id == id) else {
+                break;
+            };
+            out.push(s.clone());
+            cur = s.meta.parent;
+        }
+        Ok(out)
+    }
+
+    /// Remove the active snapshot with this id (prune's stale ones).
+    pub fn remove_id(&self, id: u64) -> Result<()> {
+        let d = self.dir(id);
+        fs::remove_dir_all(&d).ctx(|| format!("remove snapshot {}", d.display()))
+    }
+
+    /// What [`Snapshotter::gc`] would remove: (id, key) of unused committed snapshots, and
+    /// `(id, None)` for directories without meta.json.
+    pub fn unused(&self, used_chain_ids: &BTreeSet<String>) -> Result<Vec<(u64, Option<String>)>> {
+        let all = self.list()?;
+        let keep = Self::kept(&all, used_chain_ids);
+        let dir = self.store.root().join("snapshots");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir).ctx(|| format!("list {}", dir.display()))? {
+            let e = e.ctx(|| format!("list {}", dir.display()))?;
+            let Some(id) = e.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else {
+                continue;
+            };
+            if !keep.contains(&id) {
+                out.push((id, all.iter().find(|s| s.id == id).map(|s| s.meta.key.clone())));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Ids to keep: active snapshots, those of used chain ids, and every parent of those.
+    fn kept(all: &[Snapshot], used_chain_ids: &BTreeSet<String>) -> BTreeSet<u64> {
         let mut keep: BTreeSet<u64> = BTreeSet::new();
         let mut stack: Vec<u64> = all
             .iter()
@@ -283,21 +391,17 @@ impl<'a> Snapshotter<'a> {
                 }
             }
         }
-        let dir = self.store.root().join("snapshots");
-        let mut removed = 0;
-        for e in fs::read_dir(&dir).ctx(|| format!("list {}", dir.display()))? {
-            let e = e.ctx(|| format!("list {}", dir.display()))?;
-            let keepit = e
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u64>().ok())
-                .is_some_and(|id| keep.contains(&id));
-            if !keepit {
-                fs::remove_dir_all(e.path()).ctx(|| format!("remove snapshot {}", e.path().display()))?;
-                removed += 1;
-            }
+        keep
+    }
+
+    /// Remove committed snapshots whose chain id no image uses and no active snapshot sits on,
+    /// and directories left without meta.json (call with the store lock held).
+    pub fn gc(&self, used_chain_ids: &BTreeSet<String>) -> Result<usize> {
+        let unused = self.unused(used_chain_ids)?;
+        for (id, _) in &unused {
+            self.remove_id(*id)?;
         }
-        Ok(removed)
+        Ok(unused.len())
     }
 }
 

@@ -1,9 +1,12 @@
 //! The content store: blobs under `<root>/blobs/sha256/<hex>` (containerd's layout), written
 //! through sha256 to a temp file in `<root>/tmp` and renamed into place only when the digest is
-//! right; image records (name → manifest, config) in `<root>/images.json`. Mutations happen under
-//! an exclusive flock on `<root>/lock`, so concurrent `hezi image` commands do not interleave.
+//! right; image records (name → manifest, config) in `<root>/images.json` for containerd's
+//! `default` namespace (where every store made before namespaces has them) and in
+//! `<root>/namespaces/<ns>/images.json` for any other. Blobs and snapshots are shared by every
+//! namespace. Mutations happen under an exclusive flock on `<root>/lock`, so concurrent
+//! `hezi image` commands do not interleave.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -15,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::{self, Descriptor, ImageConfig, Manifest};
+use crate::{content, namespace};
 
 /// One image in the store.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -30,10 +34,15 @@ pub struct ImageRecord {
     pub config: Digest,
     /// Seconds since the epoch when the record was written.
     pub created: u64,
+    /// The image's labels (`image label`), as containerd keeps them on its image records.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 pub struct Store {
     root: PathBuf,
+    /// The namespace whose image records this handle reads and writes.
+    namespace: String,
 }
 
 /// Holds the store's exclusive lock until dropped.
@@ -65,11 +74,23 @@ impl Store {
         }
         Ok(Store {
             root: root.to_path_buf(),
+            namespace: namespace::DEFAULT.to_string(),
         })
+    }
+
+    /// The same store, seeing the image records of namespace `ns` (checked).
+    pub fn in_namespace(mut self, ns: &str) -> Result<Store> {
+        namespace::validate(ns)?;
+        self.namespace = ns.to_string();
+        Ok(self)
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     /// Take the store's exclusive lock (blocking until other hezi processes release it).
@@ -193,28 +214,110 @@ impl Store {
         manifest::parse(&format!("image config {d}"), &self.read_blob(d)?)
     }
 
-    fn images_path(&self) -> PathBuf {
-        self.root.join("images.json")
+    fn images_path_of(&self, ns: &str) -> PathBuf {
+        if ns == namespace::DEFAULT {
+            self.root.join("images.json")
+        } else {
+            self.root.join("namespaces").join(ns).join("images.json")
+        }
     }
 
-    pub fn images(&self) -> Result<Vec<ImageRecord>> {
-        let p = self.images_path();
-        match fs::read(&p) {
+    fn read_images(&self, p: &Path) -> Result<Vec<ImageRecord>> {
+        match fs::read(p) {
             Ok(b) => manifest::parse(&p.display().to_string(), &b),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(Error::io(format!("read {}", p.display()), e)),
         }
     }
 
+    /// The image records of this handle's namespace.
+    pub fn images(&self) -> Result<Vec<ImageRecord>> {
+        self.read_images(&self.images_path_of(&self.namespace))
+    }
+
+    /// Every namespace that has images, `default` first.
+    pub fn namespaces(&self) -> Result<Vec<String>> {
+        let mut out = vec![namespace::DEFAULT.to_string()];
+        let dir = self.root.join("namespaces");
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io(format!("list {}", dir.display()), e)),
+        };
+        let mut others = Vec::new();
+        for e in entries {
+            let e = e.ctx(|| format!("list {}", dir.display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if namespace::validate(&name).is_ok() && name != namespace::DEFAULT {
+                others.push(name);
+            }
+        }
+        others.sort();
+        out.extend(others);
+        Ok(out)
+    }
+
+    /// The image records of every namespace: what garbage collection must keep.
+    pub fn all_images(&self) -> Result<Vec<ImageRecord>> {
+        let mut out = Vec::new();
+        for ns in self.namespaces()? {
+            out.extend(self.read_images(&self.images_path_of(&ns))?);
+        }
+        Ok(out)
+    }
+
     pub fn image(&self, name: &str) -> Result<ImageRecord> {
         self.images()?
             .into_iter()
             .find(|i| i.name == name)
-            .ok_or_else(|| Error::NotFound(format!("image {name} not found")))
+            .ok_or_else(|| self.not_found(name))
+    }
+
+    /// "image X not found", naming the namespace when it is not the default one, and where
+    /// the name does exist when it is in another namespace (the usual mistake).
+    fn not_found(&self, name: &str) -> Error {
+        let mut msg = if self.namespace == namespace::DEFAULT {
+            format!("image {name} not found")
+        } else {
+            format!("image {name} not found in namespace {}", self.namespace)
+        };
+        let elsewhere: Vec<String> = self
+            .namespaces()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|ns| *ns != self.namespace)
+            .filter(|ns| {
+                self.read_images(&self.images_path_of(ns))
+                    .is_ok_and(|l| l.iter().any(|i| i.name == name))
+            })
+            .collect();
+        if !elsewhere.is_empty() {
+            msg.push_str(&format!(
+                " (it is in namespace {}: -n {})",
+                elsewhere.join(", "),
+                elsewhere[0]
+            ));
+        }
+        Error::NotFound(msg)
     }
 
     fn save_images(&self, list: &[ImageRecord]) -> Result<()> {
-        let p = self.images_path();
+        let p = self.images_path_of(&self.namespace);
+        if list.is_empty() && self.namespace != namespace::DEFAULT {
+            // A namespace without images leaves nothing behind.
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(format!("remove {}", p.display()), e)),
+            }
+            if let Some(dir) = p.parent() {
+                let _ = fs::remove_dir(dir);
+            }
+            return Ok(());
+        }
+        if let Some(dir) = p.parent() {
+            fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
+        }
         let bytes =
             serde_json::to_vec_pretty(list).map_err(|e| Error::Invalid(format!("encode image records: {e}")))?;
         atomic_write(&self.temp_path("images"), &p, &bytes)
@@ -235,41 +338,46 @@ impl Store {
         let pos = list
             .iter()
             .position(|i| i.name == name)
-            .ok_or_else(|| Error::NotFound(format!("image {name} not found")))?;
+            .ok_or_else(|| self.not_found(name))?;
         let rec = list.remove(pos);
         self.save_images(&list)?;
         Ok(rec)
     }
 
-    /// Every blob some image record references: its index, manifest, config and layers.
+    /// Every blob some image record (in any namespace) references: its index and every
+    /// manifest of it that is in the store, the manifests' configs and layers.
     pub fn referenced_blobs(&self) -> Result<BTreeSet<Digest>> {
         let mut keep = BTreeSet::new();
-        for img in self.images()? {
-            keep.extend(img.index.clone());
-            keep.insert(img.target.digest.clone());
-            keep.insert(img.config.clone());
-            if let Ok(m) = self.manifest(&img.target.digest) {
-                keep.extend(m.layers.into_iter().map(|l| l.digest));
-            }
+        for img in self.all_images()? {
+            keep.extend(content::reachable(self, &img));
         }
         Ok(keep)
     }
 
-    /// Remove every blob no image references (call with the lock held). Returns how many.
-    pub fn gc_blobs(&self) -> Result<usize> {
+    /// Blobs no image references (call with the lock held).
+    pub fn unreferenced_blobs(&self) -> Result<Vec<PathBuf>> {
         let keep = self.referenced_blobs()?;
         let dir = self.root.join("blobs/sha256");
-        let mut removed = 0;
+        let mut out = Vec::new();
         for e in fs::read_dir(&dir).ctx(|| format!("list {}", dir.display()))? {
             let e = e.ctx(|| format!("list {}", dir.display()))?;
             let name = e.file_name().to_string_lossy().into_owned();
             let referenced = Digest::parse(&format!("sha256:{name}")).is_ok_and(|d| keep.contains(&d));
             if !referenced {
-                fs::remove_file(e.path()).ctx(|| format!("remove {}", e.path().display()))?;
-                removed += 1;
+                out.push(e.path());
             }
         }
-        Ok(removed)
+        out.sort();
+        Ok(out)
+    }
+
+    /// Remove every blob no image references (call with the lock held). Returns how many.
+    pub fn gc_blobs(&self) -> Result<usize> {
+        let unused = self.unreferenced_blobs()?;
+        for p in &unused {
+            fs::remove_file(p).ctx(|| format!("remove {}", p.display()))?;
+        }
+        Ok(unused.len())
     }
 }
 
@@ -322,7 +430,7 @@ pub fn now_secs() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub fn temp_store() -> (Store, PathBuf) {

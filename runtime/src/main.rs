@@ -18,6 +18,8 @@ const GLOBAL_FLAGS: &[Flag] = &[
     // Accepted for compatibility with callers that pass it to runc, and ignored: checkpoint and
     // restore run `criu` from PATH.
     opt(&["criu"]),
+    // containerd's namespace for `image` and `run`/`create --image` (ctr's `-n`).
+    opt(&["namespace", "n"]),
     flag(&["v", "version"]),
     flag(&["h", "help"]),
 ];
@@ -52,6 +54,9 @@ pub struct Global {
     pub systemd_cgroup: bool,
     /// `--rootless`: None to detect.
     pub rootless: Option<bool>,
+    /// `-n/--namespace` as given (checked, with `CONTAINERD_NAMESPACE` and the default, only by
+    /// the commands that use image records: see commands::image::namespace).
+    pub namespace: Option<String>,
 }
 
 /// How a command ends when it does not succeed.
@@ -127,6 +132,7 @@ fn main() {
         root: global.value("root").map_or_else(default_root, PathBuf::from),
         systemd_cgroup: global.is_set("systemd-cgroup"),
         rootless,
+        namespace: global.value("namespace").map(str::to_string),
     };
     // `hezi CMD -h` for every command, also those that parse no flags of their own (image,
     // checkpoint); later `-h`s are found by the command's flag parser (Failure::Help).

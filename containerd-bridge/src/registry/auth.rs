@@ -1,5 +1,5 @@
 //! Registry authentication: parsing `WWW-Authenticate` challenges, fetching bearer tokens, and
-//! basic credentials (from `HEZI_REGISTRY_AUTH=user:password`).
+//! basic credentials (`--user user:password`, or `HEZI_REGISTRY_AUTH=user:password`).
 
 use std::collections::HashMap;
 
@@ -18,17 +18,31 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// `user:password` (the password may hold colons; the user may not be empty). `what`
+    /// names where the text came from in the error.
+    pub fn parse(text: &str, what: &str) -> Result<Credentials> {
+        match text.split_once(':') {
+            Some((u, p)) if !u.is_empty() => Ok(Credentials {
+                user: u.to_string(),
+                password: p.to_string(),
+            }),
+            _ => Err(Error::Invalid(format!("{what}: want user:password"))),
+        }
+    }
+
     /// `HEZI_REGISTRY_AUTH=user:password`, if set.
     pub fn from_env() -> Result<Option<Credentials>> {
         match std::env::var("HEZI_REGISTRY_AUTH") {
-            Ok(v) if !v.is_empty() => match v.split_once(':') {
-                Some((u, p)) => Ok(Some(Credentials {
-                    user: u.to_string(),
-                    password: p.to_string(),
-                })),
-                None => Err(Error::Invalid("HEZI_REGISTRY_AUTH: want user:password".into())),
-            },
+            Ok(v) if !v.is_empty() => Credentials::parse(&v, "HEZI_REGISTRY_AUTH").map(Some),
             _ => Ok(None),
+        }
+    }
+
+    /// `--user` when given, else the environment's.
+    pub fn from_flag_or_env(flag: Option<&str>) -> Result<Option<Credentials>> {
+        match flag {
+            Some(v) => Credentials::parse(v, "--user").map(Some),
+            None => Credentials::from_env(),
         }
     }
 
@@ -88,8 +102,15 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
     })
 }
 
-/// Ask the challenge's token endpoint for a pull token for `repo`.
-pub fn fetch_token(agent: &ureq::Agent, ch: &Challenge, repo: &str, creds: Option<&Credentials>) -> Result<String> {
+/// Ask the challenge's token endpoint for a token for `actions` (`pull`, `pull,push`) on
+/// `repo`, unless the challenge names its own scope.
+pub fn fetch_token(
+    agent: &ureq::Agent,
+    ch: &Challenge,
+    repo: &str,
+    actions: &str,
+    creds: Option<&Credentials>,
+) -> Result<String> {
     let realm = ch
         .params
         .get("realm")
@@ -102,7 +123,7 @@ pub fn fetch_token(agent: &ureq::Agent, ch: &Challenge, repo: &str, creds: Optio
         .params
         .get("scope")
         .cloned()
-        .unwrap_or_else(|| format!("repository:{repo}:pull"));
+        .unwrap_or_else(|| format!("repository:{repo}:{actions}"));
     let mut req = agent.get(&realm).query("scope", &scope);
     if let Some(s) = ch.params.get("service") {
         req = req.query("service", s);
@@ -171,6 +192,17 @@ mod tests {
             (c.scheme.as_str(), c.params["realm"].as_str()),
             ("basic", "Registry Realm")
         );
+    }
+
+    #[test]
+    fn credentials_parse() {
+        let c = Credentials::parse("hezi:se:cret", "--user").unwrap();
+        assert_eq!((c.user.as_str(), c.password.as_str()), ("hezi", "se:cret"));
+        assert_eq!(Credentials::parse("u:", "--user").unwrap().password, "");
+        for bad in ["nopassword", ":x", ""] {
+            let e = Credentials::parse(bad, "--user").unwrap_err().to_string();
+            assert!(e.contains("--user") && e.contains("user:password"), "{e}");
+        }
     }
 
     #[test]

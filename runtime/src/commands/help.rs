@@ -42,8 +42,8 @@ const TOPICS: &[Topic] = &[
     },
     Topic {
         name: "image",
-        args: "import|pull|list|rm|tag ...",
-        summary: "import, pull, list, tag, inspect, export and remove images",
+        args: "pull|push|import|export|ls|rm|tag|label|inspect|mount|unmount|check|prune|usage|demo ...",
+        summary: "manage images in hezi's store, as ctr's images commands (hezi image help lists them)",
     },
     Topic {
         name: "kill",

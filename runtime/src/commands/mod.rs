@@ -46,7 +46,8 @@ commands:
    features  show what this runtime supports (OCI features JSON)
    checkpoint  checkpoint a running container with CRIU (--image-path DIR [--leave-running])
    restore   restore a checkpointed container (--image-path DIR [--bundle DIR] [-d] ID)
-   image     import, pull, list, tag, inspect, export and remove images (hezi image help); run --image ID runs one
+   image     pull, push, import, export, list, tag, label, inspect, mount, check, prune and remove images
+             (hezi image help); run --image REF ID runs one
 
 global options:
    --root DIR            state directory (default /run/hezi; $XDG_RUNTIME_DIR/hezi if not root)
@@ -54,6 +55,8 @@ global options:
    --log-format FORMAT   text or json
    --debug               log debug messages
    --systemd-cgroup      use systemd for cgroups
+   --namespace NS, -n NS containerd's namespace for image and run/create --image (default: default,
+                         or $CONTAINERD_NAMESPACE)
    --version, -v         print the version
 ";
 

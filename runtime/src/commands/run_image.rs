@@ -93,9 +93,16 @@ pub fn prepare(g: &Global, a: &cli::Args, id: &str, opts: &mut CreateOptions) ->
         return Err(Failure::Usage("--image and --bundle cannot be used together".into()));
     }
     let over = overrides(a)?;
-    opts.bundle =
-        containerd_bridge::bundle::prepare(&super::image::image_dirs(&g.root), image, id, &a.positional[1..], &over)
-            .map_err(|e| Failure::Error(format!("image {image}: {e}")))?;
+    let ns = super::image::namespace(g)?;
+    opts.bundle = containerd_bridge::bundle::prepare(
+        &super::image::image_dirs(&g.root),
+        &ns,
+        image,
+        id,
+        &a.positional[1..],
+        &over,
+    )
+    .map_err(|e| Failure::Error(format!("image {image}: {e}")))?;
     Ok(true)
 }
 

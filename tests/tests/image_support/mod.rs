@@ -350,3 +350,103 @@ pub fn fake_registry(respond: impl Fn(&str, u16) -> (String, String, String) + S
     });
     port
 }
+
+/// An OCI layout (a directory, for skopeo's `oci:`) holding one image index with a manifest
+/// for the host and one for `other_arch`: the test base layer, then a layer with `/arch`
+/// saying which one it is. Returns the layout's path.
+pub fn multi_platform_layout(dir: &Path, other_arch: &str) -> PathBuf {
+    let (base, _) = test_layers();
+    let lay = dir.join("multi.layout");
+    let blobs = lay.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |data: &[u8], media_type: &str| {
+        let d = sha256(data);
+        std::fs::write(blobs.join(&d), data).unwrap();
+        json!({ "mediaType": media_type, "digest": format!("sha256:{d}"), "size": data.len() })
+    };
+    let layer = "application/vnd.oci.image.layer.v1.tar";
+    let mut manifests = Vec::new();
+    for arch in [host_arch(), other_arch] {
+        let mut marker = Tar::default();
+        marker.file("arch", format!("{arch}\n").as_bytes());
+        let marker = marker.finish();
+        let mut cfg = test_config(&[sha256(&base), sha256(&marker)]);
+        cfg["architecture"] = json!(arch);
+        let manifest = json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": put(&serde_json::to_vec(&cfg).unwrap(), "application/vnd.oci.image.config.v1+json"),
+            "layers": [put(&base, layer), put(&marker, layer)]
+        });
+        let mut d = put(
+            &serde_json::to_vec(&manifest).unwrap(),
+            "application/vnd.oci.image.manifest.v1+json",
+        );
+        d["platform"] = json!({ "os": "linux", "architecture": arch });
+        manifests.push(d);
+    }
+    let index =
+        json!({ "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests });
+    let top = put(
+        &serde_json::to_vec(&index).unwrap(),
+        "application/vnd.oci.image.index.v1+json",
+    );
+    std::fs::write(
+        lay.join("index.json"),
+        serde_json::to_vec(&json!({ "schemaVersion": 2, "manifests": [top] })).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(lay.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    lay
+}
+
+/// Debian's docker-registry as [`Registry::start`] runs it, with `storage_extra` added under
+/// `storage:` (indented two spaces): `maintenance: {readonly: {enabled: true}}` makes it refuse
+/// every push.
+pub fn registry_with(storage_extra: &str) -> Registry {
+    let dir = TempDir::new("registry");
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = format!(
+        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  {storage_extra}\n\
+         http:\n  addr: 127.0.0.1:{port}\n",
+        dir.path().join("data").display()
+    );
+    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(dir.path().join("config.yml"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
+        .spawn()
+        .expect("start docker-registry");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "docker-registry did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Registry { child, port, _dir: dir }
+}
+
+/// Every file under the image store but the lock and driver files, with its size: a bad
+/// command must leave this as it found it.
+pub fn store_files(h: &Hezi) -> Vec<(String, u64)> {
+    let root = store(h);
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            if md.is_dir() {
+                out.push((p.strip_prefix(&root).unwrap().display().to_string() + "/", 0));
+                stack.push(p);
+            } else {
+                let name = p.strip_prefix(&root).unwrap().display().to_string();
+                if name != "lock" && name != "driver" {
+                    out.push((name, md.len()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
