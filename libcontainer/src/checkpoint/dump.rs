@@ -6,7 +6,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use super::opts::Opts;
-use super::{check_criu, descriptors, open_dir, rpc, CheckpointOptions, STATE_IN_IMAGE};
+use super::{check_criu, descriptors, namespaces, open_dir, rpc, CheckpointOptions, STATE_IN_IMAGE};
 use crate::container::{Runtime, Status};
 use crate::error::{Error, Result, SysContext};
 
@@ -85,6 +85,8 @@ impl Runtime {
             o.enc.bool(3, true);
         }
         o.external_mounts(&spec, Some(st.pid));
+        namespaces::dump(&spec, &mut o)?;
+        o.cgroup_binds_dump(st.pid)?;
         // A lazy dump serves its pages until the restore side has them all; "status-ready" says
         // the server is up, which `--status-fd` passes on (a byte, then closed), as runc.
         let mut status_fd = opts.status_fd.as_ref();

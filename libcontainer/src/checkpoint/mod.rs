@@ -6,6 +6,8 @@
 
 mod descriptors;
 mod dump;
+mod mountpoints;
+mod namespaces;
 mod netlock;
 mod opts;
 mod restore;

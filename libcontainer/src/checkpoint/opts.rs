@@ -79,6 +79,13 @@ impl Opts {
         self.enc.bytes(27, &m.into_bytes());
     }
 
+    /// join_ns (39): on restore, enter the namespace `ns` ("ipc", "uts", ...) at `file`.
+    pub(super) fn join_ns(&mut self, ns: &str, file: &str) {
+        let mut m = Encoder::new();
+        m.string(1, ns).string(2, file);
+        self.enc.bytes(39, &m.into_bytes());
+    }
+
     /// cg_root (25): restore controller `ctrl`'s cgroups (every controller's where empty) below
     /// `path` instead of where the image says they were.
     pub(super) fn cgroup_root(&mut self, ctrl: &str, path: &str) {
@@ -88,6 +95,39 @@ impl Opts {
         }
         m.string(2, path);
         self.enc.bytes(25, &m.into_bytes());
+    }
+
+    /// cgroup v1 and hybrid hosts: the container's /sys/fs/cgroup/<hierarchy> are binds of its
+    /// own cgroup directories on the host (rootfs/cgroupfs.rs), whose root CRIU cannot find in
+    /// the container ("doesn't have a proper root mount"). At dump each is external, named by
+    /// its mount point in the container (from `pid`'s mountinfo).
+    pub(super) fn cgroup_binds_dump(&mut self, pid: i32) -> crate::error::Result<()> {
+        use crate::error::SysContext;
+        let path = format!("/proc/{pid}/mountinfo");
+        let text = std::fs::read_to_string(&path).ctx(|| format!("read {path}"))?;
+        for point in cgroup_binds(&text) {
+            self.ext_mount(&point, &point);
+        }
+        Ok(())
+    }
+
+    /// At restore: each hierarchy's bind comes from the restored container's cgroup directory
+    /// (made before CRIU runs), under the spec's cgroup mount.
+    pub(super) fn cgroup_binds_restore(&mut self, spec: &Spec, cgroup: &crate::cgroups::CgroupConfig) {
+        let Some(dest) = spec
+            .mounts()
+            .iter()
+            .flatten()
+            .find(|m| m.typ().as_deref() == Some("cgroup"))
+            .map(|m| m.destination().clone())
+        else {
+            return;
+        };
+        for (mount, placement) in &cgroup.dirs {
+            let Some(name) = mount.file_name() else { continue };
+            let host = mount.join(placement.dir.strip_prefix("/").unwrap_or(&placement.dir));
+            self.ext_mount(&dest.join(name).to_string_lossy(), &host.to_string_lossy());
+        }
     }
 
     /// The bind mounts of the spec are external to the container: a dump names each by its
@@ -122,5 +162,36 @@ impl Opts {
                 None => self.ext_mount(p, "/dev/null"),
             }
         }
+    }
+}
+
+/// The mount points of cgroup mounts in `mountinfo` that are binds of a subdirectory (root
+/// field not "/").
+fn cgroup_binds(mountinfo: &str) -> Vec<String> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (head, tail) = l.split_once(" - ")?;
+            let fstype = tail.split(' ').next()?;
+            let f: Vec<&str> = head.split(' ').collect();
+            let (root, point) = (*f.get(3)?, *f.get(4)?);
+            (matches!(fstype, "cgroup" | "cgroup2") && root != "/").then(|| point.to_string())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_binds_are_the_subdirectory_binds() {
+        let mi = "\
+30 29 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw
+31 30 0:27 /hezi/c1 /sys/fs/cgroup/memory ro - cgroup cgroup rw,memory
+32 30 0:28 /hezi/c1 /sys/fs/cgroup/unified ro - cgroup2 cgroup2 rw
+33 29 0:29 / /sys/fs/cgroup2 rw - cgroup2 cgroup2 rw
+34 29 0:30 /x /data rw - ext4 /dev/vda rw";
+        assert_eq!(cgroup_binds(mi), vec!["/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified"]);
     }
 }

@@ -10,7 +10,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::unistd::Pid;
 
 use super::opts::Opts;
-use super::{check_criu, descriptors, netlock, open_dir, rpc, CgroupMode, Console, RestoreOptions, STATE_IN_IMAGE};
+use super::{check_criu, descriptors, mountpoints, namespaces, netlock, open_dir, rpc, CgroupMode, Console, RestoreOptions, STATE_IN_IMAGE};
 use crate::container::Runtime;
 use crate::error::{Error, Result, SysContext};
 use crate::state::ContainerState;
@@ -101,6 +101,7 @@ impl Runtime {
         std::fs::create_dir_all(work_path).ctx(|| format!("create work directory {}", work_path.display()))?;
         let work = open_dir(work_path, "work directory")?;
         let readonly = bundle.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
+        mountpoints::make(&bundle.spec, &bundle.rootfs)?;
         let root = RootBind::new(dir.join("criu-root"), &bundle.rootfs, readonly)?;
 
         let mut o = Opts::new(&images, &work, "restore.log", &opts.flags);
@@ -111,6 +112,11 @@ impl Runtime {
             o.enc.bool(48, true);
         }
         o.external_mounts(&bundle.spec, None);
+        // Open until CRIU is done with them.
+        let _namespaces = namespaces::restore(&bundle.spec, &mut o)?;
+        if let Some(cfg) = &st.cgroup {
+            o.cgroup_binds_restore(&bundle.spec, cfg);
+        }
         // Open until CRIU is done with them.
         let _stdio = descriptors::inherit(&opts.image_path, &mut o)?;
         let cgroup = st.cgroup.clone();
