@@ -66,6 +66,17 @@ impl Runtime {
         if opts.lazy_pages {
             o.enc.bool(48, true);
         }
+        // freeze_cgroup: CRIU stops the tree with the container's freezer rather than ptrace,
+        // and finds a paused container (containerd's `ctr c checkpoint` pauses first) already
+        // frozen instead of waiting on tasks that cannot stop. As runc.
+        if let Some(dir) = st
+            .cgroup
+            .as_ref()
+            .and_then(|c| crate::cgroups::manager(c).ok())
+            .and_then(|m| m.dir("freezer"))
+        {
+            o.enc.string(44, &dir.to_string_lossy());
+        }
         if opts.pre_dump || opts.parent_path.is_some() {
             // track_mem: the kernel's soft-dirty bits say which pages changed since.
             o.enc.bool(15, true);

@@ -97,10 +97,11 @@ impl Opts {
         self.enc.bytes(25, &m.into_bytes());
     }
 
-    /// cgroup v1 and hybrid hosts: the container's /sys/fs/cgroup/<hierarchy> are binds of its
-    /// own cgroup directories on the host (rootfs/cgroupfs.rs), whose root CRIU cannot find in
-    /// the container ("doesn't have a proper root mount"). At dump each is external, named by
-    /// its mount point in the container (from `pid`'s mountinfo).
+    /// Without a cgroup namespace, the container's /sys/fs/cgroup (v2) or each of its
+    /// /sys/fs/cgroup/<hierarchy> (v1, hybrid) is a bind of its own cgroup directory on the host
+    /// (rootfs/cgroupfs.rs), whose root CRIU cannot find in the container ("doesn't have a proper
+    /// root mount"). At dump each is external, named by its mount point in the container (from
+    /// `pid`'s mountinfo).
     pub(super) fn cgroup_binds_dump(&mut self, pid: i32) -> crate::error::Result<()> {
         use crate::error::SysContext;
         let path = format!("/proc/{pid}/mountinfo");
@@ -123,10 +124,14 @@ impl Opts {
         else {
             return;
         };
+        // A pure v2 host's one hierarchy is the mount itself; v1 and hybrid ones are
+        // subdirectories named as on the host.
+        let pure_v2 = matches!(crate::cgroups::Layout::detect(), Ok(crate::cgroups::Layout::Unified(_)));
         for (mount, placement) in &cgroup.dirs {
             let Some(name) = mount.file_name() else { continue };
             let host = mount.join(placement.dir.strip_prefix("/").unwrap_or(&placement.dir));
-            self.ext_mount(&dest.join(name).to_string_lossy(), &host.to_string_lossy());
+            let key = if pure_v2 { dest.clone() } else { dest.join(name) };
+            self.ext_mount(&key.to_string_lossy(), &host.to_string_lossy());
         }
     }
 
