@@ -383,16 +383,21 @@ fn checkpoint_and_restore_in_place_and_through_an_archive() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(wait_until(20, || count(&p) >= 5), "the counter never counted");
 
-    p.podman(&["container", "checkpoint", "ckpt"]).ok("podman container checkpoint");
+    p.podman(&["container", "checkpoint", "ckpt"])
+        .ok("podman container checkpoint");
     assert_eq!(p.status("ckpt"), "exited");
     let at = count(&p);
-    p.podman(&["container", "restore", "ckpt"]).ok("podman container restore");
+    p.podman(&["container", "restore", "ckpt"])
+        .ok("podman container restore");
     p.wait_status("ckpt", "running");
     assert!(wait_until(20, || count(&p) > at + 5), "no count after restore");
     // From memory: the lines after the restore go on from the checkpoint's, not from 1.
     let logs = p.podman(&["logs", "ckpt"]).ok("podman logs");
     let numbers: Vec<u64> = logs.lines().filter_map(|l| l.trim().parse().ok()).collect();
-    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "the count restarted: {numbers:?}");
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "the count restarted: {numbers:?}"
+    );
 
     let archive = p.io.path().join("ckpt.tar.gz");
     let archive = archive.to_str().expect("utf-8 path");

@@ -29,7 +29,10 @@ pub(super) fn make(spec: &Spec, rootfs: &Path) -> Result<()> {
         }
         let bind =
             m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
-        let file = bind && m.source().as_ref().is_some_and(|s| s.metadata().is_ok_and(|md| !md.is_dir()));
+        let file = bind
+            && m.source()
+                .as_ref()
+                .is_some_and(|s| s.metadata().is_ok_and(|md| !md.is_dir()));
         root.ensure(relative(dest), if file { Kind::File } else { Kind::Dir })?;
     }
     Ok(())

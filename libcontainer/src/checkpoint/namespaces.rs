@@ -84,8 +84,8 @@ fn inheritable(fd: OwnedFd) -> Result<OwnedFd> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::wire::{fields, Value};
+    use super::*;
 
     fn spec(ns: serde_json::Value) -> Spec {
         serde_json::from_value(serde_json::json!({

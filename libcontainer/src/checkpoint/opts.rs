@@ -197,6 +197,9 @@ mod tests {
 32 30 0:28 /hezi/c1 /sys/fs/cgroup/unified ro - cgroup2 cgroup2 rw
 33 29 0:29 / /sys/fs/cgroup2 rw - cgroup2 cgroup2 rw
 34 29 0:30 /x /data rw - ext4 /dev/vda rw";
-        assert_eq!(cgroup_binds(mi), vec!["/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified"]);
+        assert_eq!(
+            cgroup_binds(mi),
+            vec!["/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified"]
+        );
     }
 }

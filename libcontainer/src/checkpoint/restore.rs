@@ -10,7 +10,10 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::unistd::Pid;
 
 use super::opts::Opts;
-use super::{check_criu, descriptors, mountpoints, namespaces, netlock, open_dir, rpc, CgroupMode, Console, RestoreOptions, STATE_IN_IMAGE};
+use super::{
+    check_criu, descriptors, mountpoints, namespaces, netlock, open_dir, rpc, CgroupMode, Console, RestoreOptions,
+    STATE_IN_IMAGE,
+};
 use crate::container::Runtime;
 use crate::error::{Error, Result, SysContext};
 use crate::state::ContainerState;
