@@ -105,6 +105,17 @@ for bin in "$bindir/containerd-shim-hezi-v2" "$bindir/examples/shimctl" "$bindir
     fi
 done
 
+# podman and conmon (packages podman, conmon), for checkpointing through podman with hezi as
+# its runtime; with the signature policy `podman load` and `import` ask for.
+for bin in /usr/bin/podman /usr/bin/conmon; do
+    if [ -x "$bin" ]; then
+        cp "$bin" "$work/usr/bin/"
+        copy_libs "$bin"
+    fi
+done
+mkdir -p "$work/etc/containers"
+echo '{"default": [{"type": "insecureAcceptAnything"}]}' > "$work/etc/containers/policy.json"
+
 # A busybox bundle rootfs for the guest tests' containers.
 rootfs="$work/guest/rootfs"
 mkdir -p "$rootfs"/{bin,proc,sys,dev,tmp,etc}
