@@ -87,7 +87,14 @@ if [ "$mode" = systemd ]; then
     done
     cp /etc/os-release "$work/etc/os-release"
     mkdir -p "$work/etc/systemd/system"
-    cp "$here/hezi-test.target" "$here/hezi-tests.service" "$work/etc/systemd/system/"
+    cp "$here/hezi-test.target" "$here/hezi-tests.service" "$here/hezi-user-manager.service" \
+        "$work/etc/systemd/system/"
+    # The user manager's own default target (Debian's user units are not in the initramfs).
+    mkdir -p "$work/etc/systemd/user"
+    printf '[Unit]\nDescription=the rootless tests user manager\n' > "$work/etc/systemd/user/default.target"
+    # The rootless user, whom `systemd --user` looks up.
+    printf 'root:x:0:0:root:/root:/bin/sh\nhezi:x:1500:1500:hezi:/run/user/1500:/bin/sh\n' > "$work/etc/passwd"
+    printf 'root:x:0:\nhezi:x:1500:\n' > "$work/etc/group"
     cp "$here/systemd-tests.sh" "$work/guest/systemd-tests.sh"
 fi
 

@@ -3,6 +3,10 @@
 # Runs as a oneshot service; each test prints PASS or FAIL, the last line is the summary
 # `N passed, M failed` that run.sh reads. systemctl reads systemd's own view of each scope.
 . /guest/lib.sh
+. /guest/rootless.sh
+# The rootless user's runtime directory is its systemd's (hezi-user-manager.service).
+RL_RUN=/run/user/$RL_UID
+RL_ROOT=$RL_RUN/hezi
 
 H="hezi --root $ROOT --systemd-cgroup --debug --log /tmp/hezi.log"
 
@@ -158,6 +162,47 @@ t_shim_uses_the_systemd_driver() {
     [ -z "$left" ] && pass shim_no_state_left || fail shim_no_state_left "$left"
 }
 
+# Rootless with the user's own systemd (`systemd --user` for uid RL_UID, started as a service
+# the way user@.service starts one): `--systemd-cgroup` asks that manager for the scope, in
+# user.slice below the manager's own cgroup, where the limits hold; delete stops the scope.
+t_rootless_user_manager() {
+    # The initramfs's /tmp is root's alone; a user's systemd makes temporary files there.
+    chmod 1777 /tmp
+    out=$(systemctl start hezi-user-manager.service 2>&1) || {
+        fail user_manager_started "$out; $(tail -n 5 /run/hezi-user-manager.log)"
+        return
+    }
+    mgr=$CG/system.slice/hezi-user-manager.service
+    i=0
+    while [ ! -S $RL_RUN/systemd/private ] && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+    rl_bundle '"sleep", "300"' '{"memory": {"limit": 33554432}, "pids": {"limit": 20}}'
+    # The caller sits in the user's own subtree, as a login's processes do (PID 1 moves them
+    # there when the user's manager asks, over a system bus this VM has not): the manager can
+    # then move the init into its scope.
+    mkdir -p $mgr/hezi-caller
+    chown $RL_UID:$RL_GID $mgr/hezi-caller $mgr/hezi-caller/cgroup.procs
+    out=$(sh -c "echo \$\$ > $mgr/hezi-caller/cgroup.procs && exec /usr/bin/setpriv --reuid $RL_UID --regid $RL_GID \
+        --clear-groups -- env -i PATH=/bin:/usr/bin HOME=$RL_RUN XDG_RUNTIME_DIR=$RL_RUN \
+        hezi --systemd-cgroup --debug --log /tmp/ru.log run -d -b $RB ru1" </dev/null >/tmp/ru.out 2>&1) \
+        || { fail rootless_user_scope "run -d: $(cat /tmp/ru.out)"; return; }
+    unit=hezi-ru1.scope
+    dir=$mgr/user.slice/$unit
+    pid=$(rl_hezi state ru1 | grep '"pid"' | sed 's/[^0-9]//g')
+    got=$(grep '^0::' /proc/$pid/cgroup)
+    [ "$got" = "0::/system.slice/hezi-user-manager.service/user.slice/$unit" ] && pass rootless_user_scope \
+        || fail rootless_user_scope "init $pid in $got; $(rl_hezi state ru1 2>&1 | head -c 300); $(grep -iE 'systemd|cgroup|error|warn' /tmp/ru.log | tail -n 8)"
+    state=$(as_user systemctl --user show -p ActiveState --value $unit 2>&1)
+    [ "$state" = active ] && pass rootless_user_scope_active || fail rootless_user_scope_active "$state"
+    [ "$(cat $dir/memory.max 2>&1)" = 33554432 ] && [ "$(cat $dir/pids.max 2>&1)" = 20 ] && pass rootless_user_scope_limits \
+        || fail rootless_user_scope_limits "memory.max $(cat $dir/memory.max 2>&1), pids.max $(cat $dir/pids.max 2>&1)"
+    out=$(rl_hezi delete -f ru1 2>&1) || fail rootless_user_scope_delete "$out"
+    [ ! -e $dir ] && [ "$(as_user systemctl --user show -p ActiveState --value $unit)" = inactive ] \
+        && pass rootless_user_scope_removed || fail rootless_user_scope_removed "$(ls $dir 2>&1 | head -n 3)"
+    [ -z "$(ls $RL_ROOT 2>/dev/null)" ] && pass rootless_user_no_state_left || fail rootless_user_no_state_left "$(ls $RL_ROOT)"
+    rmdir $mgr/hezi-caller 2>/dev/null
+    systemctl stop hezi-user-manager.service
+}
+
 mkdir -p $ROOT
 echo "guest: systemd $(systemctl --version | head -n1), cgroup2 controllers: $(cat $CG/cgroup.subtree_control)"
 t_scope_holds_the_container
@@ -166,6 +211,8 @@ t_nested_slice_and_exit_code
 t_same_scope_twice_is_refused
 t_bad_path_is_refused
 t_shim_uses_the_systemd_driver
+rl_setup
+t_rootless_user_manager
 check_no_state_left
 left=$(systemctl list-units --all --plain --no-legend '*.scope' 2>/dev/null | grep -v '^init.scope' | grep -v '^$')
 [ -z "$left" ] && pass no_unit_left || fail no_unit_left "$left"

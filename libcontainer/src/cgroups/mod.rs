@@ -160,8 +160,9 @@ impl CgroupConfig {
 
     /// The systemd driver's placement: cgroupsPath read as `slice:prefix:name` (see
     /// [`SystemdUnit::parse`]), the cgroup where systemd puts that scope. Refused, before
-    /// anything is made, where systemd is not the init system.
-    pub fn resolve_systemd(cgroups_path: Option<&Path>, id: &str) -> Result<CgroupConfig> {
+    /// anything is made, where systemd is not the init system. `user` (rootless): the scope is
+    /// the calling user's manager's, below that manager's own cgroup.
+    pub fn resolve_systemd(cgroups_path: Option<&Path>, id: &str, user: bool) -> Result<CgroupConfig> {
         let text = match cgroups_path {
             Some(p) => Some(
                 p.to_str()
@@ -169,13 +170,19 @@ impl CgroupConfig {
             ),
             None => None,
         };
-        let unit = SystemdUnit::parse(text, id)?;
+        let unit = SystemdUnit::parse(text, id, user)?;
         if !systemd_booted() {
             return Err(CgroupError::Systemd(systemd::BusError::NoSystemd.to_string()));
         }
+        let path = if user {
+            let root = systemd::user_manager_root().map_err(|e| CgroupError::Systemd(e.to_string()))?;
+            root.join(unit.cgroup_path().strip_prefix("/").unwrap_or(&unit.cgroup_path()))
+        } else {
+            unit.cgroup_path()
+        };
         // No recorded placements: every level but the scope's own counts as existing.
         Ok(CgroupConfig {
-            path: unit.cgroup_path(),
+            path,
             dirs: BTreeMap::new(),
             systemd: Some(unit),
         })

@@ -49,7 +49,7 @@ impl Runtime {
         // The restored container's cgroup is where a create of `id` from this bundle puts it.
         let cgroups_path = bundle.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref());
         let cgroup = if st.cgroup.as_ref().is_some_and(|c| c.systemd.is_some()) || self.systemd_cgroup() {
-            crate::cgroups::CgroupConfig::resolve_systemd(cgroups_path, id)
+            crate::cgroups::CgroupConfig::resolve_systemd(cgroups_path, id, false)
         } else {
             crate::cgroups::CgroupConfig::resolve(cgroups_path, id)
         }

@@ -120,7 +120,7 @@ impl Runtime {
         };
         let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref());
         let cgroup_cfg = if self.systemd_cgroup {
-            CgroupConfig::resolve_systemd(cgroups_path, id)
+            CgroupConfig::resolve_systemd(cgroups_path, id, self.rootless)
         } else {
             CgroupConfig::resolve(cgroups_path, id)
         }

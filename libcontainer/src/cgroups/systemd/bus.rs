@@ -4,6 +4,10 @@
 //! As root hezi talks to PID 1 over its private socket (`/run/systemd/private`, the one
 //! `systemctl` uses): no dbus-daemon hop, no Hello or match rules, and systemd sends job signals
 //! to every private connection. Where that socket cannot be opened it uses the system bus.
+//!
+//! Rootless, it talks to the user's own manager (`systemd --user`) the same way: its private
+//! socket `$XDG_RUNTIME_DIR/systemd/private` (what `systemctl --user` uses), else the session
+//! bus (`$DBUS_SESSION_BUS_ADDRESS`, or `$XDG_RUNTIME_DIR/bus`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsFd;
@@ -47,8 +51,11 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// Connect to systemd, the private socket first.
-    pub fn connect() -> Result<Bus, BusError> {
+    /// Connect to systemd (`user`: the calling user's manager), the private socket first.
+    pub fn connect(user: bool) -> Result<Bus, BusError> {
+        if user {
+            return Bus::connect_user();
+        }
         if !systemd_booted() {
             return Err(BusError::NoSystemd);
         }
@@ -67,13 +74,43 @@ impl Bus {
         }
     }
 
+    fn connect_user() -> Result<Bus, BusError> {
+        let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").ok_or_else(|| {
+            BusError::Connect(
+                "XDG_RUNTIME_DIR is not set: the user's systemd is found through it (rootless --systemd-cgroup)".into(),
+            )
+        })?;
+        let private = Path::new(&runtime_dir).join("systemd/private");
+        match UnixStream::connect(&private) {
+            Ok(s) => {
+                tracing::debug!("systemd bus: connected to {}", private.display());
+                Bus::handshake(s, None)
+            }
+            Err(private_err) => {
+                let session = session_bus_path(&runtime_dir);
+                let s = UnixStream::connect(&session).map_err(|e| {
+                    BusError::Connect(format!(
+                        "the user's systemd: {}: {private_err}; {}: {e}",
+                        private.display(),
+                        session.display()
+                    ))
+                })?;
+                let mut bus = Bus::handshake(s, Some(SYSTEMD))?;
+                bus.join_system_bus()?;
+                Ok(bus)
+            }
+        }
+    }
+
     fn handshake(stream: UnixStream, destination: Option<&'static str>) -> Result<Bus, BusError> {
         stream
             .set_read_timeout(Some(JOB_TIMEOUT))
             .map_err(|e| BusError::Io(format!("set a read timeout: {e}")))?;
         let mut reader = BufReader::new(stream);
-        // SASL EXTERNAL: the server checks our uid from the socket's credentials.
-        let uid = nix::unistd::getuid().as_raw().to_string();
+        // SASL EXTERNAL: the server checks our uid from the socket's credentials, which it sees
+        // in its own user namespace (the initial one): inside podman's rootless namespace, root
+        // is the user's own uid there.
+        let uid = host_uid(nix::unistd::getuid().as_raw()).to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
         let hello = format!("\0AUTH EXTERNAL {hex}\r\n");
         reader
@@ -118,6 +155,29 @@ impl Bus {
         ));
         self.call(call("AddMatch", "s", rule.buf))?;
         Ok(())
+    }
+
+    /// A string property of systemd's Manager object (org.freedesktop.DBus.Properties.Get).
+    pub fn manager_property(&mut self, name: &str) -> Result<String, BusError> {
+        let mut body = Writer::default();
+        body.str(MANAGER);
+        body.str(name);
+        let reply = self.call(Call {
+            destination: self.destination,
+            path: MANAGER_PATH,
+            interface: "org.freedesktop.DBus.Properties",
+            member: "Get",
+            signature: "ss",
+            body: body.buf,
+        })?;
+        let mut r = reply.reader();
+        let sig = r.sig()?;
+        if sig != "s" {
+            return Err(BusError::Protocol(format!(
+                "property {name} is of type {sig:?}, not a string"
+            )));
+        }
+        r.str()
     }
 
     /// A method of systemd's Manager object.
@@ -246,6 +306,35 @@ impl Bus {
         );
         Ok(m)
     }
+}
+
+/// The session bus: `$DBUS_SESSION_BUS_ADDRESS` when it is a `unix:path=`, else the
+/// conventional `$XDG_RUNTIME_DIR/bus`.
+fn session_bus_path(runtime_dir: &std::ffi::OsStr) -> std::path::PathBuf {
+    std::env::var("DBUS_SESSION_BUS_ADDRESS")
+        .ok()
+        .and_then(|a| {
+            a.split(';').find_map(|t| {
+                t.strip_prefix("unix:path=")
+                    .map(|p| p.split(',').next().unwrap_or(p).to_string())
+            })
+        })
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(runtime_dir).join("bus"))
+}
+
+/// `uid` as the initial user namespace knows it (/proc/self/uid_map: inside LOWER COUNT).
+fn host_uid(uid: u32) -> u32 {
+    let Ok(map) = std::fs::read_to_string("/proc/self/uid_map") else {
+        return uid;
+    };
+    map.lines()
+        .filter_map(|l| {
+            let f: Vec<u32> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            (f.len() == 3).then(|| (f[0], f[1], f[2]))
+        })
+        .find(|&(inside, _, count)| uid >= inside && uid - inside < count)
+        .map_or(uid, |(inside, lower, _)| lower + (uid - inside))
 }
 
 /// `JobRemoved(u id, o job, s unit, s result)`: the job's path and result.

@@ -26,6 +26,20 @@ use wire::Writer;
 
 pub use bus::systemd_booted;
 
+/// The root cgroup of the calling user's manager (`systemd --user`), below which it puts its
+/// units: its Manager's ControlGroup property (`/user.slice/user-1000.slice/user@1000.service`
+/// under a login; wherever the manager runs otherwise).
+pub fn user_manager_root() -> std::result::Result<PathBuf, BusError> {
+    let mut bus = Bus::connect(true)?;
+    let root = bus.manager_property("ControlGroup")?;
+    if !root.starts_with('/') {
+        return Err(BusError::Protocol(format!(
+            "the user's systemd names its cgroup {root:?}, not an absolute path"
+        )));
+    }
+    Ok(PathBuf::from(root))
+}
+
 /// The error systemd answers for a unit it does not have loaded (a scope it already unloaded).
 const NO_SUCH_UNIT: &str = "org.freedesktop.systemd1.NoSuchUnit";
 pub use unit::SystemdUnit;
@@ -103,7 +117,7 @@ impl SystemdManager {
         if props.is_empty() {
             return Ok(());
         }
-        let mut bus = Bus::connect().map_err(|e| self.err("SetUnitProperties", e))?;
+        let mut bus = Bus::connect(self.unit.user).map_err(|e| self.err("SetUnitProperties", e))?;
         let mut body = Writer::default();
         body.str(&self.unit.unit);
         // runtime = true: the values live in /run and go with the unit.
@@ -132,7 +146,7 @@ impl Manager for SystemdManager {
     fn add_init(&self, pid: i32) -> Result<()> {
         let op = "StartTransientUnit";
         let pid = u32::try_from(pid).map_err(|_| CgroupError::Invalid(format!("pid {pid} is negative")))?;
-        let mut bus = Bus::connect().map_err(|e| self.err(op, e))?;
+        let mut bus = Bus::connect(self.unit.user).map_err(|e| self.err(op, e))?;
         let mut body = Writer::default();
         body.str(&self.unit.unit);
         body.str("replace");
@@ -177,7 +191,7 @@ impl Manager for SystemdManager {
     /// left. A scope whose processes all exited is gone already: systemd unloads it.
     fn destroy(&self) -> Result<()> {
         let op = "StopUnit";
-        match Bus::connect() {
+        match Bus::connect(self.unit.user) {
             Ok(mut bus) => {
                 let mut body = Writer::default();
                 body.str(&self.unit.unit);

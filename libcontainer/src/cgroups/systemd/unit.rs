@@ -11,30 +11,37 @@ use super::super::convert::{blkio_weight_to_io_weight, shares_to_weight, swap_to
 use super::super::{CgroupError, Result};
 use super::wire::Writer;
 
-/// The slice of a container whose cgroupsPath leaves it empty, as runc.
+/// The slice of a container whose cgroupsPath leaves it empty, as runc (rootless, in the
+/// user's own manager: user.slice).
 const DEFAULT_SLICE: &str = "system.slice";
+const DEFAULT_USER_SLICE: &str = "user.slice";
 
 /// A container's transient scope unit and the slice it lives in (saved in the container state).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct SystemdUnit {
     pub slice: String,
     pub unit: String,
+    /// The unit is the calling user's manager's (`systemd --user`), not PID 1's: rootless.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub user: bool,
 }
 
 impl SystemdUnit {
     /// Read `cgroups_path` as runc's systemd driver does: `slice:prefix:name` gives the scope
     /// `prefix-name.scope` (`name.scope` with no prefix) in `slice` (system.slice when empty).
-    /// No cgroupsPath gives `system.slice:hezi:<id>`.
-    pub fn parse(cgroups_path: Option<&str>, id: &str) -> Result<SystemdUnit> {
+    /// No cgroupsPath gives `system.slice:hezi:<id>` (`user`: the user's manager's unit, in
+    /// user.slice).
+    pub fn parse(cgroups_path: Option<&str>, id: &str, user: bool) -> Result<SystemdUnit> {
+        let default_slice = if user { DEFAULT_USER_SLICE } else { DEFAULT_SLICE };
         let given = cgroups_path.filter(|p| !p.is_empty());
-        let text = given.map_or_else(|| format!("{DEFAULT_SLICE}:hezi:{id}"), str::to_string);
+        let text = given.map_or_else(|| format!("{default_slice}:hezi:{id}"), str::to_string);
         let parts: Vec<&str> = text.split(':').collect();
         let [slice, prefix, name] = parts[..] else {
             return Err(CgroupError::Invalid(format!(
                 "cgroupsPath {text:?}: with --systemd-cgroup it must have the form slice:prefix:name"
             )));
         };
-        let slice = if slice.is_empty() { DEFAULT_SLICE } else { slice };
+        let slice = if slice.is_empty() { default_slice } else { slice };
         check_slice(slice)?;
         if name.is_empty() {
             return Err(CgroupError::Invalid(format!(
@@ -55,11 +62,13 @@ impl SystemdUnit {
         Ok(SystemdUnit {
             slice: slice.to_string(),
             unit,
+            user,
         })
     }
 
-    /// The scope's cgroup below a hierarchy's root, where systemd puts it: the slice expanded
-    /// into its parents (`a-b.slice` is `/a.slice/a-b.slice`), then the unit.
+    /// The scope's cgroup below its manager's root cgroup (the hierarchy's root for PID 1),
+    /// where systemd puts it: the slice expanded into its parents (`a-b.slice` is
+    /// `/a.slice/a-b.slice`), then the unit.
     pub fn cgroup_path(&self) -> PathBuf {
         let mut p = PathBuf::from("/");
         p.push(expand_slice(&self.slice));
@@ -260,7 +269,22 @@ mod tests {
     };
 
     fn unit(p: Option<&str>) -> Result<SystemdUnit> {
-        SystemdUnit::parse(p, "c1")
+        SystemdUnit::parse(p, "c1", false)
+    }
+
+    #[test]
+    fn a_rootless_unit_is_the_users_managers_in_user_slice() {
+        let u = SystemdUnit::parse(None, "c1", true).unwrap();
+        assert_eq!(
+            (u.slice.as_str(), u.unit.as_str(), u.user),
+            ("user.slice", "hezi-c1.scope", true)
+        );
+        assert_eq!(u.cgroup_path(), PathBuf::from("/user.slice/hezi-c1.scope"));
+        let u = SystemdUnit::parse(Some(":p:n"), "c1", true).unwrap();
+        assert_eq!(u.slice, "user.slice");
+        // Saved state from before the field reads as PID 1's unit.
+        let old: SystemdUnit = serde_json::from_str(r#"{"slice": "system.slice", "unit": "a.scope"}"#).unwrap();
+        assert!(!old.user);
     }
 
     #[test]
