@@ -78,6 +78,7 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
             .map_err(|e| Failure::Error(format!("block signals: {e}")))?;
     }
+    let claim = super::container_ns::claim_id(g, id)?;
     // `--image REF [-- CMD ARG...]`: the bundle is made from the image store (containerd-bridge)
     // and goes again with the container (here, or in `delete` for -d and --keep).
     let image_bundle = run_image::prepare(g, &a, id, &mut opts)?;
@@ -93,6 +94,7 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
             return Err(e);
         }
     };
+    drop(claim); // the container's state directory holds the id now
     drop(opts.console_fd.take());
     let relay = match (&console_peer, created.terminal) {
         (Some(peer), true) => {
