@@ -5,9 +5,11 @@
 
 mod image_support;
 
+use std::io::Write;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use hezi_e2e::{require, unique_id, Bundle, Hezi};
+use hezi_e2e::{require, unique_id, Bundle, Hezi, TempDir};
 use image_support::*;
 use serde_json::Value;
 
@@ -180,4 +182,149 @@ fn assert_bundle_gone_of(h: &Hezi, id: &str) {
         "mounts left under {}",
         dir.display()
     );
+}
+
+/// A big image (the test base layer, then 12 MiB of noise) behind a slow registry.
+fn slow_big_image() -> (SlowRegistry, String) {
+    let (base, _) = test_layers();
+    let mut big = Tar::default();
+    big.file("big", &noise(12 << 20));
+    let big = big.finish();
+    let cfg = test_config(&[sha256(&base), sha256(&big)]);
+    let reg = SlowRegistry::start("test/big", "1", &[base, big], &cfg, Duration::from_millis(40));
+    let name = format!("127.0.0.1:{}/test/big:1", reg.port);
+    (reg, name)
+}
+
+/// Spawn `hezi ARGS` (output to files in `io`), wait until the store has a temp file with
+/// something in it (the transfer is under way), send `sig`, and return the exit code and what
+/// hezi said. `hezi` must end within 20 s of the signal.
+fn interrupt(h: &Hezi, io: &TempDir, args: &[&str], sig: libc::c_int, underway: impl Fn() -> bool) -> (i32, String) {
+    let (out, err) = (io.path().join("out"), io.path().join("err"));
+    let mut child = h
+        .command(args)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("spawn hezi");
+    let started = hezi_e2e::wait_until(30, || underway() || child.try_wait().ok().flatten().is_some());
+    assert!(started, "{args:?} never got under way");
+    assert!(child.try_wait().unwrap().is_none(), "{args:?} ended before the signal");
+    // SAFETY (test): a signal to the child we spawned and have not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{args:?} still running 20 s after signal {sig}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let said = std::fs::read_to_string(&err).unwrap_or_default() + &std::fs::read_to_string(&out).unwrap_or_default();
+    (status.code().unwrap_or(-1), said)
+}
+
+/// A temp file with data in the store: a blob being written.
+fn writing(h: &Hezi) -> bool {
+    std::fs::read_dir(store(h).join("tmp"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.metadata().is_ok_and(|m| m.len() > 0))
+}
+
+/// Ctrl-C in the middle of a pull, SIGTERM in the middle of an import (from a pipe fed slowly)
+/// and Ctrl-C in the middle of a push: hezi exits 130 or 143 saying so, and the store is file
+/// for file as it was (no temp file, half blob, snapshot or record). Each again, left alone,
+/// succeeds.
+#[test]
+fn interrupted_transfers_leave_nothing() {
+    require!();
+    let (reg, name) = slow_big_image();
+    let h = Hezi::new();
+    let io = TempDir::new("intr");
+    h.ok(&["image", "ls"]); // the store's empty layout
+    let before = store_files(&h);
+    let (code, said) = interrupt(&h, &io, &["image", "pull", "--plain-http", &name], libc::SIGINT, || {
+        writing(&h)
+    });
+    assert_eq!(code, 130, "{said}");
+    assert!(said.contains("image pull interrupted by SIGINT"), "{said}");
+    assert_eq!(store_files(&h), before, "an interrupted pull left something");
+    reg.slow.store(false, std::sync::atomic::Ordering::Relaxed);
+    h.ok(&["image", "pull", "--plain-http", &name]);
+    let id = unique_id("big");
+    assert_eq!(
+        h.ok(&[
+            "run",
+            "--image",
+            &name,
+            &id,
+            "--",
+            "sh",
+            "-c",
+            "cat /keep/k; stat -c %s /big"
+        ]),
+        format!("k\n{}\n", 12 << 20)
+    );
+
+    // import from a pipe that trickles the archive in.
+    let archive = io.path().join("big.tar");
+    h.ok(&["image", "export", archive.to_str().unwrap(), &name]);
+    let h2 = Hezi::new();
+    h2.ok(&["image", "ls"]);
+    let before = store_files(&h2);
+    let fifo = io.path().join("fifo");
+    sh(&format!("mkfifo {}", fifo.display()));
+    let feeder = {
+        let (fifo, archive) = (fifo.clone(), archive.clone());
+        std::thread::spawn(move || {
+            let data = std::fs::read(archive).unwrap();
+            let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(fifo) else {
+                return;
+            };
+            for piece in data.chunks(64 << 10) {
+                if f.write_all(piece).is_err() {
+                    return; // hezi stopped reading
+                }
+                std::thread::sleep(Duration::from_millis(40));
+            }
+        })
+    };
+    let (code, said) = interrupt(
+        &h2,
+        &io,
+        &["image", "import", fifo.to_str().unwrap()],
+        libc::SIGTERM,
+        || writing(&h2),
+    );
+    assert_eq!(code, 143, "{said}");
+    assert!(said.contains("image import interrupted by SIGTERM"), "{said}");
+    assert_eq!(store_files(&h2), before, "an interrupted import left something");
+    feeder.join().unwrap();
+    h2.ok(&["image", "import", archive.to_str().unwrap()]);
+    assert!(h2.ok(&["image", "ls", "-q"]).contains("test/big:1"));
+
+    // push to a registry that takes the body slowly: nothing changes here.
+    let (push_reg, _) = slow_big_image();
+    let before = store_files(&h2);
+    let dest = format!("127.0.0.1:{}/test/pushed:1", push_reg.port);
+    let pushing = || {
+        // The registry's connections: an upload is under way once one has lasted a while.
+        std::thread::sleep(Duration::from_millis(800));
+        true
+    };
+    let (code, said) = interrupt(
+        &h2,
+        &io,
+        &["image", "push", "--plain-http", &dest, &name],
+        libc::SIGINT,
+        pushing,
+    );
+    assert_eq!(code, 130, "{said}");
+    assert!(said.contains("image push interrupted by SIGINT"), "{said}");
+    assert_eq!(store_files(&h2), before, "an interrupted push changed the store");
 }
