@@ -328,3 +328,179 @@ fn interrupted_transfers_leave_nothing() {
     assert!(said.contains("image push interrupted by SIGINT"), "{said}");
     assert_eq!(store_files(&h2), before, "an interrupted push changed the store");
 }
+
+/// A logging program in the shape containerd's `binary://` wants: it notes its environment and
+/// arguments (`file PATH`), says it is ready by closing fd 5, then copies fd 3 (the container's
+/// stdout) and fd 4 (its stderr) to PATH.out and PATH.err. Only CONTAINER_ID and
+/// CONTAINER_NAMESPACE are in its environment, so every tool is named by its path.
+const LOGGER: &str = r#"#!/bin/sh
+{ echo "args=$*"; /usr/bin/tr '\0' '\n' < /proc/$$/environ | /usr/bin/sort; } > "$2.env"
+fds=$(/bin/readlink /proc/$$/fd/0 /proc/$$/fd/1 /proc/$$/fd/2)
+echo "$fds" > "$2.stdio"
+exec 5>&-
+/bin/cat <&3 >> "$2.out" &
+/bin/cat <&4 >> "$2.err" &
+wait
+"#;
+
+fn script(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    sh(&format!("chmod 755 {}", p.display()));
+    p.display().to_string()
+}
+
+/// `--log-uri binary:///PATH?file=LOG`: the logger is started before the container, with the
+/// container's stdout and stderr on its fds 3 and 4, its id and namespace in the environment and
+/// the query as arguments; it holds none of hezi's stdio (a detached `run` under a pipe returns
+/// at once); a foreground `run` returns with the log complete; bundles get it too. A logger
+/// that is missing, not executable, exits before it is ready or never says so fails the
+/// command, naming it, and leaves no container, bundle or logger.
+#[test]
+fn binary_log_uri_starts_the_logger_first() {
+    require!();
+    let h = Hezi::new();
+    let _a = NsCleanup { h: &h, ns: "team-a" };
+    h.ok(&["-n", "team-a", "image", "demo"]);
+    let tmp = TempDir::new("logger");
+    let logger = script(tmp.path(), "logger.sh", LOGGER);
+    let log = tmp.path().join("d1");
+    let uri = format!("binary://{logger}?file={}", log.display());
+
+    // Detached, in a namespace, with hezi's stdout and stderr a pipe: EOF comes with hezi's exit.
+    let id = unique_id("logd");
+    let child = h
+        .command(&[
+            "-n",
+            "team-a",
+            "run",
+            "-d",
+            "--image",
+            DEMO,
+            "--log-uri",
+            &uri,
+            &id,
+            "--",
+            "sh",
+            "-c",
+            "echo to-out; echo to-err >&2; exec sleep 1000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run hezi");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let Ok(o) = rx.recv_timeout(Duration::from_secs(15)) else {
+        let _ = h.cmd(&["-n", "team-a", "delete", "-f", &id]);
+        panic!("hezi's stdout and stderr stayed open behind it (held by the logger?)");
+    };
+    let o = o.expect("wait for hezi");
+    assert!(o.status.success(), "{}", text(&o));
+    let read = |suffix: &str| std::fs::read_to_string(format!("{}.{suffix}", log.display())).unwrap_or_default();
+    assert!(hezi_e2e::wait_until(10, || read("out") == "to-out\n" && read("err") == "to-err\n"));
+    assert_eq!(
+        read("env"),
+        format!(
+            "args=file {}\nCONTAINER_ID={id}\nCONTAINER_NAMESPACE=team-a\n",
+            log.display()
+        )
+    );
+    let stdio = read("stdio");
+    assert_eq!(stdio.matches("/dev/null").count(), 3, "logger's stdio: {stdio}");
+    h.ok(&["-n", "team-a", "kill", &id, "KILL"]);
+    assert!(
+        hezi_e2e::wait_until(10, || hezi_e2e::process_with_cmdline(&logger).is_none()),
+        "logger outlived its container"
+    );
+    h.ok(&["-n", "team-a", "delete", "-f", &id]);
+
+    // Foreground, a bundle: run returns with the whole log written.
+    let log2 = tmp.path().join("b1");
+    let uri2 = format!("binary://{logger}?file={}", log2.display());
+    let mut b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 200 ]; do echo line$i; i=$((i+1)); done; echo bye >&2",
+    ]);
+    b.write();
+    let id2 = unique_id("logb");
+    h.ok(&["run", "--bundle", b.path().to_str().unwrap(), "--log-uri", &uri2, &id2]);
+    let out = std::fs::read_to_string(format!("{}.out", log2.display())).unwrap();
+    assert_eq!(out.lines().count(), 200, "{out}");
+    assert!(out.ends_with("line199\n"));
+    assert_eq!(
+        std::fs::read_to_string(format!("{}.err", log2.display())).unwrap(),
+        "bye\n"
+    );
+    // ... and the logger has ended on its EOF (it runs with no signal blocked, so its shell
+    // reaps its children).
+    assert!(
+        hezi_e2e::process_with_cmdline(&log2.display().to_string()).is_none(),
+        "the logger outlived run"
+    );
+    assert!(std::fs::read_to_string(format!("{}.env", log2.display()))
+        .unwrap()
+        .contains("CONTAINER_NAMESPACE=default\n"));
+    let _ = &mut b;
+
+    // Loggers that fail: named, non-zero, nothing left.
+    let dies = script(tmp.path(), "dies.sh", "#!/bin/sh\nexit 3\n");
+    let silent = script(tmp.path(), "silent.sh", "#!/bin/sh\nwhile :; do /bin/sleep 1; done\n");
+    let plain = tmp.path().join("plain.sh");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    let missing = tmp.path().join("missing");
+    for (target, why) in [
+        (
+            missing.display().to_string(),
+            "could not be started: No such file or directory",
+        ),
+        (plain.display().to_string(), "could not be started: Permission denied"),
+        (dies.clone(), "exited (exit status: 3) before the container started"),
+        (
+            silent.clone(),
+            "did not say it was ready (by closing or writing its fd 5) within 10 s",
+        ),
+    ] {
+        let id = unique_id("logbad");
+        let uri = format!("binary://{target}");
+        let e = fails(
+            &h,
+            &[
+                "-n",
+                "team-a",
+                "run",
+                "-d",
+                "--image",
+                DEMO,
+                "--log-uri",
+                &uri,
+                &id,
+                "--",
+                "true",
+            ],
+        );
+        assert!(
+            e.contains(&format!("--log-uri {uri:?}: the logger {target} {why}")),
+            "{e}"
+        );
+        assert_eq!(h.ok(&["-n", "team-a", "list", "-q"]), "");
+        assert_bundle_gone_of(&h, &id);
+        assert!(
+            hezi_e2e::process_with_cmdline(&silent).is_none(),
+            "a logger was left running"
+        );
+    }
+    for (uri, why) in [
+        ("binary://relative/log", "needs the logging program's absolute path"),
+        ("binary:///x?a=%zz", "bad escape"),
+    ] {
+        let e = fails(
+            &h,
+            &["run", "-d", "--image", DEMO, "--log-uri", uri, "x1", "--", "true"],
+        );
+        assert!(e.contains(why), "{e}");
+    }
+}

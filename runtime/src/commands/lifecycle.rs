@@ -65,7 +65,7 @@ pub fn create(g: &Global, args: &[String]) -> Result<(), Failure> {
     let _claim = super::container_ns::claim_id(g, id)?;
     // `--image REF`: the bundle stays until `delete` removes it with the container.
     let image_bundle = run_image::prepare(g, &a, id, &mut opts)?;
-    if let Err(e) = super::run::create_with(&rt, id, &opts, &io) {
+    if let Err(e) = super::run::create_with(g, &rt, id, &opts, &io) {
         if image_bundle {
             run_image::remove_bundle(g, id);
         }

@@ -9,6 +9,7 @@ mod image;
 mod info;
 mod lifecycle;
 mod list;
+mod logger;
 mod pause;
 mod ps;
 mod relay;
