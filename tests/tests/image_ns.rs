@@ -504,3 +504,55 @@ fn binary_log_uri_starts_the_logger_first() {
         assert!(e.contains(why), "{e}");
     }
 }
+
+/// `image pull` on a terminal draws ctr's board: the reference resolving then resolved, each
+/// blob downloading with its bytes and rate, then done, and the elapsed time and total; off a
+/// terminal it writes nothing but its result line.
+#[test]
+fn pull_progress_as_ctr_draws_it() {
+    require!();
+    if !tools(&["script"]) {
+        return;
+    }
+    let (reg, name) = slow_big_image();
+    let h = Hezi::new();
+    let io = TempDir::new("progress");
+    let typescript = io.path().join("typescript");
+    // util-linux's script gives hezi a pty for stdin, stdout and stderr.
+    let cmd = format!(
+        "{} --root {} image pull --plain-http {name}",
+        hezi_e2e::hezi_bin().display(),
+        h.root().display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qefc", &cmd, typescript.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run script");
+    assert!(o.status.success(), "{}", text(&o));
+    let drawn = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    for want in [
+        format!("{name}: resolving"),
+        format!("{name}:"),
+        "resolved".to_string(),
+        "layer-sha256:".to_string(),
+        "config-sha256:".to_string(),
+        "downloading |+".to_string(),
+        " MiB / 12.0 MiB  ".to_string(),
+        "done        |++++++++++++++++++++|  12.0 MiB  ".to_string(),
+        "elapsed: ".to_string(),
+        "total: 12.".to_string(),
+        "\x1b[2K".to_string(),
+    ] {
+        assert!(drawn.contains(&want), "{want:?} not drawn: {drawn}");
+    }
+    // A rate on the downloading lines: "... / 12.0 MiB  N.N KiB/s" or MiB/s.
+    assert!(
+        drawn.lines().any(|l| l.contains("downloading") && l.ends_with("/s")),
+        "no rate: {drawn}"
+    );
+    h.ok(&["image", "rm", &name]);
+    reg.slow.store(false, std::sync::atomic::Ordering::Relaxed);
+    let o = h.cmd(&["image", "pull", "--plain-http", &name]);
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", text(&o));
+}
