@@ -101,11 +101,12 @@ fn rate(bytes: u64, ms: u64) -> String {
 }
 
 fn bar(done: u64, total: u64) -> String {
-    let filled = if total == 0 {
-        BAR
-    } else {
-        usize::try_from(done.min(total).saturating_mul(BAR as u64) / total).unwrap_or(BAR)
-    };
+    // An empty blob is complete.
+    let filled = done
+        .min(total)
+        .saturating_mul(BAR as u64)
+        .checked_div(total)
+        .map_or(BAR, |n| usize::try_from(n).unwrap_or(BAR));
     format!("|{}{}|", "+".repeat(filled), "-".repeat(BAR - filled))
 }
 
