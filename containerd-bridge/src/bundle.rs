@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, IoContext, Result};
 use crate::images;
 use crate::mount::{mount_rootfs, unmount_rootfs};
-use crate::overrides::{Overrides, IMAGE_ANNOTATION};
+use crate::overrides::{Overrides, IMAGE_ANNOTATION, NAMESPACE_ANNOTATION};
 use crate::reference;
 use crate::snapshot::Snapshotter;
 use crate::spec;
@@ -103,6 +103,7 @@ pub fn prepare(
         over.apply(&mut spec, &rootfs)?;
         // Recorded in the container's state (annotations), where `hezi list` finds it.
         spec["annotations"][IMAGE_ANNOTATION] = serde_json::json!(name);
+        spec["annotations"][NAMESPACE_ANNOTATION] = serde_json::json!(ns);
         let text = serde_json::to_vec_pretty(&spec).map_err(|e| Error::Invalid(e.to_string()))?;
         fs::write(dir.join("config.json"), text).ctx(|| format!("write {}/config.json", dir.display()))
     })();
@@ -115,12 +116,18 @@ pub fn prepare(
     Ok(dir)
 }
 
-/// Remove the bundle of container `id` if `run --image` made one: unmount its rootfs, delete
-/// its snapshot and directory. Returns whether there was one.
-pub fn remove(dirs: &Dirs, id: &str) -> Result<bool> {
+/// Remove the bundle of container `id` if `run --image` made one in namespace `ns`: unmount
+/// its rootfs, delete its snapshot and directory. Returns whether there was one. A bundle of
+/// another namespace's container of that id is left alone (ids are unique across namespaces,
+/// so `delete -f ID` in the wrong namespace must not take the bundle from under it).
+pub fn remove(dirs: &Dirs, ns: &str, id: &str) -> Result<bool> {
     check_id(id)?;
     let dir = dirs.bundle(id);
-    if !dir.join(MARKER).exists() {
+    let marker = dir.join(MARKER);
+    if !marker.exists() {
+        return Ok(false);
+    }
+    if owner(&marker)? != ns {
         return Ok(false);
     }
     unmount_rootfs(&dir.join("rootfs"))?;
@@ -129,4 +136,11 @@ pub fn remove(dirs: &Dirs, id: &str) -> Result<bool> {
     Snapshotter::new(&store)?.remove(&snapshot_key(id))?;
     fs::remove_dir_all(&dir).ctx(|| format!("remove bundle {}", dir.display()))?;
     Ok(true)
+}
+
+/// The namespace a bundle's marker names; bundles made before namespaces are `default`'s.
+fn owner(marker: &std::path::Path) -> Result<String> {
+    let bytes = fs::read(marker).ctx(|| format!("read {}", marker.display()))?;
+    let m: Marker = serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("{}: {e}", marker.display())))?;
+    Ok(m.namespace.unwrap_or_else(|| crate::namespace::DEFAULT.to_string()))
 }

@@ -4,6 +4,7 @@
 //! spec.
 
 pub mod bundle;
+pub mod cancel;
 pub mod check;
 pub mod content;
 pub mod copy;

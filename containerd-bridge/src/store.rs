@@ -143,7 +143,8 @@ impl Store {
         };
         let f = File::create(&tmp.path).ctx(|| format!("create {}", tmp.path.display()))?;
         let mut w = HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, f));
-        io::copy(r, &mut w).ctx(|| format!("write {what} to the content store"))?;
+        // Cancellable: an interrupted pull or import stops here, and the temp file goes on drop.
+        io::copy(&mut crate::cancel::Reader(r), &mut w).ctx(|| format!("write {what} to the content store"))?;
         let digest = w.digest();
         let size = w.count;
         let f = w
@@ -389,6 +390,8 @@ pub struct BlobReader {
 
 impl Read for BlobReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Unpacking a large layer stops here once an interrupted pull or import asks.
+        crate::cancel::check()?;
         self.inner.read(buf)
     }
 }

@@ -18,7 +18,7 @@ const GLOBAL_FLAGS: &[Flag] = &[
     // Accepted for compatibility with callers that pass it to runc, and ignored: checkpoint and
     // restore run `criu` from PATH.
     opt(&["criu"]),
-    // containerd's namespace for `image` and `run`/`create --image` (ctr's `-n`).
+    // containerd's namespace of images and containers (ctr's `-n`).
     opt(&["namespace", "n"]),
     flag(&["v", "version"]),
     flag(&["h", "help"]),
@@ -54,8 +54,9 @@ pub struct Global {
     pub systemd_cgroup: bool,
     /// `--rootless`: None to detect.
     pub rootless: Option<bool>,
-    /// `-n/--namespace` as given (checked, with `CONTAINERD_NAMESPACE` and the default, only by
-    /// the commands that use image records: see commands::image::namespace).
+    /// `-n/--namespace` as given (checked, with `CONTAINERD_NAMESPACE` and the default, by the
+    /// commands that use image records or containers: see commands::image::namespace and
+    /// commands::container_ns).
     pub namespace: Option<String>,
 }
 
@@ -75,7 +76,7 @@ pub enum Failure {
 
 impl From<libcontainer::Error> for Failure {
     fn from(e: libcontainer::Error) -> Self {
-        Failure::Error(e.to_string())
+        Failure::Error(commands::container_ns::describe(&e))
     }
 }
 

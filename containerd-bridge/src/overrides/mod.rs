@@ -26,6 +26,10 @@ pub use resources::CPU_PERIOD;
 /// The annotation that names the image a container was made from (`hezi list` shows it).
 pub const IMAGE_ANNOTATION: &str = "org.hezi.image";
 
+/// The annotation that names the containerd namespace a container from an image belongs to
+/// (where its state lives is the runtime's business; this lets `state` and `list` show it).
+pub const NAMESPACE_ANNOTATION: &str = "org.hezi.namespace";
+
 /// The flags as given on the command line.
 #[derive(Debug, Default, Clone)]
 pub struct Flags {
@@ -178,9 +182,9 @@ fn parse_label(l: &str) -> Result<(String, String)> {
     if k.trim().is_empty() {
         return Err(Error::Invalid(format!("--label {l:?}: no key (K=V)")));
     }
-    if k == IMAGE_ANNOTATION {
+    if k == IMAGE_ANNOTATION || k == NAMESPACE_ANNOTATION {
         return Err(Error::Invalid(format!(
-            "--label {l:?}: {IMAGE_ANNOTATION} is hezi's own (the image the container came from)"
+            "--label {l:?}: {k} is hezi's own (the image and namespace the container came from)"
         )));
     }
     Ok((k.to_string(), v.to_string()))

@@ -213,6 +213,8 @@ struct Counting<'a, R> {
 
 impl<R: Read> Read for Counting<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // Checked before each read: a throttled download stops within one read of a Ctrl-C.
+        crate::cancel::check()?;
         let n = self.inner.read(buf)?;
         self.done.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)

@@ -3,7 +3,7 @@
 //! manifest of the index and its blobs too. The record names the platform's manifest and the
 //! index, and is unpacked at once.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use super::client::Client;
@@ -22,7 +22,15 @@ pub fn pull(store: &Store, name: &str, opts: &PullOptions) -> Result<ImageRecord
     let r = Reference::parse(name)?;
     let c = Client::new(&r, opts.plain_http, opts.auth.clone(), "pull");
     let _lock = store.lock()?;
-    let result = pull_locked(store, &c, &r, opts);
+    let board = progress::Board::new(&r.to_string());
+    let stop = AtomicBool::new(false);
+    let result = std::thread::scope(|s| {
+        let drawer = s.spawn(|| progress::render(&board, &stop));
+        let result = pull_locked(store, &c, &r, opts, &board);
+        stop.store(true, Ordering::Relaxed);
+        let _ = drawer.join();
+        result
+    });
     if result.is_err() {
         let _ = images::gc(store);
     }
@@ -43,7 +51,13 @@ fn fetch_manifest(c: &Client, d: &Descriptor) -> Result<(Descriptor, Vec<u8>)> {
     Ok((desc, bytes))
 }
 
-fn pull_locked(store: &Store, c: &Client, r: &Reference, opts: &PullOptions) -> Result<ImageRecord> {
+fn pull_locked(
+    store: &Store,
+    c: &Client,
+    r: &Reference,
+    opts: &PullOptions,
+    board: &progress::Board,
+) -> Result<ImageRecord> {
     let (mt, bytes, digest) = c.manifest(&r.object())?;
     // The platform's manifest, and (with --all-platforms) every other manifest of the index.
     let mut others: Vec<(Descriptor, Vec<u8>)> = Vec::new();
@@ -92,7 +106,7 @@ fn pull_locked(store: &Store, c: &Client, r: &Reference, opts: &PullOptions) -> 
     }
     let mut seen = std::collections::BTreeSet::new();
     blobs.retain(|(b, _)| seen.insert(b.digest.clone()));
-    download(store, c, &blobs)?;
+    download(store, c, &blobs, board)?;
     for (d, bytes) in &others {
         store.write_blob_bytes(bytes, &format!("manifest {}", d.digest))?;
     }
@@ -132,25 +146,35 @@ fn pull_locked(store: &Store, c: &Client, r: &Reference, opts: &PullOptions) -> 
     images::commit(store, rec)
 }
 
-/// Download `blobs` (those the store lacks), up to [`PARALLEL`] at once, with a progress line
-/// each on a terminal. The first failure stops new downloads and is returned.
-fn download(store: &Store, c: &Client, blobs: &[(Descriptor, String)]) -> Result<()> {
-    let bars: Vec<progress::Layer> = blobs
-        .iter()
-        .map(|(l, _)| progress::Layer {
-            label: l.digest.as_str()[..19].to_string(),
-            total: l.size,
-            done: AtomicU64::new(0),
-            state: AtomicU8::new(if store.has_blob(&l.digest) {
-                progress::EXISTS
-            } else {
-                progress::WAITING
-            }),
-        })
-        .collect();
+/// ctr's name for a blob on the progress board: `config-sha256:0123456789ab`, `layer-...`.
+fn label(d: &Descriptor) -> String {
+    let kind = if d.media_type.contains("config") {
+        "config"
+    } else {
+        "layer"
+    };
+    let digest = d.digest.as_str();
+    format!("{kind}-{}", &digest[..digest.len().min(19)])
+}
+
+/// Download `blobs` (those the store lacks), up to [`PARALLEL`] at once, each on `board`. The
+/// first failure stops new downloads and is returned.
+fn download(store: &Store, c: &Client, blobs: &[(Descriptor, String)], board: &progress::Board) -> Result<()> {
+    let bars = board.resolved(
+        blobs
+            .iter()
+            .map(|(l, _)| {
+                let state = if store.has_blob(&l.digest) {
+                    progress::EXISTS
+                } else {
+                    progress::WAITING
+                };
+                progress::Layer::new(label(l), l.size, state)
+            })
+            .collect(),
+    );
     let queue = Mutex::new((0..blobs.len()).rev().collect::<Vec<usize>>());
     let errors: Mutex<Vec<Error>> = Mutex::new(Vec::new());
-    let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..PARALLEL.min(blobs.len()))
             .map(|_| {
@@ -161,11 +185,11 @@ fn download(store: &Store, c: &Client, blobs: &[(Descriptor, String)]) -> Result
                     if bar.state.load(Ordering::Relaxed) == progress::EXISTS {
                         continue;
                     }
-                    bar.state.store(progress::RUNNING, Ordering::Relaxed);
+                    board.set(bar, progress::RUNNING);
                     match c.blob(store, &l.digest, what, &bar.done) {
-                        Ok(()) => bar.state.store(progress::DONE, Ordering::Relaxed),
+                        Ok(()) => board.set(bar, progress::DONE),
                         Err(e) => {
-                            bar.state.store(progress::FAILED, Ordering::Relaxed);
+                            board.set(bar, progress::FAILED);
                             if let Ok(mut errs) = errors.lock() {
                                 errs.push(e);
                             }
@@ -177,12 +201,9 @@ fn download(store: &Store, c: &Client, blobs: &[(Descriptor, String)]) -> Result
                 })
             })
             .collect();
-        let drawer = s.spawn(|| progress::render(&bars, &stop));
         for w in workers {
             let _ = w.join();
         }
-        stop.store(true, Ordering::Relaxed);
-        let _ = drawer.join();
     });
     match errors
         .into_inner()

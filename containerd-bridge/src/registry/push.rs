@@ -106,7 +106,10 @@ fn upload_blob(store: &Store, c: &Client, b: &Blob) -> Result<bool> {
             .metadata()
             .map_err(|e| Error::io(format!("stat {}", path.display()), e))?
             .len();
-        Ok((Box::new(BufReader::with_capacity(256 * 1024, f)), len))
+        Ok((
+            Box::new(crate::cancel::Reader(BufReader::with_capacity(256 * 1024, f))),
+            len,
+        ))
     };
     let body: Body = &body;
     c.send(

@@ -162,7 +162,9 @@ pub fn restore(g: &Global, args: &[String]) -> Result<(), Failure> {
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
             .map_err(|e| Failure::Error(format!("block signals: {e}")))?;
     }
+    let claim = super::container_ns::claim_id(g, id)?;
     let restored = rt.restore(id, &opts)?;
+    drop(claim);
     if detach {
         return Ok(());
     }

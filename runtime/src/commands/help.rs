@@ -218,6 +218,10 @@ const IMAGE_OPTIONS: &[Opt] = &[
         "--log-uri file:///PATH",
         "append the container's stdout and stderr to PATH (stdin is /dev/null)",
     ),
+    (
+        "--log-uri binary:///PATH?K=V",
+        "start the logging program PATH (args K V; fd 3 stdout, 4 stderr, 5 closed when ready)",
+    ),
 ];
 
 const EXEC_OPTIONS: &[Opt] = &[

@@ -62,9 +62,10 @@ pub fn create(g: &Global, args: &[String]) -> Result<(), Failure> {
     let mut opts = create_options(&a)?;
     let io = super::stdio::target(&a)?;
     let rt = super::runtime(g)?;
+    let _claim = super::container_ns::claim_id(g, id)?;
     // `--image REF`: the bundle stays until `delete` removes it with the container.
     let image_bundle = run_image::prepare(g, &a, id, &mut opts)?;
-    if let Err(e) = super::run::create_with(&rt, id, &opts, &io) {
+    if let Err(e) = super::run::create_with(g, &rt, id, &opts, &io) {
         if image_bundle {
             run_image::remove_bundle(g, id);
         }
@@ -109,8 +110,9 @@ pub fn delete(g: &Global, args: &[String]) -> Result<(), Failure> {
         r => r?,
     }
     // A container made by `create --image` or `run --image -d|--keep` leaves its bundle
-    // (rootfs mount, snapshot) to us.
-    containerd_bridge::bundle::remove(&super::image::image_dirs(&g.root), id)
+    // (rootfs mount, snapshot) to us; only this namespace's.
+    let ns = super::image::namespace(g)?;
+    containerd_bridge::bundle::remove(&super::image::image_dirs(&g.root), &ns, id)
         .map_err(|e| Failure::Error(e.to_string()))?;
     Ok(())
 }

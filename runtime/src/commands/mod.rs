@@ -1,6 +1,7 @@
 //! One function per command; each parses its own flags and calls libcontainer.
 
 mod checkpoint;
+pub mod container_ns;
 mod events;
 mod exec;
 mod help;
@@ -8,6 +9,7 @@ mod image;
 mod info;
 mod lifecycle;
 mod list;
+mod logger;
 mod pause;
 mod ps;
 mod relay;
@@ -55,8 +57,8 @@ global options:
    --log-format FORMAT   text or json
    --debug               log debug messages
    --systemd-cgroup      use systemd for cgroups
-   --namespace NS, -n NS containerd's namespace for image and run/create --image (default: default,
-                         or $CONTAINERD_NAMESPACE)
+   --namespace NS, -n NS containerd's namespace of images and containers (default: default,
+                         or $CONTAINERD_NAMESPACE; default's containers are those of --root)
    --version, -v         print the version
 ";
 
@@ -108,7 +110,7 @@ pub fn print_help(command: &str) {
 }
 
 pub fn runtime(g: &Global) -> Result<libcontainer::Runtime, Failure> {
-    let rt = libcontainer::Runtime::new(&g.root)?.with_systemd_cgroup(g.systemd_cgroup);
+    let rt = libcontainer::Runtime::new(&container_ns::state_root(g)?)?.with_systemd_cgroup(g.systemd_cgroup);
     Ok(match g.rootless {
         Some(r) => rt.with_rootless(r),
         None => rt,

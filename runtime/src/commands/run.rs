@@ -78,6 +78,7 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
             .map_err(|e| Failure::Error(format!("block signals: {e}")))?;
     }
+    let claim = super::container_ns::claim_id(g, id)?;
     // `--image REF [-- CMD ARG...]`: the bundle is made from the image store (containerd-bridge)
     // and goes again with the container (here, or in `delete` for -d and --keep).
     let image_bundle = run_image::prepare(g, &a, id, &mut opts)?;
@@ -86,13 +87,14 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
             run_image::remove_bundle(g, id);
         }
     };
-    let created = match create_with(&rt, id, &opts, &io) {
+    let (created, logger) = match create_with(g, &rt, id, &opts, &io) {
         Ok(c) => c,
         Err(e) => {
             drop_bundle();
             return Err(e);
         }
     };
+    drop(claim); // the container's state directory holds the id now
     drop(opts.console_fd.take());
     let relay = match (&console_peer, created.terminal) {
         (Some(peer), true) => {
@@ -128,6 +130,9 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
         }
         drop_bundle();
     }
+    if let Some(l) = logger {
+        super::logger::finish(l);
+    }
     match code {
         Ok(0) => Ok(()),
         Ok(code) => Err(Failure::Exit(code)),
@@ -136,17 +141,36 @@ pub fn run(g: &Global, args: &[String]) -> Result<(), Failure> {
 }
 
 /// `create`, with the container's stdio pointed at `io` (--null-io, --log-uri) while the init is
-/// cloned. A log file is opened (made) only now, once the bundle is there: bad input before
-/// this point leaves no empty log behind.
+/// cloned. A log file is opened (made), or a logging program started, only now, once the bundle
+/// is there: bad input before this point leaves no empty log or stray logger behind. Returns
+/// the logging program too, if there is one; a failed create ends it.
 pub fn create_with(
+    g: &Global,
     rt: &libcontainer::Runtime,
     id: &str,
     opts: &libcontainer::CreateOptions,
     io: &stdio::Target,
-) -> Result<libcontainer::container::Created, Failure> {
-    let opened = io.open()?;
-    let _redirected = opened.as_ref().map(stdio::Opened::redirect).transpose()?;
-    Ok(rt.create(id, opts)?)
+) -> Result<(libcontainer::container::Created, Option<std::process::Child>), Failure> {
+    let ns = super::image::namespace(g)?;
+    let mut opened = io.open(id, &ns)?;
+    let logger = opened.as_mut().and_then(|o| o.logger.take());
+    // hezi's own stdio is back when the guard drops, at the end of the arm.
+    let created = match opened.as_ref().map(stdio::Opened::redirect).transpose() {
+        Ok(_guard) => rt.create(id, opts).map_err(Failure::from),
+        Err(e) => Err(e),
+    };
+    // Our copies of the pipes to the logger go now: the container holds its own.
+    drop(opened);
+    match created {
+        Ok(c) => Ok((c, logger)),
+        Err(e) => {
+            if let Some(mut l) = logger {
+                let _ = l.kill();
+                let _ = l.wait();
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Wait for the init, forwarding every blocked signal but SIGCHLD to it (SIGWINCH resizes the

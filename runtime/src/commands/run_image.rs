@@ -109,7 +109,12 @@ pub fn prepare(g: &Global, a: &cli::Args, id: &str, opts: &mut CreateOptions) ->
 /// Remove the bundle `prepare` made for `id` (its rootfs mount and snapshot); a failure is only
 /// logged, as the caller is already on an error or exit path.
 pub fn remove_bundle(g: &Global, id: &str) {
-    if let Err(e) = containerd_bridge::bundle::remove(&super::image::image_dirs(&g.root), id) {
+    let removed = super::image::namespace(g)
+        .map_err(|_| "invalid namespace".to_string())
+        .and_then(|ns| {
+            containerd_bridge::bundle::remove(&super::image::image_dirs(&g.root), &ns, id).map_err(|e| e.to_string())
+        });
+    if let Err(e) = removed {
         tracing::warn!("remove the image bundle of {id}: {e}");
     }
 }

@@ -1,9 +1,10 @@
-//! ctr's `--null-io` and `--log-uri file:///PATH` for `run` and `create`: where the container's
-//! stdio goes. The init inherits hezi's fds 0-2 when `create` clones it, so hezi points its own
-//! there for the create and takes them back right after; a log file gets stdout and stderr
-//! appended, and stdin is /dev/null (as containerd's log-file IO has it).
+//! ctr's `--null-io` and `--log-uri file:///PATH` or `binary:///PATH?K=V` for `run` and
+//! `create`: where the container's stdio goes. The init inherits hezi's fds 0-2 when `create`
+//! clones it, so hezi points its own there for the create and takes them back right after; a
+//! log file gets stdout and stderr appended, a logging program (super::logger) gets them through
+//! pipes, and stdin is /dev/null (as containerd's log IO has it).
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use nix::fcntl::{fcntl, FcntlArg};
 use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout};
 
+use super::logger::{self, Binary};
 use crate::cli::{self, flag, opt, Flag};
 use crate::Failure;
 
@@ -25,6 +27,8 @@ pub enum Target {
     Null,
     /// stdout and stderr appended to this file, stdin from /dev/null.
     Log(PathBuf),
+    /// stdout and stderr to this logging program, stdin from /dev/null.
+    Binary(Binary),
 }
 
 /// The target `--null-io` / `--log-uri` ask for.
@@ -32,7 +36,7 @@ pub fn target(a: &cli::Args) -> Result<Target, Failure> {
     let t = match (a.is_set("null-io"), a.value("log-uri")) {
         (true, Some(_)) => return Err(Failure::Usage("--null-io and --log-uri cannot be used together".into())),
         (true, None) => Target::Null,
-        (false, Some(uri)) => Target::Log(log_path(uri)?),
+        (false, Some(uri)) => log_target(uri)?,
         (false, None) => Target::Inherit,
     };
     if t != Target::Inherit && a.is_set("tty") {
@@ -43,40 +47,43 @@ pub fn target(a: &cli::Args) -> Result<Target, Failure> {
     Ok(t)
 }
 
-/// The file of a `file:///PATH` log URI. containerd's other scheme, `binary://` (a logging
-/// program the shim starts), has no daemon here to run it.
-fn log_path(uri: &str) -> Result<PathBuf, Failure> {
+/// The target of a log URI: `file:///PATH`, or `binary:///PATH?K=V` (a logging program).
+fn log_target(uri: &str) -> Result<Target, Failure> {
     let bad = |why: &str| Failure::Usage(format!("--log-uri {uri:?}: {why}"));
     let Some((scheme, rest)) = uri.split_once("://") else {
-        return Err(bad("not a URI (file:///PATH)"));
+        return Err(bad("not a URI (file:///PATH or binary:///PATH)"));
     };
     match scheme {
         "file" => {}
-        "binary" => {
-            return Err(bad(
-                "binary:// (a logging program) is not supported: hezi has no shim to run it; use file:///PATH",
-            ))
+        "binary" => return logger::parse(uri, rest).map(Target::Binary).map_err(Failure::Usage),
+        other => {
+            return Err(bad(&format!(
+                "scheme {other}:// is not supported; use file:///PATH or binary:///PATH"
+            )))
         }
-        other => return Err(bad(&format!("scheme {other}:// is not supported; use file:///PATH"))),
     }
     // file://localhost/PATH names this host too; any other host is not a local file.
     let path = rest.strip_prefix("localhost").unwrap_or(rest);
     if !path.starts_with('/') {
         return Err(bad("needs an absolute path (file:///PATH)"));
     }
-    Ok(PathBuf::from(path))
+    Ok(Target::Log(PathBuf::from(path)))
 }
 
 /// The opened files, ready to be put in place.
 pub struct Opened {
-    stdin: File,
-    out: File,
+    stdin: OwnedFd,
+    out: OwnedFd,
+    err: OwnedFd,
+    /// The logging program reading `out` and `err`, for `binary://`.
+    pub logger: Option<std::process::Child>,
 }
 
 impl Target {
     /// Open what the container's stdio will be: None to keep hezi's own. A log file is created
-    /// (and its directory) if missing, and appended to.
-    pub fn open(&self) -> Result<Option<Opened>, Failure> {
+    /// (and its directory) if missing, and appended to; a logging program is started for
+    /// container `id` of namespace `ns` and is ready when this returns.
+    pub fn open(&self, id: &str, ns: &str) -> Result<Option<Opened>, Failure> {
         let null = || {
             OpenOptions::new()
                 .read(true)
@@ -87,8 +94,10 @@ impl Target {
         match self {
             Target::Inherit => Ok(None),
             Target::Null => Ok(Some(Opened {
-                stdin: null()?,
-                out: null()?,
+                stdin: null()?.into(),
+                out: null()?.into(),
+                err: null()?.into(),
+                logger: None,
             })),
             Target::Log(path) => {
                 if let Some(dir) = path.parent() {
@@ -101,7 +110,25 @@ impl Target {
                     .mode(0o644)
                     .open(path)
                     .map_err(|e| Failure::Error(format!("--log-uri: open {}: {e}", path.display())))?;
-                Ok(Some(Opened { stdin: null()?, out }))
+                let err = out
+                    .try_clone()
+                    .map_err(|e| Failure::Error(format!("--log-uri: dup: {e}")))?;
+                Ok(Some(Opened {
+                    stdin: null()?.into(),
+                    out: out.into(),
+                    err: err.into(),
+                    logger: None,
+                }))
+            }
+            Target::Binary(b) => {
+                let stdin = null()?.into();
+                let started = b.start(id, ns)?;
+                Ok(Some(Opened {
+                    stdin,
+                    out: started.stdout,
+                    err: started.stderr,
+                    logger: Some(started.child),
+                }))
             }
         }
     }
@@ -131,7 +158,7 @@ impl Opened {
         let err = |e: nix::Error| Failure::Error(format!("point the container's stdio: {e}"));
         dup2_stdin(self.stdin.as_fd()).map_err(err)?;
         dup2_stdout(self.out.as_fd()).map_err(err)?;
-        dup2_stderr(self.out.as_fd()).map_err(err)?;
+        dup2_stderr(self.err.as_fd()).map_err(err)?;
         Ok(guard)
     }
 }
@@ -174,11 +201,16 @@ mod tests {
             target(&args(&["--log-uri", "file://localhost/x"])).ok(),
             Some(Target::Log("/x".into()))
         );
+        assert_eq!(
+            target(&args(&["--log-uri", "binary:///bin/log?k=v"])).ok(),
+            Some(Target::Binary(Binary {
+                uri: "binary:///bin/log?k=v".into(),
+                path: "/bin/log".into(),
+                args: vec!["k".into(), "v".into()]
+            }))
+        );
         for (a, why) in [
-            (
-                &["--log-uri", "binary:///usr/bin/logger"][..],
-                "binary:// (a logging program) is not supported",
-            ),
+            (&["--log-uri", "binary://usr/bin/logger"][..], "absolute path"),
             (&["--log-uri", "/plain/path"], "not a URI"),
             (&["--log-uri", "file://host/x"], "absolute path"),
             (&["--log-uri", "fifo:///x"], "scheme fifo://"),

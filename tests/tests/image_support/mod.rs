@@ -450,3 +450,145 @@ pub fn store_files(h: &Hezi) -> Vec<(String, u64)> {
     out.sort();
     out
 }
+
+/// A registry in the test process serving one image from memory over plain HTTP on loopback,
+/// as slow as asked: while `slow` is set, every body (sent for a pull, received for a push)
+/// moves in 64 KiB pieces with `pause` between them, so a transfer can be interrupted midway.
+/// Pushes are taken and thrown away. Runs until the test process ends.
+pub struct SlowRegistry {
+    pub port: u16,
+    pub slow: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SlowRegistry {
+    /// Serve `layers` (plain tars) and `config` as `<repo>:<tag>` (an OCI manifest).
+    pub fn start(repo: &str, tag: &str, layers: &[Vec<u8>], config: &Value, pause: Duration) -> SlowRegistry {
+        use std::collections::HashMap;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let mut blobs: HashMap<String, (String, Vec<u8>)> = HashMap::new();
+        let mut put = |media_type: &str, data: Vec<u8>| {
+            let d = format!("sha256:{}", sha256(&data));
+            let desc = json!({ "mediaType": media_type, "digest": d, "size": data.len() });
+            blobs.insert(d, (media_type.to_string(), data));
+            desc
+        };
+        let layer_descs: Vec<Value> = layers
+            .iter()
+            .map(|l| put("application/vnd.oci.image.layer.v1.tar", l.clone()))
+            .collect();
+        let cfg = put(
+            "application/vnd.oci.image.config.v1+json",
+            serde_json::to_vec(config).unwrap(),
+        );
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": cfg, "layers": layer_descs
+        }))
+        .unwrap();
+        let mt = "application/vnd.oci.image.manifest.v1+json".to_string();
+        let md = put(&mt, manifest.clone())["digest"].as_str().unwrap().to_string();
+        blobs.insert(format!("manifests/{tag}"), (mt.clone(), manifest.clone()));
+        blobs.insert(format!("manifests/{md}"), (mt, manifest));
+        let blobs = Arc::new(blobs);
+        let slow = Arc::new(AtomicBool::new(true));
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (prefix, flag) = (format!("/v2/{repo}/"), slow.clone());
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(s) = s else { continue };
+                let (blobs, prefix, slow) = (blobs.clone(), prefix.clone(), flag.clone());
+                std::thread::spawn(move || {
+                    let pace = || {
+                        if slow.load(Ordering::Relaxed) {
+                            std::thread::sleep(pause)
+                        }
+                    };
+                    let _ = serve_one(s, &blobs, &prefix, &pace);
+                });
+            }
+        });
+        SlowRegistry { port, slow }
+    }
+}
+
+/// One request of [`SlowRegistry`]'s on `s` (then the connection closes).
+fn serve_one(
+    mut s: TcpStream,
+    blobs: &std::collections::HashMap<String, (String, Vec<u8>)>,
+    prefix: &str,
+    pace: &dyn Fn(),
+) -> std::io::Result<()> {
+    let mut req = Vec::new();
+    let mut buf = [0u8; 65536];
+    let head_end = loop {
+        if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match s.read(&mut buf)? {
+            0 => return Ok(()),
+            n => req.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&req[..head_end]).to_string();
+    let mut words = head.split_whitespace();
+    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let path = path.split('?').next().unwrap_or("");
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    // A body sent to us (a push) is read as slowly as ours are sent.
+    let mut got = req.len() - head_end;
+    while got < length {
+        pace();
+        match s.read(&mut buf)? {
+            0 => return Ok(()),
+            n => got += n,
+        }
+    }
+    let found = path.strip_prefix(prefix).and_then(|rest| {
+        blobs
+            .get(rest)
+            .or_else(|| rest.strip_prefix("blobs/").and_then(|d| blobs.get(d)))
+    });
+    let (status, extra, body): (&str, String, &[u8]) = match (method, found) {
+        (_, _) if path == "/v2/" => ("200 OK", String::new(), b"{}"),
+        ("GET", Some((mt, data))) => ("200 OK", format!("Content-Type: {mt}\r\n"), data),
+        ("HEAD", Some((mt, data))) => (
+            "200 OK",
+            format!("Content-Type: {mt}\r\nContent-Length: {}\r\n", data.len()),
+            b"",
+        ),
+        ("POST", _) => ("202 Accepted", format!("Location: {prefix}blobs/uploads/1\r\n"), b""),
+        ("PUT", _) => ("201 Created", String::new(), b""),
+        _ => ("404 Not Found", String::new(), b""),
+    };
+    let length = if method == "HEAD" {
+        String::new()
+    } else {
+        format!("Content-Length: {}\r\n", body.len())
+    };
+    write!(s, "HTTP/1.1 {status}\r\n{extra}{length}Connection: close\r\n\r\n")?;
+    for piece in body.chunks(65536) {
+        s.write_all(piece)?;
+        pace();
+    }
+    Ok(())
+}
+
+/// `len` bytes no compressor shrinks (a linear congruential generator's), for big layers.
+pub fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) as u8
+        })
+        .collect()
+}

@@ -4,6 +4,7 @@
 //! `containerd_bridge::bundle`. One file per group of commands: moving images in and out
 //! (transfer), the records (records), looking after the store (maintenance), and mounts.
 
+mod interrupt;
 mod maintenance;
 mod mount;
 mod records;
@@ -137,9 +138,15 @@ pub fn image(g: &Global, args: &[String]) -> Result<(), Failure> {
         return Ok(());
     };
     let done = match sub.as_str() {
-        "import" => transfer::import(g, rest),
-        "pull" => transfer::pull(g, rest),
-        "push" => transfer::push(g, rest),
+        "import" | "pull" | "push" => {
+            interrupt::watch()?;
+            let r = match sub.as_str() {
+                "import" => transfer::import(g, rest),
+                "pull" => transfer::pull(g, rest),
+                _ => transfer::push(g, rest),
+            };
+            interrupt::outcome(&format!("image {sub}"), r)
+        }
         "export" => transfer::export(g, rest),
         "ls" | "list" => records::ls(g, rest),
         "rm" | "remove" => records::rm(g, rest),
