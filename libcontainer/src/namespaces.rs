@@ -28,9 +28,19 @@ pub struct Plan {
     pub new_time: bool,
     /// Namespaces to join, by path, in the order they must be joined.
     pub join: Vec<(LinuxNamespaceType, PathBuf)>,
+    /// `join`'s namespaces, opened by the runtime (the host's root) when the plan is made: the
+    /// init joins them by fd, since it may no longer reach their paths (a joined user
+    /// namespace's root cannot search containerd's 0700 state directory).
+    pub join_fds: Vec<std::os::fd::OwnedFd>,
     /// A user namespace joined by path while clone3 creates others: joined before the clone,
     /// by an intermediate process (process/spawn.rs), so that they belong to it. Not in `join`.
     pub user_before_clone: Option<PathBuf>,
+    /// Namespaces joined by path while clone3 creates a user namespace (a Kubernetes pod with
+    /// `hostUsers: false` joins the network namespace the CRI made, owned by the host's user
+    /// namespace): the init could not join them from inside its new user namespace (no
+    /// privilege over the host's), so the intermediate process joins them before the clone,
+    /// as runc's nsexec does. Not in `join`.
+    pub join_before_clone: Vec<(LinuxNamespaceType, PathBuf)>,
     pub new_user: bool,
     pub new_mount: bool,
     pub new_uts: bool,
@@ -85,9 +95,16 @@ impl Plan {
             let at = plan.join.iter().position(|(t, _)| *t == LinuxNamespaceType::User);
             plan.user_before_clone = at.map(|i| plan.join.remove(i).1);
         }
+        if plan.new_user && !joined_user {
+            let (before, after): (Vec<_>, Vec<_>) =
+                plan.join.drain(..).partition(|(t, _)| *t != LinuxNamespaceType::Pid);
+            plan.join_before_clone = before;
+            plan.join = after;
+        }
         // Joined user namespace first: the other joined namespaces are usually owned by it, and
         // joining them needs its capabilities. The pid namespace is joined by the parent.
         plan.join.sort_by_key(|(t, _)| *t != LinuxNamespaceType::User);
+        plan.join_fds = plan.join.iter().map(|(t, p)| open_ns(*t, p)).collect::<Result<_>>()?;
         Ok(plan)
     }
 
@@ -119,18 +136,24 @@ pub fn in_host_mount_ns(spec: &Spec) -> bool {
         .any(|n| n.typ() == LinuxNamespaceType::Mount)
 }
 
+fn open_ns(t: LinuxNamespaceType, path: &Path) -> Result<std::os::fd::OwnedFd> {
+    nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("open {} namespace {}", ns_name(t), path.display()))
+}
+
 /// setns into the namespace at `path`, checking it is of type `t`.
 pub fn join(t: LinuxNamespaceType, path: &Path) -> Result<()> {
-    let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx(|| format!("open {} namespace {}", ns_name(t), path.display()))?;
+    let fd = open_ns(t, path)?;
     nix::sched::setns(fd.as_fd(), clone_flag(t)).ctx(|| format!("join {} namespace {}", ns_name(t), path.display()))
 }
 
-/// Join every namespace of the plan except pid (done by the parent).
+/// Join every namespace of the plan except pid (done by the parent), by the fds the runtime
+/// opened.
 pub fn join_all(plan: &Plan) -> Result<()> {
-    for (t, path) in &plan.join {
+    for ((t, path), fd) in plan.join.iter().zip(&plan.join_fds) {
         if *t != LinuxNamespaceType::Pid {
-            join(*t, path)?;
+            nix::sched::setns(fd.as_fd(), clone_flag(*t))
+                .ctx(|| format!("join {} namespace {}", ns_name(*t), path.display()))?;
         }
     }
     Ok(())
@@ -190,4 +213,45 @@ pub fn id_map_text(maps: &[oci_spec::runtime::LinuxIdMapping]) -> String {
     maps.iter()
         .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(ns: serde_json::Value) -> Plan {
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.2.0",
+            "root": {"path": "rootfs"},
+            "linux": {"namespaces": ns}
+        }))
+        .unwrap();
+        Plan::new(&spec, false).unwrap()
+    }
+
+    /// A pod with `hostUsers: false`: a new user namespace, the CRI's network namespace by
+    /// path. The network namespace is joined before the user namespace is made.
+    #[test]
+    fn paths_beside_a_new_user_namespace_are_joined_before_the_clone() {
+        let p = plan(serde_json::json!([
+            {"type": "user"}, {"type": "mount"}, {"type": "pid", "path": "/proc/self/ns/pid"},
+            {"type": "network", "path": "/proc/self/ns/net"}, {"type": "ipc", "path": "/proc/1/ns/ipc"}
+        ]));
+        let before: Vec<_> = p.join_before_clone.iter().map(|(t, _)| *t).collect();
+        assert_eq!(before, vec![LinuxNamespaceType::Network, LinuxNamespaceType::Ipc]);
+        // The pid namespace stays with the parent's join (joined before any clone anyway).
+        assert_eq!(p.joined_pid(), Some(Path::new("/proc/self/ns/pid")));
+        assert!(p.new_user && p.user_before_clone.is_none());
+    }
+
+    #[test]
+    fn without_a_new_user_namespace_the_init_joins_paths_itself() {
+        let p = plan(serde_json::json!([{"type": "mount"}, {"type": "network", "path": "/proc/self/ns/net"}]));
+        assert!(p.join_before_clone.is_empty());
+        assert_eq!((p.join.len(), p.join_fds.len()), (1, 1));
+        let p = plan(serde_json::json!([
+            {"type": "user", "path": "/proc/self/ns/user"}, {"type": "mount"}, {"type": "network", "path": "/proc/self/ns/net"}
+        ]));
+        assert!(p.join_before_clone.is_empty() && p.user_before_clone.is_some());
+    }
 }

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+mod idmapped;
+
 /// A mount or unmount that failed: what was tried, and the kernel's answer.
 #[derive(Debug)]
 pub struct Error {
@@ -86,7 +88,14 @@ pub fn mount_rootfs(mounts: &[Mount], target: &Path) -> Result<()> {
 }
 
 fn mount_one(m: &Mount, target: &Path) -> Result<()> {
-    let (mut flags, readonly, data) = split_options(&m.options);
+    let mut options = m.options.clone();
+    // Held until the overlay is made, then detached (the overlay keeps what it needs).
+    let _idmapped = if m.kind == "overlay" {
+        idmapped::prepare(&mut options, target)?
+    } else {
+        None
+    };
+    let (mut flags, readonly, data) = split_options(&options);
     let fail = |e: io::Error| Error::io(format!("mount {} ({}) on {}", m.source, m.kind, target.display()), e);
     let fstype = if m.kind == "bind" {
         flags |= libc::MS_BIND;

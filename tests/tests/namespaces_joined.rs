@@ -198,3 +198,62 @@ fn joining_a_user_namespace_by_path_while_creating_the_others() {
     assert_nothing_left(&h, &c, &second, Some("sleep 1204"));
     h.ok(&["delete", "-f", &a]);
 }
+
+/// A Kubernetes pod with `hostUsers: false`, as containerd's CRI describes it: a new user
+/// namespace, and a network namespace by path that the host's user namespace owns, behind a
+/// directory only root may search (containerd's 0700 state directory). The init could neither
+/// reach that path nor join a namespace of the host's from inside its new user namespace: it
+/// is opened and joined before the user namespace is made, and the container lands in it.
+#[test]
+fn a_new_user_namespace_beside_a_host_network_namespace_behind_a_private_directory() {
+    require!();
+    let h = Hezi::new();
+    let id = unique_id("userns-netns");
+    // A network namespace of the host's user namespace, kept by a bind of a process's ns file
+    // in a 0700 directory.
+    let private = hezi_e2e::TempDir::new("netns-0700");
+    std::fs::set_permissions(private.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let ns_file = private.path().join("net");
+    std::fs::write(&ns_file, "").unwrap();
+    let mut holder = std::process::Command::new("unshare")
+        .args(["--net", "sleep", "300"])
+        .spawn()
+        .expect("unshare --net sleep");
+    let holder_pid = holder.id().to_string();
+    assert!(
+        hezi_e2e::wait_until(10, || ns_link(&holder_pid, "net") != ns_link("self", "net")),
+        "the holder never got its own network namespace"
+    );
+    let src = format!("/proc/{holder_pid}/ns/net");
+    nix::mount::mount(
+        Some(src.as_str()),
+        &ns_file,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .expect("bind the network namespace");
+    let want = ns_link(&holder_pid, "net");
+
+    let mut b = userns_bundle(&["sleep", "300"], &["user", "mount", "pid", "uts", "ipc"]);
+    b.linux()["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "network", "path": ns_file}));
+    let pid = run_detached(&h, &b, &id);
+    assert_eq!(
+        ns_link(&pid, "net"),
+        want,
+        "the container is in the given network namespace"
+    );
+    assert_ne!(
+        ns_link(&pid, "user"),
+        ns_link("self", "user"),
+        "and in a user namespace of its own"
+    );
+    h.ok(&["delete", "-f", &id]);
+    let _ = nix::mount::umount2(&ns_file, nix::mount::MntFlags::MNT_DETACH);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_nothing_left(&h, &id, &b, Some("sleep 300"));
+}

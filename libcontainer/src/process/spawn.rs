@@ -4,7 +4,9 @@
 //! process already in it, and the runtime cannot join it itself (it would lose its privileges
 //! on the host for good). As runc's nsexec does, an intermediate process joins the user
 //! namespace (and a pid namespace to join), clones the init with the new namespaces as the
-//! runtime's child (CLONE_PARENT, so `run` still waits for it), reports its pid and exits.
+//! runtime's child (CLONE_PARENT, so `run` still waits for it), reports its pid and exits. The
+//! same intermediate joins namespaces given by path (a pod's network namespace) before a new
+//! user namespace is created, which could not join them afterwards.
 
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -20,6 +22,19 @@ use crate::sys::{self, Forked};
 /// Clone the init as `plan` says, into the cgroup `cgroup` (v2) when given. Returns in both the
 /// runtime (`Parent` with the init's pid, in our pid namespace) and the init (`Child`).
 pub fn clone_init(plan: &Plan, cgroup: Option<BorrowedFd<'_>>) -> Result<Forked> {
+    if !plan.join_before_clone.is_empty() {
+        // A new user namespace beside namespaces joined by path: join those first, as the
+        // host's root, in the intermediate process.
+        return clone_through(cgroup, plan.clone_flags, "the container init", || {
+            for (t, path) in &plan.join_before_clone {
+                namespaces::join(*t, path)?;
+            }
+            if let Some(pid_ns) = plan.joined_pid() {
+                namespaces::join(LinuxNamespaceType::Pid, pid_ns)?;
+            }
+            Ok(())
+        });
+    }
     let Some(user_ns) = plan.user_before_clone.as_deref() else {
         // setns of a pid namespace only changes where our children go, not our own view.
         if let Some(pid_ns) = plan.joined_pid() {
