@@ -86,6 +86,24 @@ fn console_pair(terminal: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
     Ok((Some(ours), Some(theirs)))
 }
 
+/// Make a process through the helper: `make` gets the console pair's end for libcontainer (with
+/// a terminal) and returns the new pid; ours receives the pty master later (`finish`). The
+/// reaper's guard is held from before the fork until the pid is registered.
+fn spawn_through_helper(
+    stdio: helper::Stdio,
+    terminal: bool,
+    make: impl FnOnce(Option<OwnedFd>) -> Result<i32>,
+) -> Result<Spawned> {
+    let (ours, theirs) = console_pair(terminal)?;
+    let guard = SpawnGuard::lock();
+    let pid = helper::run(stdio, || make(theirs))?;
+    Ok(Spawned {
+        pid,
+        guard,
+        console: ours,
+    })
+}
+
 /// Create container `id` from `bundle` with the init's stdio from `io`.
 pub fn spawn_init(
     rt: &Runtime,
@@ -94,23 +112,15 @@ pub fn spawn_init(
     stdio: helper::Stdio,
     terminal: bool,
 ) -> Result<Spawned> {
-    let (ours, theirs) = console_pair(terminal)?;
-    let opts = CreateOptions {
-        bundle: bundle.to_path_buf(),
-        console_fd: theirs,
-        ..Default::default()
-    };
-    let guard = SpawnGuard::lock();
-    let pid = helper::run(stdio, || {
+    spawn_through_helper(stdio, terminal, |console_fd| {
+        let opts = CreateOptions {
+            bundle: bundle.to_path_buf(),
+            console_fd,
+            ..Default::default()
+        };
         rt.create(id, &opts)
             .map(|c| c.pid.as_raw())
             .map_err(|e| Error::from_lc(format_args!("create container {id}"), e))
-    })?;
-    drop(opts);
-    Ok(Spawned {
-        pid,
-        guard,
-        console: ours,
     })
 }
 
@@ -125,24 +135,16 @@ pub fn spawn_restore(
     stdio: helper::Stdio,
     terminal: bool,
 ) -> Result<Spawned> {
-    let (ours, theirs) = console_pair(terminal)?;
-    let opts = libcontainer::checkpoint::RestoreOptions {
-        image_path: image.to_path_buf(),
-        bundle: Some(bundle.to_path_buf()),
-        console: theirs.map(libcontainer::checkpoint::Console::Fd),
-        ..Default::default()
-    };
-    let guard = SpawnGuard::lock();
-    let pid = helper::run(stdio, || {
+    spawn_through_helper(stdio, terminal, |console_fd| {
+        let opts = libcontainer::checkpoint::RestoreOptions {
+            image_path: image.to_path_buf(),
+            bundle: Some(bundle.to_path_buf()),
+            console: console_fd.map(libcontainer::checkpoint::Console::Fd),
+            ..Default::default()
+        };
         rt.restore(id, &opts)
             .map(|r| r.pid.as_raw())
             .map_err(|e| Error::from_lc(format_args!("restore container {id}"), e))
-    })?;
-    drop(opts);
-    Ok(Spawned {
-        pid,
-        guard,
-        console: ours,
     })
 }
 
@@ -154,25 +156,17 @@ pub fn spawn_exec(rt: &Runtime, id: &str, p: &Process, stdio: helper::Stdio) -> 
             format!("exec {}: no process spec", p.exec_id),
         )
     })?;
-    let (ours, theirs) = console_pair(p.io_cfg.terminal)?;
-    let opts = ExecOptions {
-        process: spec,
-        console_socket: None,
-        console_fd: theirs,
-        pid_file: None,
-        ..Default::default()
-    };
-    let guard = SpawnGuard::lock();
-    let pid = helper::run(stdio, || {
+    spawn_through_helper(stdio, p.io_cfg.terminal, |console_fd| {
+        let opts = ExecOptions {
+            process: spec,
+            console_socket: None,
+            console_fd,
+            pid_file: None,
+            ..Default::default()
+        };
         rt.exec(id, &opts)
             .map(|e| e.pid.as_raw())
             .map_err(|e| Error::from_lc(format_args!("exec {} in container {id}", p.exec_id), e))
-    })?;
-    drop(opts);
-    Ok(Spawned {
-        pid,
-        guard,
-        console: ours,
     })
 }
 
