@@ -186,12 +186,21 @@ pub fn enabled() -> bool {
     unsafe { libc::isatty(2) == 1 }
 }
 
-/// Redraw `board` every 100 ms until `stop` is set (then once more), when stderr is a tty.
-pub fn render(board: &Board, stop: &AtomicBool) {
+/// Draw `board`'s first frame (the reference resolving) before any work starts, so it is seen
+/// however fast the registry answers; returns the lines drawn for [`render`] (none off a tty).
+pub fn first(board: &Board) -> usize {
+    if !enabled() {
+        return 0;
+    }
+    draw_to(&mut std::io::stderr().lock(), &frame(board, board.now_ms()), 0)
+}
+
+/// Redraw `board` every 100 ms until `stop` is set (then once more), when stderr is a tty,
+/// over the `drawn` lines of the frame before.
+pub fn render(board: &Board, stop: &AtomicBool, mut drawn: usize) {
     if !enabled() {
         return;
     }
-    let mut drawn = 0;
     loop {
         let last = stop.load(Ordering::Relaxed);
         let lines = frame(board, board.now_ms());

@@ -24,8 +24,9 @@ pub fn pull(store: &Store, name: &str, opts: &PullOptions) -> Result<ImageRecord
     let _lock = store.lock()?;
     let board = progress::Board::new(&r.to_string());
     let stop = AtomicBool::new(false);
+    let drawn = progress::first(&board);
     let result = std::thread::scope(|s| {
-        let drawer = s.spawn(|| progress::render(&board, &stop));
+        let drawer = s.spawn(|| progress::render(&board, &stop, drawn));
         let result = pull_locked(store, &c, &r, opts, &board);
         stop.store(true, Ordering::Relaxed);
         let _ = drawer.join();
