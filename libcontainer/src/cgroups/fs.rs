@@ -62,8 +62,13 @@ pub(crate) fn read_u64_or_zero(path: &Path) -> Result<u64> {
 
 /// The pids listed in a cgroup.procs; a missing file (cgroup removed) lists none.
 pub(crate) fn read_procs(path: &Path) -> Result<Vec<i32>> {
-    let Some(text) = read_opt(path)? else {
-        return Ok(Vec::new());
+    let text = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        // A cgroup removed while we read it (systemd tearing down a scope whose last process
+        // just died, during `delete -f`) answers ENODEV: it holds no processes any more.
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(Vec::new()),
+        Err(e) => return Err(CgroupError::io("read", path, &e)),
     };
     text.lines()
         .map(|l| {
