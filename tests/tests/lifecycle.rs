@@ -197,8 +197,9 @@ fn kill_of_a_stopped_container_says_not_running_like_runc() {
     assert_nothing_left(&h, &id, &b, None);
 }
 
+/// Wait (up to 20 s: CI runs four tests at once on two cores) until `path` holds `text`.
 fn wait_for_text(path: &std::path::Path, text: &str) {
-    for _ in 0..200 {
+    for _ in 0..800 {
         if std::fs::read_to_string(path).unwrap_or_default().contains(text) {
             return;
         }
