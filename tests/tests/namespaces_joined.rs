@@ -216,7 +216,7 @@ fn a_new_user_namespace_beside_a_host_network_namespace_behind_a_private_directo
     let ns_file = private.path().join("net");
     std::fs::write(&ns_file, "").unwrap();
     let mut holder = std::process::Command::new("unshare")
-        .args(["--net", "sleep", "300"])
+        .args(["--net", "sleep", "1208"])
         .spawn()
         .expect("unshare --net sleep");
     let holder_pid = holder.id().to_string();
@@ -235,7 +235,7 @@ fn a_new_user_namespace_beside_a_host_network_namespace_behind_a_private_directo
     .expect("bind the network namespace");
     let want = ns_link(&holder_pid, "net");
 
-    let mut b = userns_bundle(&["sleep", "300"], &["user", "mount", "pid", "uts", "ipc"]);
+    let mut b = userns_bundle(&["sleep", "1207"], &["user", "mount", "pid", "uts", "ipc"]);
     b.linux()["namespaces"]
         .as_array_mut()
         .unwrap()
@@ -255,5 +255,5 @@ fn a_new_user_namespace_beside_a_host_network_namespace_behind_a_private_directo
     let _ = nix::mount::umount2(&ns_file, nix::mount::MntFlags::MNT_DETACH);
     let _ = holder.kill();
     let _ = holder.wait();
-    assert_nothing_left(&h, &id, &b, Some("sleep 300"));
+    assert_nothing_left(&h, &id, &b, Some("sleep 1207"));
 }
