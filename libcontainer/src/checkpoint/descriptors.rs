@@ -10,7 +10,7 @@
 //!   from the caller's fd of the same number. runc leaves these to CRIU, which cannot dump them;
 //!   hezi records their keys in `hezi-descriptors.json`.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -83,18 +83,13 @@ pub(super) fn inherit(images: &Path, o: &mut Opts) -> Result<Vec<OwnedFd>> {
     Ok(copies.into_iter().map(|(_, c)| c).collect())
 }
 
-/// A copy of this process's `fd` above the standard three, without close-on-exec.
+/// A copy of this process's stdio `fd` for criu swrk (see [`super::inheritable`]).
 fn inheritable_copy(fd: i32) -> Result<OwnedFd> {
-    // SAFETY: fcntl(F_DUPFD) on a plain integer; a closed fd fails with EBADF.
-    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD, 3) };
-    if copy < 0 {
-        return Err(Error::InvalidArgument(format!(
-            "restore hands the container its stdio from the caller's fd {fd}, which is not open: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    // SAFETY: `copy` was just made by fcntl and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
+    super::inheritable(fd).map_err(|e| {
+        Error::InvalidArgument(format!(
+            "restore hands the container its stdio from the caller's fd {fd}, which is not open: {e}"
+        ))
+    })
 }
 
 /// The pipes among the recorded names, with the fd each was.

@@ -181,6 +181,18 @@ pub fn parse_page_server(s: &str) -> Result<(String, i32)> {
     Ok((addr.to_string(), i32::from(port)))
 }
 
+/// A copy of this process's `fd` above the standard three and without close-on-exec, under
+/// the number criu swrk will find it by when it inherits it (a stdio fd, a namespace).
+fn inheritable(fd: std::os::fd::RawFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: fcntl(F_DUPFD) on a plain integer; a closed fd fails with EBADF.
+    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD, 3) };
+    if copy < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `copy` was just made by fcntl and nothing else owns it.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(copy) })
+}
+
 fn open_dir(path: &Path, what: &str) -> Result<OwnedFd> {
     // Not O_CLOEXEC: criu swrk inherits it and finds it by number.
     open(path, OFlag::O_DIRECTORY | OFlag::O_RDONLY, Mode::empty())

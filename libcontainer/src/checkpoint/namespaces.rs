@@ -67,19 +67,12 @@ pub(super) fn restore(spec: &Spec, o: &mut Opts) -> Result<Vec<OwnedFd>> {
         let file = std::fs::File::open(path).map_err(|e| {
             Error::InvalidArgument(format!("the {name} namespace to restore into, {}: {e}", path.display()))
         })?;
-        let fd = inheritable(OwnedFd::from(file))?;
+        let fd = super::inheritable(file.as_raw_fd())
+            .map_err(|e| Error::io(format!("copy the {name} namespace's fd"), e))?;
         o.inherit_fd(key, fd.as_raw_fd());
         fds.push(fd);
     }
     Ok(fds)
-}
-
-/// `fd` without close-on-exec, for criu swrk to inherit.
-fn inheritable(fd: OwnedFd) -> Result<OwnedFd> {
-    let flags = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFD).map_err(|e| Error::sys("F_GETFD", e))?;
-    let flags = nix::fcntl::FdFlag::from_bits_truncate(flags) - nix::fcntl::FdFlag::FD_CLOEXEC;
-    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFD(flags)).map_err(|e| Error::sys("F_SETFD", e))?;
-    Ok(fd)
 }
 
 #[cfg(test)]
