@@ -20,7 +20,7 @@ mod convert;
 mod device_rules;
 mod fs;
 mod join;
-mod layout;
+pub(crate) mod layout;
 mod oom;
 mod path;
 mod stats;
@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 pub use convert::{blkio_weight_to_io_weight, shares_to_weight, swap_to_v2, V2Value};
 pub use join::{join_tasks, JoinFds};
-pub use layout::{Hierarchy, Layout};
+pub use layout::{remember_layout, Hierarchy, Layout};
 pub use oom::{OomNotifier, OomWatch, OOM_COUNT_GRACE};
 pub use stats::{
     BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryEntry, MemoryStats, PidsStats, Stats, Throttling,
@@ -140,17 +140,18 @@ impl CgroupConfig {
     pub fn resolve(cgroups_path: Option<&Path>, id: &str) -> Result<CgroupConfig> {
         let path = path::validate(cgroups_path, id)?;
         let layout = Layout::detect()?;
-        let own = layout::own_cgroups()?;
-        let mut dirs = path::place(&layout, &own, &path, |p| p.is_dir())?;
-        if cgroups_path.is_none() {
-            // The default `/hezi/<id>`: /hezi is hezi's own, removed by whichever container
-            // leaves it empty, not only by the one that happened to make it (containers are
-            // not deleted in the order they were made). A create racing that removal makes it
-            // again (fs.rs `make`).
-            for p in dirs.values_mut() {
-                p.existed = 0;
-            }
-        }
+        // The default `/hezi/<id>` is absolute (no need of our own cgroups), and /hezi is
+        // hezi's own: removed by whichever container leaves it empty, not only by the one that
+        // happened to make it (containers are not deleted in the order they were made), so no
+        // level of it counts as existing before. A create racing that removal makes it again
+        // (fs.rs `make`).
+        let default = cgroups_path.is_none();
+        let own = if path.is_absolute() {
+            Vec::new()
+        } else {
+            layout::own_cgroups()?
+        };
+        let dirs = path::place(&layout, &own, &path, |p| !default && p.is_dir())?;
         Ok(CgroupConfig {
             path,
             dirs,

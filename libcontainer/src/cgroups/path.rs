@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use super::layout::{own_in, Hierarchy, Layout, OwnCgroup};
+use super::layout::{own_in, Layout, OwnCgroup};
 use super::{CgroupError, Placement, Result};
 
 /// The cgroupsPath to use: `None` or empty gives `/hezi/<id>`; otherwise the path with `.` removed and
@@ -66,16 +66,8 @@ pub(crate) fn place(
     path: &Path,
     exists: impl Fn(&Path) -> bool,
 ) -> Result<BTreeMap<PathBuf, Placement>> {
-    let all: Vec<(&Hierarchy, bool)> = match layout {
-        Layout::Unified(h) => vec![(h, true)],
-        Layout::Legacy { v1, unified } => v1
-            .iter()
-            .map(|h| (h, false))
-            .chain(unified.iter().map(|h| (h, true)))
-            .collect(),
-    };
     let mut out = BTreeMap::new();
-    for (h, is_v2) in all {
+    for (h, is_v2) in layout.hierarchies() {
         let dir = if path.is_absolute() {
             path.to_path_buf()
         } else {
@@ -113,7 +105,7 @@ pub(crate) fn place(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cgroups::layout::parse_proc_cgroup;
+    use crate::cgroups::layout::{parse_proc_cgroup, Hierarchy};
 
     fn v(p: &str) -> Result<PathBuf> {
         validate(Some(Path::new(p)), "c1")

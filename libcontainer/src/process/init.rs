@@ -126,7 +126,7 @@ fn setup(a: &InitArgs<'_>, cgroup_tasks: Vec<(std::path::PathBuf, OwnedFd)>) -> 
     // Read the cgroup layout while /proc/self/cgroup still shows host paths.
     let cgroupns = a.plan.unshare_cgroup || a.plan.clone_flags & libc::CLONE_NEWCGROUP as u64 != 0;
     let cgroup_mounts = if wants_cgroup_mount {
-        Some(CgroupMounts::detect(cgroupns)?)
+        Some(CgroupMounts::detect(cgroupns, a.plan.new_mount)?)
     } else {
         None
     };

@@ -3,9 +3,10 @@
 //! The container sees its own cgroup as the root of each hierarchy: on cgroup v2 with a cgroup
 //! namespace, a fresh cgroup2 mount does that; otherwise each hierarchy's container directory is
 //! bind-mounted (under a tmpfs on v1 and hybrid hosts, one subdirectory per hierarchy, named as on
-//! the host). The plan is read from /proc/self/{mountinfo,cgroup} by the init after the parent
-//! placed it in its cgroups and before it unshares a cgroup namespace, when those files still show
-//! host paths.
+//! the host). The plan comes from the host's cgroup layout (cgroups/layout.rs: mountinfo, read
+//! once by the runtime and inherited by the init) and /proc/self/cgroup, read by the init after
+//! the parent placed it in its cgroups and before it unshares a cgroup namespace, when it still
+//! shows host paths.
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ use nix::mount::{mount, MsFlags};
 use super::mounts::{bind, remount_bind};
 use super::options::Options;
 use super::resolve::{fd_path, Kind, Root};
+use crate::cgroups::layout::CGROUP_ROOT;
+use crate::cgroups::Layout;
 use crate::error::{Error, Result, SysContext};
 
 #[derive(Debug, PartialEq, Eq)]
@@ -34,10 +37,12 @@ pub struct CgroupMounts {
 }
 
 impl CgroupMounts {
-    pub fn detect(cgroupns: bool) -> Result<CgroupMounts> {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo".into())?;
+    /// `new_mount_ns`: the init is in a mount namespace cloned from the runtime's, whose layout
+    /// the runtime may have read already; else (one joined by path) its own mountinfo is read.
+    pub fn detect(cgroupns: bool, new_mount_ns: bool) -> Result<CgroupMounts> {
+        let layout = if new_mount_ns { Layout::detect() } else { Layout::read() }.map_err(Error::Cgroup)?;
         let cgroup = std::fs::read_to_string("/proc/self/cgroup").ctx(|| "read /proc/self/cgroup".into())?;
-        let (pure_v2, hierarchies) = plan(&mountinfo, &cgroup);
+        let (pure_v2, hierarchies) = plan(&layout, &cgroup);
         Ok(CgroupMounts {
             pure_v2,
             hierarchies,
@@ -109,44 +114,27 @@ impl CgroupMounts {
     }
 }
 
-/// From mountinfo and /proc/self/cgroup: whether the host is pure v2, and each hierarchy's
-/// container directory.
-fn plan(mountinfo: &str, cgroup: &str) -> (bool, Vec<Hierarchy>) {
+/// From the host's cgroup layout and /proc/self/cgroup: whether the host is pure v2 (cgroup2 at
+/// /sys/fs/cgroup itself), and the container directory of each hierarchy under /sys/fs/cgroup.
+fn plan(layout: &Layout, cgroup: &str) -> (bool, Vec<Hierarchy>) {
+    let pure_v2 = matches!(layout, Layout::Unified(h) if h.mount == Path::new(CGROUP_ROOT));
     let mut out = Vec::new();
-    let mut pure_v2 = false;
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
+    for (h, is_v2) in layout.hierarchies() {
+        let Ok(name) = h.mount.strip_prefix(CGROUP_ROOT) else {
             continue;
         };
-        let l: Vec<&str> = left.split(' ').collect();
-        let r: Vec<&str> = right.split(' ').collect();
-        if l.len() < 5 || r.len() < 3 {
-            continue;
-        }
-        let (mnt_root, mountpoint, fstype, superopts) = (l[3], l[4], r[0], r[2]);
-        let Some(name) = mountpoint.strip_prefix("/sys/fs/cgroup") else {
-            continue;
-        };
-        let name = name.trim_start_matches('/');
-        let own = match fstype {
-            "cgroup2" => own_path(cgroup, |ctrls| ctrls.is_empty()),
-            "cgroup" => own_path(cgroup, |ctrls| {
-                !ctrls.is_empty() && ctrls.split(',').all(|c| superopts.split(',').any(|o| o == c))
-            }),
-            _ => continue,
+        let own = if is_v2 {
+            own_path(cgroup, |ctrls| ctrls.is_empty())
+        } else {
+            own_path(cgroup, |ctrls| !ctrls.is_empty() && ctrls.split(',').all(|c| h.has(c)))
         };
         let Some(own) = own else { continue };
-        if fstype == "cgroup2" && name.is_empty() {
-            pure_v2 = true;
-        }
-        let rel = own.strip_prefix(mnt_root).unwrap_or(own).trim_start_matches('/');
+        let rel = Path::new(own).strip_prefix(&h.root).unwrap_or(Path::new(own));
+        let rel = rel.strip_prefix("/").unwrap_or(rel);
         out.push(Hierarchy {
-            name: name.to_string(),
-            host_dir: Path::new(mountpoint).join(rel),
+            name: name.to_string_lossy().into_owned(),
+            host_dir: h.mount.join(rel),
         });
-    }
-    if pure_v2 {
-        out.retain(|h| h.name.is_empty());
     }
     (pure_v2, out)
 }
@@ -163,6 +151,7 @@ fn own_path(cgroup: &str, want: impl Fn(&str) -> bool) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cgroups::layout::from_mountinfo;
 
     const HYBRID_MOUNTINFO: &str = "\
 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
@@ -174,7 +163,8 @@ mod tests {
 
     #[test]
     fn hybrid_plan_has_every_hierarchy() {
-        let (v2, h) = plan(HYBRID_MOUNTINFO, HYBRID_CGROUP);
+        let layout = from_mountinfo(HYBRID_MOUNTINFO, false).unwrap();
+        let (v2, h) = plan(&layout, HYBRID_CGROUP);
         assert!(!v2);
         let names: Vec<_> = h.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["cpu", "memory", "systemd", "unified"]);
@@ -184,7 +174,7 @@ mod tests {
     #[test]
     fn pure_v2_plan() {
         let mi = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate";
-        let (v2, h) = plan(mi, "0::/hezi/c2\n");
+        let (v2, h) = plan(&from_mountinfo(mi, true).unwrap(), "0::/hezi/c2\n");
         assert!(v2);
         assert_eq!(
             h,
