@@ -22,7 +22,12 @@ if [ ! -f "$seccomp_a" ]; then
 fi
 export LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=${seccomp_a%/*}
 static=(-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs)
-cargo rustc "${quiet[@]}" --release -p hezi --bin hezi -- "${static[@]}"
+# hezi is linked by rust-lld with the functions its commands run laid out together
+# (scripts/link-order/link.sh): a third less resident memory for `create`, fewer page faults.
+# Cargo does not know the linker's inputs: a digest of them in the flags relinks when they change.
+order_digest=$(cat scripts/link-order/link.sh scripts/link-order/hezi.txt | sha256sum | cut -c1-16)
+cargo rustc "${quiet[@]}" --release -p hezi --bin hezi -- "${static[@]}" \
+    -C "linker=$PWD/scripts/link-order/link.sh" -C linker-flavor=gcc --cfg "hezi_link_order=\"$order_digest\""
 # The shim in its own profile (Cargo.toml, release-shim: optimised for size), next to hezi.
 cargo rustc "${quiet[@]}" --profile release-shim -p containerd-shim-hezi-v2 --bin containerd-shim-hezi-v2 -- "${static[@]}"
 cp target/release-shim/containerd-shim-hezi-v2 target/release/containerd-shim-hezi-v2.tmp
