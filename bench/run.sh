@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # hezi's benchmarks against crun and runc, each comparison in one hyperfine run, with ratios.
-# usage: [CRUN=/path/to/crun] bench/run.sh [OUT.md]   (root; builds hezi in release first)
+# usage: [CRUN=/path/to/crun] [CRUN2=...] [HEZI=...] [RUNC=...] bench/run.sh [OUT.md]   (root)
 # CRUN picks the crun to compare with (a newer one built elsewhere); the distribution's by default.
+# CRUN2 adds a second crun column (the distribution's beside a newer one). HEZI runs a hezi
+# binary built elsewhere (a machine without cargo); by default scripts/build-release.sh builds
+# it. BENCH_JSON=DIR keeps hyperfine's results there. The table needs python3.
 #
 # crun 1.8 refuses a hybrid cgroup host while the v2 mount holds a controller (hugetlb here):
 # scripts/hugetlb-v1.sh binds it to a v1 hierarchy for the run, the one host change allowed,
@@ -9,12 +12,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/dev/stdout}
-bash scripts/build-release.sh -q
-hezi=$PWD/target/release/hezi
+if [ -n "${HEZI:-}" ]; then
+    hezi=$(realpath "$HEZI")
+else
+    bash scripts/build-release.sh -q
+    hezi=$PWD/target/release/hezi
+fi
+runtimes=(hezi crun runc)
+[ -n "${CRUN2:-}" ] && runtimes=(hezi crun crun2 runc)
 work=$(mktemp -d /tmp/hezi-bench.XXXXXX)
 mounted_hugetlb=
 cleanup() {
-    for rt in hezi crun runc; do
+    for rt in "${runtimes[@]}"; do
         for id in $("$(rt_bin $rt)" --root "$work/root-$rt" list -q 2>/dev/null); do
             "$(rt_bin $rt)" --root "$work/root-$rt" delete -f "$id" >/dev/null 2>&1 || true
         done
@@ -26,7 +35,8 @@ rt_bin() {
     case $1 in
         hezi) echo "$hezi" ;;
         crun) echo "${CRUN:-$(command -v crun)}" ;;
-        *) command -v "$1" ;;
+        crun2) echo "$CRUN2" ;;
+        runc) echo "${RUNC:-$(command -v runc)}" ;;
     esac
 }
 trap cleanup EXIT
@@ -36,16 +46,29 @@ if [ "$(bash scripts/hugetlb-v1.sh bind)" = bound ]; then mounted_hugetlb=1; fi
 # One bundle: busybox-static running /bin/true, ociVersion 1.0.2 (crun 1.8 reads up to 1.1).
 bundle=$work/bundle
 mkdir -p "$bundle/rootfs/bin"
-cp /bin/busybox "$bundle/rootfs/bin/"
+cp "${BUSYBOX:-/bin/busybox}" "$bundle/rootfs/bin/busybox"
 ln -s busybox "$bundle/rootfs/bin/true"
 ln -s busybox "$bundle/rootfs/bin/sh"
 "$hezi" spec --bundle "$bundle"
 sed -i -e 's/"terminal": true/"terminal": false/' -e 's/"ociVersion": "1.2.0"/"ociVersion": "1.0.2"/' \
     -e 's|^\( *\)"sh"$|\1"/bin/true"|' "$bundle/config.json"
 
-runtimes=(hezi crun runc)
 cmd() { echo "$(rt_bin "$1") --root $work/root-$1 $2"; }
-json=$work/json
+
+# A runtime that cannot run the bundle on this host is left out, saying why; hezi may not be.
+working=()
+for rt in "${runtimes[@]}"; do
+    if why=$($(cmd "$rt" "run -b $bundle check-$rt") 2>&1 </dev/null); then
+        working+=("$rt")
+    elif [ "$rt" = hezi ]; then
+        echo "bench: hezi cannot run the bundle here: $why" >&2
+        exit 1
+    else
+        echo "bench: left out $rt ($(rt_bin "$rt")), which cannot run the bundle here: $why" >&2
+    fi
+done
+runtimes=("${working[@]}")
+json=${BENCH_JSON:-$work/json}
 mkdir -p "$json"
 
 # 1. run of /bin/true: create, start, wait, delete.
@@ -114,29 +137,17 @@ hyperfine -N -w 1 -r 10 --export-json "$json/par50.json" "${args[@]}" >&2
 peak() {
     local rt=$1 kb
     # The container's init inherits create's stdio: no pipes here, or the read never ends.
-    /usr/bin/time -o "$work/peak-$rt" -f %M $(cmd "$rt" "create -b $bundle m-$rt") >/dev/null 2>&1
+    "${GNU_TIME:-/usr/bin/time}" -o "$work/peak-$rt" -f %M $(cmd "$rt" "create -b $bundle m-$rt") >/dev/null 2>&1
     $(cmd "$rt" "delete -f m-$rt") >/dev/null 2>&1
     tail -n1 "$work/peak-$rt"
 }
 
-versions="$("$(rt_bin crun)" --version | head -1), $(runc --version | head -1)"
-python3 - "$json" "$out" "$versions" "$(peak hezi)" "$(peak crun)" "$(peak runc)" <<'PY'
-import json, sys, datetime, platform, os
-d, out, versions, *peaks = sys.argv[1:]
-rows = [("run of /bin/true", "run.json"), ("run after 100 ms of quiet", "run-idle.json"),
-        ("create", "create.json"), ("start", "start.json"), ("delete", "delete.json"),
-        ("exec into a running container", "exec.json"), ("exec after 100 ms of quiet", "exec-idle.json"),
-        ("100 containers one after another", "seq100.json"), ("50 containers at once", "par50.json")]
-lines = [f"Measured {datetime.date.today()} on {os.cpu_count()} CPUs, kernel {platform.release()}, with `bench/run.sh` ({versions}).", "",
-         "| benchmark | hezi | crun | runc | hezi/crun | hezi/runc |", "|---|---|---|---|---|---|"]
-for name, f in rows:
-    res = {r["command"]: r["mean"] for r in json.load(open(os.path.join(d, f)))["results"]}
-    h, c, r = res["hezi"], res["crun"], res["runc"]
-    ms = lambda x: f"{x*1000:.1f} ms"
-    lines.append(f"| {name} | {ms(h)} | {ms(c)} | {ms(r)} | {h/c:.2f} | {h/r:.2f} |")
-floor = json.load(open(os.path.join(d, "floor.json")))["results"][0]["mean"]
-lines.append(f"| floor: `unshare` + chroot + /bin/true | {floor*1000:.1f} ms | | | | |")
-hk, ck, rk = (int(p) for p in peaks)
-lines.append(f"| peak RSS of `create` | {hk} KiB | {ck} KiB | {rk} KiB | {hk/ck:.2f} | {hk/rk:.2f} |")
-open(out, "w").write("\n".join(lines) + "\n")
-PY
+# What the table is made of, beside hyperfine's results: bench/table.py reads it there.
+printf '%s\n' "${runtimes[@]}" >"$json/names"
+for rt in "${runtimes[@]:1}"; do "$(rt_bin "$rt")" --version | head -1; done >"$json/versions"
+for rt in "${runtimes[@]}"; do peak "$rt"; done >"$json/peaks"
+if command -v python3 >/dev/null; then
+    python3 bench/table.py "$json" >"$out"
+else
+    echo "no python3 here: the results are in $json (bench/table.py $json makes the table)" >&2
+fi

@@ -39,7 +39,18 @@ if [ -x /usr/sbin/apparmor_parser ]; then
     cp /usr/sbin/apparmor_parser "$work/usr/sbin/"
     copy_libs /usr/sbin/apparmor_parser
 fi
-cp "$here/guest-tests.sh" "$work/guest/tests.sh"
+if [ "$mode" = bench ]; then
+    # The guest "tests" are the benchmark: the runtimes to compare and the tools it uses.
+    cp "$here/guest-bench.sh" "$work/guest/tests.sh"
+    for bin in "${CRUN:-/usr/bin/crun}" /usr/sbin/runc /usr/bin/hyperfine /usr/bin/time /usr/bin/unshare; do
+        name=${bin##*/}
+        case $bin in "${CRUN:-}") name=crun ;; esac
+        cp "$bin" "$work/usr/bin/$name"
+        copy_libs "$bin"
+    done
+else
+    cp "$here/guest-tests.sh" "$work/guest/tests.sh"
+fi
 # CRIU (package criu) for the checkpoint/restore tests: Debian's 3.17 fails `criu check` on
 # newer host kernels (vdso symtable), but works on the guest's Debian kernel.
 if [ -x /usr/sbin/criu ]; then

@@ -4,13 +4,15 @@
 # usage: scripts/vm/run.sh [HEZI_BINARY [cgroupfs|systemd]]   (default target/debug/hezi cgroupfs)
 # cgroupfs: busybox init, the cgroupfs driver's tests (guest-tests.sh).
 # systemd: systemd as PID 1, the systemd driver's tests (systemd-tests.sh).
+# bench: busybox init, bench/run.sh's rows against crun and runc (guest-bench.sh; CRUN=PATH picks
+# the crun); prints `bench ROW RUNTIME MEAN_MS` lines.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 hezi=${1:-$repo/target/debug/hezi}
 mode=${2:-cgroupfs}
 case "$mode" in
-    cgroupfs) extra= ;;
+    cgroupfs | bench) extra= ;;
     systemd) extra="hezi.systemd systemd.unit=hezi-test.target systemd.show_status=0" ;;
     *) echo "run.sh: mode $mode is neither cgroupfs nor systemd" >&2; exit 2 ;;
 esac
@@ -31,7 +33,7 @@ fi
 log="$cache/console-$mode.log"
 timeout 900 qemu-system-x86_64 -accel tcg -m 1536 -smp 2 -nographic -no-reboot \
     -kernel "$kernel" -initrd "$cache/initramfs-$mode.cpio.gz" \
-    -append "console=ttyS0 quiet panic=-1 rdinit=/init $extra" | tee "$log" | grep -E '^(guest|PASS|FAIL|SKIP|[0-9]+ passed)' || true
+    -append "console=ttyS0 quiet panic=-1 rdinit=/init $extra" | tee "$log" | grep -E '^(guest|bench|PASS|FAIL|SKIP|[0-9]+ passed)' || true
 summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n1 | tr -d '\r')
 if [ -z "$summary" ]; then
     echo "cgroup v2 VM ($mode): no test summary; console log in $log" >&2
