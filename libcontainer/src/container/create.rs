@@ -283,6 +283,10 @@ impl Steps for InitSteps<'_> {
             if self.placed_by_runtime {
                 mgr.add_init(pid.as_raw()).map_err(cgroup_err)?;
             }
+            if let Some(res) = self.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+                mgr.apply_resources(&super::rootless::applicable(self.rt.rootless, res))
+                    .map_err(cgroup_err)?;
+            }
         }
         if let Some(g) = self.intel_rdt {
             crate::intelrdt::add(g, pid)?;
@@ -293,21 +297,6 @@ impl Steps for InitSteps<'_> {
             netdev::move_in(self.net_devices, ns.as_fd())?;
         }
         Ok(())
-    }
-
-    /// The spec's limits, written while the init builds its rootfs (the two overlap): the
-    /// init only ever runs the runtime's own setup code before it is recorded, and it is
-    /// recorded (and its hooks run) only after this returned. Its setup is charged to the
-    /// cgroup from its first act (it joined before `Go`), with the limits applied a little later.
-    /// Devices: the init makes its nodes under the host's rules for that moment; opening one is
-    /// what the container's rules govern, and they are in place before the program runs.
-    fn after_go(&mut self, _pid: Pid) -> Result<()> {
-        let (Some(mgr), Some(res)) = (self.mgr, self.spec.linux().as_ref().and_then(|l| l.resources().as_ref()))
-        else {
-            return Ok(());
-        };
-        mgr.apply_resources(&super::rootless::applicable(self.rt.rootless, res))
-            .map_err(cgroup_err)
     }
 
     fn hooks(&mut self, pid: Pid) -> Result<String> {

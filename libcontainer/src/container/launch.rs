@@ -5,7 +5,7 @@
 //! first), then the exchange of process/channel.rs as a state machine:
 //!
 //! ```text
-//!             placed (id maps, cgroup, affinity) ── Go ──▶ after_go (cgroup limits)
+//!             placed (id maps, cgroup, affinity) ── Go ──▶
 //! Setup:      ◀── Hooks            run the runtime's hooks ── HooksDone ──▶   (init only)
 //!             ◀── MountSource      open it in the child's mount tree ── MountFd | Failed ──▶
 //!             ◀── IdmapSource      make the idmapped mount ── MountFd | Failed ──▶
@@ -50,12 +50,6 @@ pub(super) enum End {
 pub(super) trait Steps {
     /// After the clone, before `Go`: whatever the child must find done (id maps, cgroups).
     fn placed(&mut self, pid: Pid) -> Result<()>;
-    /// Right after `Go`, while the child sets itself up, before any of its requests is
-    /// answered: work that must be done before the child is recorded (and so before its program
-    /// can run), but that the child's setup does not wait for.
-    fn after_go(&mut self, _pid: Pid) -> Result<()> {
-        Ok(())
-    }
     /// `Hooks`: run the runtime's own hooks, and return the state JSON for the child's.
     fn hooks(&mut self, _pid: Pid) -> Result<String> {
         Err(Error::Other("hooks asked for by a process that runs none".into()))
@@ -162,7 +156,6 @@ impl Exchange<'_, '_> {
         self.channel
             .send(&Msg::Go)
             .map_err(|e| self.failure_or(self.channel.failure_or(e)))?;
-        self.steps.after_go(self.pid)?;
         loop {
             let msg = self.channel.recv()?;
             match (msg, self.recorded) {
