@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
+use serde::{Deserialize, Serialize};
 
 use super::{CgroupError, Result};
 
@@ -13,7 +14,7 @@ use super::{CgroupError, Result};
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// One mounted hierarchy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Hierarchy {
     /// Where it is mounted.
     pub mount: PathBuf,
@@ -29,7 +30,7 @@ impl Hierarchy {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum Layout {
     /// Pure cgroup v2.
     Unified(Hierarchy),
