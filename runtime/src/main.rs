@@ -90,8 +90,6 @@ impl From<cli::UsageError> for Failure {
 }
 
 fn main() {
-    // One command per process: the host's cgroup mounts are read once (cgroups/layout.rs).
-    libcontainer::cgroups::remember_layout();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let global = match cli::parse(&args, GLOBAL_FLAGS, true) {
         Ok(g) => g,

@@ -2,8 +2,6 @@
 //! /sys/fs/cgroup, and where hezi itself sits in them (/proc/self/cgroup).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
 
 use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
 use serde::{Deserialize, Serialize};
@@ -41,37 +39,11 @@ pub enum Layout {
     },
 }
 
-/// The layout read once by a process that lives for one command (see [`remember_layout`]).
-static REMEMBERED: OnceLock<Layout> = OnceLock::new();
-static REMEMBER: AtomicBool = AtomicBool::new(false);
-
-/// From now on, [`Layout::detect`] reads /proc/self/mountinfo once and answers from memory.
-///
-/// For the hezi binary, which lives for one command: `run` needs the layout to place the cgroup,
-/// to make it, in the init (a fork, which inherits the answer) to mount the container's view of
-/// it, and to remove it. mountinfo is generated anew by the kernel on every read, one line per
-/// mount of the host: on a node with a few hundred container mounts, that read costs more than
-/// the rest of the cgroup work. A long-lived process (the shim) does not call this: the host's
-/// mounts may change under it.
-pub fn remember_layout() {
-    REMEMBER.store(true, Ordering::Relaxed);
-}
-
 impl Layout {
+    /// The layout as this process's mount namespace shows it now. /proc/self/mountinfo is
+    /// rendered anew on every read, one line per mount of the host: read it once per container
+    /// (CgroupConfig::layout keeps the answer).
     pub fn detect() -> Result<Layout> {
-        let remember = REMEMBER.load(Ordering::Relaxed);
-        if let Some(l) = REMEMBERED.get().filter(|_| remember) {
-            return Ok(l.clone());
-        }
-        let layout = Layout::read()?;
-        if remember {
-            let _ = REMEMBERED.set(layout.clone());
-        }
-        Ok(layout)
-    }
-
-    /// The layout as this process's mount namespace shows it now, never from memory.
-    pub fn read() -> Result<Layout> {
         let mountinfo = Path::new("/proc/self/mountinfo");
         let text = std::fs::read_to_string(mountinfo).map_err(|e| CgroupError::io("read", mountinfo, &e))?;
         let root_is_v2 = statfs(CGROUP_ROOT).is_ok_and(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC);

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 pub use convert::{blkio_weight_to_io_weight, shares_to_weight, swap_to_v2, V2Value};
 pub use join::{join_tasks, JoinFds};
-pub use layout::{remember_layout, Hierarchy, Layout};
+pub use layout::{Hierarchy, Layout};
 pub use oom::{OomNotifier, OomWatch, OOM_COUNT_GRACE};
 pub use stats::{
     BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryEntry, MemoryStats, PidsStats, Stats, Throttling,
@@ -122,7 +122,8 @@ pub struct CgroupConfig {
     /// `kill`, `delete`, ...) use them instead of reading /proc/self/mountinfo again: the kernel
     /// renders that anew on every read, one line per mount of the host, and on a host with 300
     /// mounts it was 0.4 of `exec`'s 2.4 ms. They are also what the container's directories
-    /// were made in. None in older state, and for the systemd driver: read when needed.
+    /// were made in, and what the init mounts its view of. None in older state: read when
+    /// needed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layout: Option<Layout>,
 }
@@ -194,7 +195,7 @@ impl CgroupConfig {
             path,
             dirs: BTreeMap::new(),
             systemd: Some(unit),
-            layout: None,
+            layout: Some(Layout::detect()?),
         })
     }
 

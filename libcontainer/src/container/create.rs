@@ -241,6 +241,7 @@ impl Runtime {
                     console: console.for_child(terminal, opts.console_fd.as_ref()),
                     seccomp: filter,
                     cgroup_tasks,
+                    cgroup_layout: cgroup_cfg.layout.as_ref(),
                 })
             },
         );

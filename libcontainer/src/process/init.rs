@@ -48,6 +48,9 @@ pub struct InitArgs<'a> {
     /// The v1 cgroups' `tasks` files, opened by the runtime: the init joins them itself
     /// (cgroups/join.rs).
     pub cgroup_tasks: Vec<(std::path::PathBuf, OwnedFd)>,
+    /// The host's cgroup hierarchies as create found them (its CgroupConfig), for the
+    /// container's view of /sys/fs/cgroup; None: read here.
+    pub cgroup_layout: Option<&'a crate::cgroups::Layout>,
 }
 
 /// What is left to do once `start` releases the init.
@@ -126,7 +129,9 @@ fn setup(a: &InitArgs<'_>, cgroup_tasks: Vec<(std::path::PathBuf, OwnedFd)>) -> 
     // Read the cgroup layout while /proc/self/cgroup still shows host paths.
     let cgroupns = a.plan.unshare_cgroup || a.plan.clone_flags & libc::CLONE_NEWCGROUP as u64 != 0;
     let cgroup_mounts = if wants_cgroup_mount {
-        Some(CgroupMounts::detect(cgroupns, a.plan.new_mount)?)
+        // A mount namespace joined by path may show other mounts than the runtime's.
+        let known = a.cgroup_layout.filter(|_| a.plan.new_mount);
+        Some(CgroupMounts::detect(cgroupns, known)?)
     } else {
         None
     };

@@ -3,8 +3,8 @@
 //! The container sees its own cgroup as the root of each hierarchy: on cgroup v2 with a cgroup
 //! namespace, a fresh cgroup2 mount does that; otherwise each hierarchy's container directory is
 //! bind-mounted (under a tmpfs on v1 and hybrid hosts, one subdirectory per hierarchy, named as on
-//! the host). The plan comes from the host's cgroup layout (cgroups/layout.rs: mountinfo, read
-//! once by the runtime and inherited by the init) and /proc/self/cgroup, read by the init after
+//! the host). The plan comes from the host's cgroup layout (cgroups/layout.rs: the one create
+//! found, recorded in the container's CgroupConfig) and /proc/self/cgroup, read by the init after
 //! the parent placed it in its cgroups and before it unshares a cgroup namespace, when it still
 //! shows host paths.
 
@@ -37,12 +37,19 @@ pub struct CgroupMounts {
 }
 
 impl CgroupMounts {
-    /// `new_mount_ns`: the init is in a mount namespace cloned from the runtime's, whose layout
-    /// the runtime may have read already; else (one joined by path) its own mountinfo is read.
-    pub fn detect(cgroupns: bool, new_mount_ns: bool) -> Result<CgroupMounts> {
-        let layout = if new_mount_ns { Layout::detect() } else { Layout::read() }.map_err(Error::Cgroup)?;
+    /// `known`: the hierarchies the runtime found (the init's mount namespace is a copy of its
+    /// own); None: read from this process's mountinfo.
+    pub fn detect(cgroupns: bool, known: Option<&Layout>) -> Result<CgroupMounts> {
+        let read;
+        let layout = match known {
+            Some(l) => l,
+            None => {
+                read = Layout::detect().map_err(Error::Cgroup)?;
+                &read
+            }
+        };
         let cgroup = std::fs::read_to_string("/proc/self/cgroup").ctx(|| "read /proc/self/cgroup".into())?;
-        let (pure_v2, hierarchies) = plan(&layout, &cgroup);
+        let (pure_v2, hierarchies) = plan(layout, &cgroup);
         Ok(CgroupMounts {
             pure_v2,
             hierarchies,
