@@ -18,6 +18,7 @@ mod push;
 use std::io::Read;
 
 pub use auth::Credentials;
+pub use progress::human_size;
 pub use pull::pull;
 pub use push::{push, Pushed};
 

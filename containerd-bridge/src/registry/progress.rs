@@ -83,7 +83,8 @@ impl Board {
     }
 }
 
-fn size(n: u64) -> String {
+/// A byte count as people read it (`1.5 MiB`), as ctr prints sizes.
+pub fn human_size(n: u64) -> String {
     match n {
         n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
         n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
@@ -97,7 +98,7 @@ fn rate(bytes: u64, ms: u64) -> String {
     if ms < 100 {
         return String::new();
     }
-    format!("{}/s", size(bytes.saturating_mul(1000) / ms))
+    format!("{}/s", human_size(bytes.saturating_mul(1000) / ms))
 }
 
 fn bar(done: u64, total: u64) -> String {
@@ -141,30 +142,30 @@ pub fn frame(board: &Board, now: u64) -> Vec<String> {
                 "{:<12}{}  {} / {}  {}",
                 "downloading",
                 bar(done, l.total),
-                size(done),
-                size(l.total),
+                human_size(done),
+                human_size(l.total),
                 rate(done, now.saturating_sub(started))
             ),
             DONE => format!(
                 "{:<12}{}  {}  {}",
                 "done",
                 bar(1, 1),
-                size(l.total),
+                human_size(l.total),
                 rate(l.total, ended.saturating_sub(started))
             ),
-            EXISTS => format!("{:<12}{}  {}", "exists", bar(1, 1), size(l.total)),
+            EXISTS => format!("{:<12}{}  {}", "exists", bar(1, 1), human_size(l.total)),
             _ => format!(
                 "{:<12}{}  {} / {}",
                 "failed",
                 bar(done, l.total),
-                size(done),
-                size(l.total)
+                human_size(done),
+                human_size(l.total)
             ),
         };
         out.push(format!("{}{}", head(&l.label), line.trim_end()));
     }
     let secs = format!("elapsed: {:.1} s", now as f64 / 1000.0);
-    let total = format!("total: {} ({})", size(fetched), rate(fetched, now));
+    let total = format!("total: {} ({})", human_size(fetched), rate(fetched, now));
     out.push(format!("{secs:<width$} {}", total.replace(" ()", "")));
     out
 }

@@ -1,10 +1,11 @@
 //! Looking after the store: `check` (is every blob there and right), `usage` (what an image
 //! takes) and `prune` (what nothing uses).
 
+use containerd_bridge::registry::human_size;
 use containerd_bridge::snapshot::Snapshotter;
 use containerd_bridge::{check as bridge_check, prune as bridge_prune, usage as bridge_usage};
 
-use super::{err, human, image_dirs, names, store};
+use super::{err, image_dirs, names, store};
 use crate::cli::{self, opt};
 use crate::{Failure, Global};
 
@@ -44,8 +45,8 @@ pub fn check(g: &Global, args: &[String]) -> Result<(), Failure> {
     for rec in &recs {
         let c = bridge_check::check(&s, &snap, rec).map_err(err)?;
         let size = match c.required_size {
-            Some(r) => format!("{}/{}", human(c.present_size), human(r)),
-            None => format!("{}/?", human(c.present_size)),
+            Some(r) => format!("{}/{}", human_size(c.present_size), human_size(r)),
+            None => format!("{}/?", human_size(c.present_size)),
         };
         rows.push(vec![
             c.name.clone(),
@@ -105,14 +106,14 @@ pub fn usage(g: &Global, args: &[String]) -> Result<(), Failure> {
         "table" => {
             let mut rows = vec![["KEY", "SIZE", "INODES"].map(str::to_string).to_vec()];
             for sn in &u.snapshots {
-                rows.push(vec![sn.key.clone(), human(sn.size), sn.inodes.to_string()]);
+                rows.push(vec![sn.key.clone(), human_size(sn.size), sn.inodes.to_string()]);
             }
             table(&rows);
             println!(
                 "content: {} in {} blobs (compressed); unpacked: {} in {} snapshots",
-                human(u.content_size),
+                human_size(u.content_size),
                 u.content_blobs,
-                human(u.unpacked_size()),
+                human_size(u.unpacked_size()),
                 u.snapshots.len()
             );
         }

@@ -97,15 +97,6 @@ fn names(args: &[String]) -> Result<Vec<String>, Failure> {
         .collect()
 }
 
-fn human(n: u64) -> String {
-    match n {
-        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
-        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n => format!("{n} B"),
-    }
-}
-
 /// `-n NS` / `--namespace NS` (or `=NS`) in front of the subcommand: taken off `args` into `g`.
 fn leading_namespace(g: &Global, args: &[String]) -> Result<(Option<String>, usize), Failure> {
     let Some(first) = args.first() else {

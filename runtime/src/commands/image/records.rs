@@ -1,9 +1,10 @@
 //! The image records of a namespace: `ls`, `rm`, `tag`, `label`, `inspect`, and `demo` (which
 //! makes one).
 
+use containerd_bridge::registry::human_size;
 use containerd_bridge::{demo as bridge_demo, images, labels, reference};
 
-use super::{err, human, names, store};
+use super::{err, names, store};
 use crate::cli::{self, flag, opt};
 use crate::{Failure, Global};
 
@@ -53,7 +54,12 @@ pub fn ls(g: &Global, args: &[String]) -> Result<(), Failure> {
             println!("{:<48} {:<20} {:>10}  PLATFORM", "NAME", "DIGEST", "SIZE");
             for (i, size, plat) in rows {
                 let d = i.index.as_ref().unwrap_or(&i.target.digest);
-                println!("{:<48} {:<20} {:>10}  {plat}", i.name, &d.as_str()[..19], human(size));
+                println!(
+                    "{:<48} {:<20} {:>10}  {plat}",
+                    i.name,
+                    &d.as_str()[..19],
+                    human_size(size)
+                );
             }
         }
         other => {
