@@ -16,13 +16,10 @@ work=$(mktemp -d /tmp/hezi-link-order.XXXXXX)
 trap "[ -n \"${HEZI_KEEP:-}\" ] || rm -rf $work" EXIT
 command -v perf >/dev/null || { echo "collect.sh: perf is required (apt-get install linux-perf)" >&2; exit 1; }
 
-# One build whose final link is saved (scripts/build-release.sh's flags, this linker).
-seccomp_a=$(cc -print-file-name=libseccomp.a)
-export LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=${seccomp_a%/*}
+# One release build whose final link link.sh saves (touched, so that cargo links again). The
+# objects do not depend on the order; every round below links them with its own list.
 touch runtime/src/main.rs
-HEZI_LINK_SAVE=$work/link HEZI_LINK_ORDER=/dev/null cargo rustc -q --release -p hezi --bin hezi -- \
-    -C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs \
-    -C "linker=$PWD/scripts/link-order/link.sh" -C linker-flavor=gcc
+HEZI_LINK_SAVE=$work/link bash scripts/build-release.sh -q
 toolchain_bin=$(rustc --print sysroot)/lib/rustlib/x86_64-unknown-linux-gnu/bin
 mapfile -t link_args <"$work/link/args"
 # Linked to $work/hezi, keeping the symbols (the release profile strips them) for perf.
