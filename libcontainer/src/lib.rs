@@ -31,6 +31,7 @@ macro_rules! internal {
 }
 
 mod feature_report;
+mod netlink;
 
 internal!(hooks, id, intelrdt, lsm, namespaces, netdev, process, procfs, rootfs, seccomp, sys);
 

@@ -25,7 +25,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::error::{Error, Result, SysContext};
 pub use crate::state::NetDevice;
-use netlink::Socket;
+use crate::netlink::Socket;
 
 /// A valid interface name (the kernel's dev_valid_name): 1 to 15 bytes, not `.` or `..`, no
 /// `/`, `:` or white space.
@@ -110,8 +110,8 @@ pub fn move_in(devices: &[NetDevice], ns: BorrowedFd<'_>) -> Result<()> {
     if devices.is_empty() {
         return Ok(());
     }
-    let mut host = Socket::open().ctx(|| "open a netlink socket".into())?;
-    let mut inside = Socket::open_in(ns).ctx(|| "open a netlink socket in the container's network namespace".into())?;
+    let mut host = Socket::route().ctx(|| "open a netlink socket".into())?;
+    let mut inside = Socket::route_in(ns).ctx(|| "open a netlink socket in the container's network namespace".into())?;
     for d in devices {
         if host.link(&d.host).ctx(|| format!("look up {}", d.host))?.is_none() {
             return Err(Error::InvalidSpec(format!(
@@ -142,8 +142,8 @@ pub fn move_in(devices: &[NetDevice], ns: BorrowedFd<'_>) -> Result<()> {
 /// name. Each is tried; the first failure is returned.
 pub fn move_out(devices: &[NetDevice], ns: BorrowedFd<'_>) -> Result<()> {
     let host_ns = open_ns("/proc/thread-self/ns/net")?;
-    let mut host = Socket::open().ctx(|| "open a netlink socket".into())?;
-    let mut inside = Socket::open_in(ns).ctx(|| "open a netlink socket in the container's network namespace".into())?;
+    let mut host = Socket::route().ctx(|| "open a netlink socket".into())?;
+    let mut inside = Socket::route_in(ns).ctx(|| "open a netlink socket in the container's network namespace".into())?;
     let mut first = None;
     for d in devices {
         match inside.link(&d.inside) {

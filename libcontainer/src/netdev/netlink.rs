@@ -1,21 +1,15 @@
-//! The few rtnetlink requests moving a network device takes, written out by hand (a netlink
-//! crate would be thousands of lines for five messages): find a link by name, move and rename
+//! The rtnetlink requests moving a network device takes: find a link by name, move and rename
 //! it (RTM_NEWLINK with IFLA_NET_NS_FD and IFLA_IFNAME), set it up, list and add its addresses.
-//!
-//! A netlink socket talks to the network namespace it was created in, so a socket for another
-//! namespace is created on a short-lived thread that entered it ([`Socket::open_in`]).
+//! The socket and the message layout are crate::netlink's.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::errno::Errno;
 
-const NLMSG_HDR: usize = 16;
+use crate::netlink::{attrs, Request, Socket, ACK, REQUEST};
+
 const IFINFOMSG: usize = 16;
 const IFADDRMSG: usize = 8;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const REQUEST: u16 = libc::NLM_F_REQUEST as u16;
-const ACK: u16 = libc::NLM_F_ACK as u16;
 
 /// A link as the kernel reports it.
 #[derive(Debug, Clone)]
@@ -36,43 +30,6 @@ pub struct Addr {
     pub address: Option<Vec<u8>>,
 }
 
-pub struct Socket {
-    fd: OwnedFd,
-    seq: u32,
-}
-
-fn align(n: usize) -> usize {
-    (n + 3) & !3
-}
-
-/// A request being built: the header, the family message, then attributes.
-struct Request(Vec<u8>);
-
-impl Request {
-    fn new(kind: u16, flags: u16, body: &[u8]) -> Request {
-        let mut b = vec![0u8; NLMSG_HDR];
-        b[4..6].copy_from_slice(&kind.to_ne_bytes());
-        b[6..8].copy_from_slice(&flags.to_ne_bytes());
-        b.extend_from_slice(body);
-        Request(b)
-    }
-
-    fn attr(mut self, kind: u16, data: &[u8]) -> Request {
-        let len = 4 + data.len();
-        self.0.extend_from_slice(&(len as u16).to_ne_bytes());
-        self.0.extend_from_slice(&kind.to_ne_bytes());
-        self.0.extend_from_slice(data);
-        self.0.resize(align(self.0.len()), 0);
-        self
-    }
-
-    fn name(self, kind: u16, name: &str) -> Request {
-        let mut z = name.as_bytes().to_vec();
-        z.push(0);
-        self.attr(kind, &z)
-    }
-}
-
 fn ifinfomsg(index: i32, flags: u32, change: u32) -> [u8; IFINFOMSG] {
     let mut m = [0u8; IFINFOMSG];
     m[4..8].copy_from_slice(&index.to_ne_bytes());
@@ -81,110 +38,15 @@ fn ifinfomsg(index: i32, flags: u32, change: u32) -> [u8; IFINFOMSG] {
     m
 }
 
-/// The attributes after a family message, as (type, payload).
-fn attrs(mut b: &[u8]) -> Vec<(u16, &[u8])> {
-    let mut out = Vec::new();
-    while b.len() >= 4 {
-        let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
-        let kind = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
-        if len < 4 || len > b.len() {
-            break;
-        }
-        out.push((kind, &b[4..len]));
-        b = &b[align(len).min(b.len())..];
-    }
-    out
-}
-
 impl Socket {
-    /// A socket in the caller's network namespace.
-    pub fn open() -> Result<Socket, Errno> {
-        // SAFETY: socket(2) with constant arguments; the fd returned is ours alone.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(Errno::last());
-        }
-        // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Socket { fd, seq: 0 })
+    /// An rtnetlink socket in the caller's network namespace.
+    pub fn route() -> Result<Socket, Errno> {
+        Socket::open(libc::NETLINK_ROUTE)
     }
 
-    /// A socket in the network namespace `ns` (an nsfs fd), made on a thread that entered it,
-    /// so this process's own namespace never changes.
-    pub fn open_in(ns: BorrowedFd<'_>) -> Result<Socket, Errno> {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
-                Socket::open()
-            })
-            .join()
-            .unwrap_or(Err(Errno::EIO))
-        })
-    }
-
-    /// Send one request and collect the messages answering it (type, payload after the
-    /// header), up to the ack or the end of a dump. An error the kernel sends is the result.
-    fn call(&mut self, mut req: Request) -> Result<Vec<(u16, Vec<u8>)>, Errno> {
-        self.seq += 1;
-        let len = req.0.len() as u32;
-        req.0[0..4].copy_from_slice(&len.to_ne_bytes());
-        req.0[8..12].copy_from_slice(&self.seq.to_ne_bytes());
-        let flags = u16::from_ne_bytes([req.0[6], req.0[7]]);
-        let (dump, ack) = (flags & libc::NLM_F_DUMP as u16 != 0, flags & ACK != 0);
-        // SAFETY: sockaddr_nl is plain data; zeroed it addresses the kernel (nl_pid 0).
-        let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        kernel.nl_family = libc::AF_NETLINK as u16;
-        // SAFETY: the buffer and the address are valid for the lengths given.
-        let sent = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                req.0.as_ptr().cast(),
-                req.0.len(),
-                0,
-                (&kernel as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as u32,
-            )
-        };
-        if sent < 0 {
-            return Err(Errno::last());
-        }
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = nix::sys::socket::recv(self.fd.as_raw_fd(), &mut buf, nix::sys::socket::MsgFlags::empty())?;
-            let mut b = &buf[..n];
-            while b.len() >= NLMSG_HDR {
-                let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
-                let kind = u16::from_ne_bytes([b[4], b[5]]);
-                let seq = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
-                if len < NLMSG_HDR || len > b.len() {
-                    return Err(Errno::EBADMSG);
-                }
-                let body = &b[NLMSG_HDR..len];
-                b = &b[align(len).min(b.len())..];
-                if seq != self.seq {
-                    continue;
-                }
-                match kind {
-                    NLMSG_DONE => return Ok(out),
-                    NLMSG_ERROR => {
-                        let code = body.get(0..4).map_or(-libc::EBADMSG, |c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
-                        return if code == 0 { Ok(out) } else { Err(Errno::from_raw(-code)) };
-                    }
-                    _ => out.push((kind, body.to_vec())),
-                }
-            }
-            // A plain request without an ack is answered by one message.
-            if !dump && !ack && !out.is_empty() {
-                return Ok(out);
-            }
-        }
+    /// An rtnetlink socket in the network namespace `ns`.
+    pub fn route_in(ns: BorrowedFd<'_>) -> Result<Socket, Errno> {
+        Socket::open_in(ns, libc::NETLINK_ROUTE)
     }
 
     /// The link called `name`, or None.
@@ -270,32 +132,14 @@ impl Socket {
     }
 }
 
-impl AsFd for Socket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn requests_are_laid_out_as_the_kernel_reads_them() {
-        let r = Request::new(libc::RTM_NEWLINK, REQUEST | ACK, &ifinfomsg(7, 1, 1))
-            .attr(libc::IFLA_NET_NS_FD, &5u32.to_ne_bytes())
-            .name(libc::IFLA_IFNAME, "eth1");
-        // header 16 + ifinfomsg 16 + (4+4) + (4+5 padded to 12)
-        assert_eq!(r.0.len(), 16 + 16 + 8 + 12);
-        let a = attrs(&r.0[32..]);
-        assert_eq!(a[0], (libc::IFLA_NET_NS_FD, &5u32.to_ne_bytes()[..]));
-        assert_eq!(a[1], (libc::IFLA_IFNAME, &b"eth1\0"[..]));
-    }
-
-    #[test]
     fn the_loopback_link_is_found() {
         // Every network namespace has lo; an unprivileged socket may read links.
-        let mut s = Socket::open().expect("netlink socket");
+        let mut s = Socket::route().expect("netlink socket");
         let lo = s.link("lo").expect("RTM_GETLINK").expect("lo exists");
         assert!(lo.index > 0);
         assert!(s.link("no-such-link0").expect("RTM_GETLINK").is_none());
