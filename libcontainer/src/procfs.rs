@@ -90,9 +90,35 @@ pub fn is_alive(pid: Pid, start_time: u64) -> bool {
     }
 }
 
+/// A path field of /proc/*/mountinfo as it is: the kernel escapes space, tab, newline and
+/// backslash in them as `\ooo`.
+pub(crate) fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mountinfo_paths_are_unescaped() {
+        assert_eq!(unescape("/mnt/a\\040b"), "/mnt/a b");
+        assert_eq!(unescape("/a\\011b\\012c\\134d"), "/a\tb\nc\\d");
+        assert_eq!(unescape("/x\\"), "/x\\");
+        assert_eq!(unescape("/x\\08"), "/x\\08");
+    }
 
     #[test]
     fn parses_comm_with_spaces_and_parens() {

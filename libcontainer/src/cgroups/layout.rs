@@ -88,8 +88,8 @@ pub(crate) fn from_mountinfo(text: &str, root_is_v2: bool) -> Result<Layout> {
         if left.len() < 5 || right.len() < 3 {
             continue;
         }
-        let root = PathBuf::from(unescape(left[3]));
-        let mount = PathBuf::from(unescape(left[4]));
+        let root = PathBuf::from(crate::procfs::unescape(left[3]));
+        let mount = PathBuf::from(crate::procfs::unescape(left[4]));
         match right[0] {
             "cgroup2" => v2.push(Hierarchy {
                 mount,
@@ -134,23 +134,6 @@ pub(crate) fn from_mountinfo(text: &str, root_is_v2: bool) -> Result<Layout> {
         Some(h) => Ok(Layout::Unified(h)),
         None => Err(CgroupError::Unsupported("no cgroup hierarchy is mounted".into())),
     }
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One line of /proc/self/cgroup: the controllers (sorted; empty for v2) and the cgroup path.
@@ -232,12 +215,6 @@ mod tests {
         assert_eq!(v1[0].controllers, ["cpu", "cpuacct"]);
         assert!(unified.is_none());
         assert!(from_mountinfo("", false).is_err());
-    }
-
-    #[test]
-    fn unescapes_mount_points() {
-        assert_eq!(unescape("/mnt/a\\040b"), "/mnt/a b");
-        assert_eq!(unescape("/x\\"), "/x\\");
     }
 
     #[test]

@@ -21,7 +21,7 @@ fn count_in(mountinfo: &str, rootfs: &Path) -> usize {
     mountinfo
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .filter(|point| Path::new(&crate::rootfs::unescape(point)) == rootfs)
+        .filter(|point| Path::new(&crate::procfs::unescape(point)) == rootfs)
         .count()
 }
 

@@ -167,7 +167,7 @@ fn parent_mount(mountinfo: &str, path: &Path) -> Option<(String, bool)> {
         let (Some(point), Some(sep)) = (fields.get(4), fields.iter().position(|f| *f == "-")) else {
             continue;
         };
-        let point = unescape(point);
+        let point = crate::procfs::unescape(point);
         if !path.starts_with(&point) {
             continue;
         }
@@ -178,28 +178,6 @@ fn parent_mount(mountinfo: &str, path: &Path) -> Option<(String, bool)> {
         best = Some((point, shared));
     }
     best
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
-pub(crate) fn unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('\\') {
-        out.push_str(&rest[..i]);
-        let code = rest.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok());
-        match code {
-            Some(c) => {
-                out.push(c as char);
-                rest = &rest[i + 4..];
-            }
-            None => {
-                out.push('\\');
-                rest = &rest[i + 1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// A spec that bind-mounts the host's /dev wants those devices, not ours.

@@ -57,7 +57,7 @@ fn host_procfs_mounts(mountinfo: &str, rootfs: &Path) -> Vec<PathBuf> {
         .filter_map(|line| {
             let f: Vec<&str> = line.split(' ').collect();
             let sep = f.iter().position(|x| *x == "-")?;
-            let (root, point, fstype) = (f.get(3)?, super::unescape(f.get(4)?), f.get(sep + 1)?);
+            let (root, point, fstype) = (f.get(3)?, crate::procfs::unescape(f.get(4)?), f.get(sep + 1)?);
             let point = PathBuf::from(point);
             (*root == "/" && (*fstype == "proc" || *fstype == "sysfs") && !point.starts_with(rootfs)).then_some(point)
         })
