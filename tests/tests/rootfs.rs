@@ -96,7 +96,13 @@ fn spec_mounts_land_with_their_flags() {
         .collect();
     assert!(!cgroup_mounts.is_empty(), "no cgroup mount: {out}");
     for (opts, _) in &cgroup_mounts {
-        assert!(opts.split(',').any(|o| o == "ro"), "cgroup mount not read-only: {opts}");
+        for flag in ["ro", "nosuid", "nodev", "noexec"] {
+            assert!(opts.split(',').any(|o| o == flag), "cgroup mount not {flag}: {opts}");
+        }
+    }
+    // On a v1 or hybrid host the hierarchies sit in a tmpfs, made read-only with them.
+    if let Some((opts, fstype)) = mount_of(&out, "/sys/fs/cgroup").filter(|m| m.1 == "tmpfs") {
+        assert!(opts.split(',').any(|o| o == "ro"), "{fstype} on /sys/fs/cgroup not read-only: {opts}");
     }
     assert!(!host.path().join("x").exists(), "read-only bind was written");
     assert_nothing_left(&h, &id, &b, None);

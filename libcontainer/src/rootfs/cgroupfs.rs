@@ -8,13 +8,15 @@
 //! the parent placed it in its cgroups and before it unshares a cgroup namespace, when it still
 //! shows host paths.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
+use nix::sys::stat::Mode;
 
 use super::mounts::{bind, remount_bind};
-use super::options::Options;
+use super::options::{Options, ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY};
 use super::resolve::{fd_path, Kind, Root};
 use crate::cgroups::layout::CGROUP_ROOT;
 use crate::cgroups::Layout;
@@ -90,8 +92,27 @@ impl CgroupMounts {
             Some("mode=755"),
         )
         .ctx(|| format!("mount tmpfs on {shown}"))?;
+        // The tmpfs is new and only this process sees it yet: names in it are opened relative to
+        // its root, with no resolution inside the rootfs to guard against.
+        let view = root
+            .open_path(dest, OFlag::O_DIRECTORY)
+            .ctx(|| format!("open {shown}"))?;
         for h in &self.hierarchies {
-            self.bind_one(root, &dest.join(&h.name), h, flags)?;
+            bind_into(&view, h).ctx(|| format!("bind {} on {}", h.host_dir.display(), root.display(&dest.join(&h.name))))?;
+        }
+        // The flags of the tmpfs and every bind in it, in one call (mount_setattr, Linux 5.12);
+        // else a remount of each.
+        match crate::sys::mount_setattr(view.as_fd(), true, mount_attrs(flags), 0) {
+            Ok(()) => Ok(()),
+            Err(_) => self.remount_each(root, dest, flags),
+        }
+    }
+
+    /// The older way to the same flags: a remount per bind, then of the tmpfs.
+    fn remount_each(&self, root: &Root, dest: &Path, flags: MsFlags) -> Result<()> {
+        for h in &self.hierarchies {
+            let at = dest.join(&h.name);
+            remount_bind(root, &at, flags).ctx(|| format!("remount {}", root.display(&at)))?;
         }
         if flags.contains(MsFlags::MS_RDONLY) {
             let fd = root.ensure(dest, Kind::Dir)?;
@@ -102,7 +123,7 @@ impl CgroupMounts {
                 MsFlags::MS_REMOUNT | flags,
                 Some("mode=755"),
             )
-            .ctx(|| format!("remount {shown} read-only"))?;
+            .ctx(|| format!("remount {} read-only", root.display(dest)))?;
         }
         Ok(())
     }
@@ -119,6 +140,40 @@ impl CgroupMounts {
         bind(&src, &dst, true).ctx(what)?;
         remount_bind(root, dest, flags).ctx(|| format!("remount {}", root.display(dest)))
     }
+}
+
+/// Bind the hierarchy's container directory on a new directory `h.name` of the view's tmpfs
+/// (a name below another, as in `net/cls`, gets its parents too).
+fn bind_into(view: &OwnedFd, h: &Hierarchy) -> nix::Result<()> {
+    let mut made = PathBuf::new();
+    for part in Path::new(&h.name).components() {
+        made.push(part);
+        match nix::sys::stat::mkdirat(view.as_fd(), &made, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let dst = nix::fcntl::openat(
+        view.as_fd(),
+        h.name.as_str(),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let src = nix::fcntl::open(&h.host_dir, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())?;
+    bind(&src, &dst, true)
+}
+
+/// The MOUNT_ATTR_* bits for the mount flags the view takes (atime is left as mounted).
+fn mount_attrs(flags: MsFlags) -> u64 {
+    [
+        (MsFlags::MS_RDONLY, ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, ATTR_NOSUID),
+        (MsFlags::MS_NODEV, ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, ATTR_NOEXEC),
+    ]
+    .into_iter()
+    .filter(|(ms, _)| flags.contains(*ms))
+    .fold(0, |bits, (_, attr)| bits | attr)
 }
 
 /// From the host's cgroup layout and /proc/self/cgroup: whether the host is pure v2 (cgroup2 at

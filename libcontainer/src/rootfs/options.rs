@@ -54,10 +54,10 @@ impl Options {
 }
 
 // linux/mount.h's MOUNT_ATTR_* values.
-const ATTR_RDONLY: u64 = 0x1;
-const ATTR_NOSUID: u64 = 0x2;
-const ATTR_NODEV: u64 = 0x4;
-const ATTR_NOEXEC: u64 = 0x8;
+pub(super) const ATTR_RDONLY: u64 = 0x1;
+pub(super) const ATTR_NOSUID: u64 = 0x2;
+pub(super) const ATTR_NODEV: u64 = 0x4;
+pub(super) const ATTR_NOEXEC: u64 = 0x8;
 /// The atime mode is a 3-bit field: setting one mode means clearing the field.
 const ATTR_ATIME_MASK: u64 = 0x70;
 const ATTR_RELATIME: u64 = 0x0;
