@@ -102,7 +102,10 @@ fn spec_mounts_land_with_their_flags() {
     }
     // On a v1 or hybrid host the hierarchies sit in a tmpfs, made read-only with them.
     if let Some((opts, fstype)) = mount_of(&out, "/sys/fs/cgroup").filter(|m| m.1 == "tmpfs") {
-        assert!(opts.split(',').any(|o| o == "ro"), "{fstype} on /sys/fs/cgroup not read-only: {opts}");
+        assert!(
+            opts.split(',').any(|o| o == "ro"),
+            "{fstype} on /sys/fs/cgroup not read-only: {opts}"
+        );
     }
     assert!(!host.path().join("x").exists(), "read-only bind was written");
     assert_nothing_left(&h, &id, &b, None);

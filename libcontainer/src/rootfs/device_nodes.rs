@@ -2,7 +2,7 @@
 //! the standard symlinks. In a user namespace mknod is not allowed, so devices are bind-mounted
 //! from the host instead (as runc does).
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -89,30 +89,61 @@ pub fn setup(root: &Root, spec_devices: &[LinuxDevice], in_userns: bool) -> Resu
         devices.retain(|x| x.path != d.path);
         devices.push(d);
     }
-    for d in &devices {
-        create(root, d, in_userns)?;
+    if in_userns {
+        for d in &devices {
+            bind_host_device(root, d)?;
+        }
+    } else {
+        // A node made with umask 0 has the spec's mode already: no chmod after it. The umask
+        // is put back before anything else is created.
+        let umask = nix::sys::stat::umask(Mode::empty());
+        let made = make_all(root, &devices);
+        nix::sys::stat::umask(umask);
+        made?;
     }
     symlinks(root)
 }
 
-fn create(root: &Root, d: &Device, in_userns: bool) -> Result<()> {
-    let inner = relative(&d.path);
-    if in_userns {
-        let src = nix::fcntl::open(&d.path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| Error::sys_path("open host device", &d.path, e))?;
-        let dst = root.ensure(inner, Kind::File)?;
-        return bind(&src, &dst, false).ctx(|| format!("bind {} on {}", d.path.display(), root.display(inner)));
+/// mknod every device, opening each parent directory once for the devices in a row under it
+/// (the defaults are all in /dev).
+fn make_all(root: &Root, devices: &[Device]) -> Result<()> {
+    let mut parent: Option<(&Path, OwnedFd)> = None;
+    for d in devices {
+        let inner = relative(&d.path);
+        let dir = inner.parent().unwrap_or(Path::new(""));
+        let fd = match parent.take() {
+            Some((p, fd)) if p == dir => fd,
+            _ => root.dir(dir)?,
+        };
+        make(root, d, fd.as_fd())?;
+        parent = Some((dir, fd));
     }
-    let parent = root.dir(inner.parent().unwrap_or(Path::new("")))?;
+    Ok(())
+}
+
+/// In a user namespace mknod is not allowed: the host's node is bind-mounted instead.
+fn bind_host_device(root: &Root, d: &Device) -> Result<()> {
+    let inner = relative(&d.path);
+    let src = nix::fcntl::open(&d.path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| Error::sys_path("open host device", &d.path, e))?;
+    let dst = root.ensure(inner, Kind::File)?;
+    bind(&src, &dst, false).ctx(|| format!("bind {} on {}", d.path.display(), root.display(inner)))
+}
+
+/// mknod `d` in `parent` (its directory), replacing a default's stale entry; an existing node
+/// that matches is kept and given the spec's mode. Then its owner.
+fn make(root: &Root, d: &Device, parent: BorrowedFd<'_>) -> Result<()> {
+    let inner = relative(&d.path);
     let name = inner
         .file_name()
         .ok_or_else(|| Error::InvalidSpec(format!("device path {}", d.path.display())))?;
     let mode = Mode::from_bits_truncate(d.mode);
     let dev = makedev(d.major, d.minor);
     let what = || format!("mknod {}", root.display(inner));
-    match mknodat(parent.as_fd(), name, d.kind, mode, dev) {
+    match mknodat(parent, name, d.kind, mode, dev) {
+        Ok(()) => {}
         Err(Errno::EEXIST) => {
-            let st = nix::sys::stat::fstatat(parent.as_fd(), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            let st = nix::sys::stat::fstatat(parent, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
                 .ctx(|| format!("stat {}", root.display(inner)))?;
             let matches = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == d.kind && st.st_rdev == dev;
             if !matches && d.from_spec {
@@ -122,25 +153,21 @@ fn create(root: &Root, d: &Device, in_userns: bool) -> Result<()> {
                     d.path.display()
                 )));
             }
-            if !matches {
+            if matches {
+                // The node was there before: it keeps its mode unless set here.
+                nix::sys::stat::fchmodat(parent, name, mode, nix::sys::stat::FchmodatFlags::NoFollowSymlink)
+                    .or_else(|e| if e == Errno::EOPNOTSUPP { Ok(()) } else { Err(e) })
+                    .ctx(|| format!("chmod {}", root.display(inner)))?;
+            } else {
                 // An image may ship its own /dev entries; a default device replaces them.
-                nix::unistd::unlinkat(parent.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir).ctx(what)?;
-                mknodat(parent.as_fd(), name, d.kind, mode, dev).ctx(what)?;
+                nix::unistd::unlinkat(parent, name, nix::unistd::UnlinkatFlags::NoRemoveDir).ctx(what)?;
+                mknodat(parent, name, d.kind, mode, dev).ctx(what)?;
             }
         }
-        r => r.ctx(what)?,
+        Err(e) => return Err(Error::sys(what(), e)),
     }
-    // mknod honours the umask; set the mode the spec asked for exactly.
-    nix::sys::stat::fchmodat(
-        parent.as_fd(),
-        name,
-        mode,
-        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
-    )
-    .or_else(|e| if e == Errno::EOPNOTSUPP { Ok(()) } else { Err(e) })
-    .ctx(|| format!("chmod {}", root.display(inner)))?;
     fchownat(
-        parent.as_fd(),
+        parent,
         name,
         Some(Uid::from_raw(d.uid)),
         Some(Gid::from_raw(d.gid)),
