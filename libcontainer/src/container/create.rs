@@ -305,7 +305,10 @@ impl Steps for InitSteps<'_> {
             pid: pid.as_raw(),
             ..self.state.clone()
         };
-        let json = super::hook_state(&state, super::Status::Creating);
+        // runtime.md: `created` is "after step 2", the environment's creation; the hooks are
+        // steps 3 to 5 (crun says the same; runc 1.1 says `creating`). The init's
+        // createContainer and startContainer hooks get this state too.
+        let json = super::hook_state(&state, super::Status::Created);
         let hooks = self.spec.hooks().as_ref();
         crate::hooks::run(hooks, crate::hooks::Stage::Prestart, &json)?;
         crate::hooks::run(hooks, crate::hooks::Stage::CreateRuntime, &json)?;
