@@ -41,3 +41,34 @@ fn start_container_hook_killed_by_the_filter_fails_start_naming_hook_and_signal(
     h.ok(&["delete", &id]);
     assert_nothing_left(&h, &id, &b, Some(marker));
 }
+
+/// runtime-tools' linux_seccomp: a profile that denies getcwd, without noNewPrivileges, where
+/// the filter loads before the user change. The cwd is entered and checked (CVE-2024-21626)
+/// before the filter, so the container runs, and `exec` into it too; the program itself gets
+/// the profile's errno from getcwd.
+#[test]
+fn a_profile_denying_getcwd_runs_and_execs_without_no_new_privileges() {
+    require!();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["sh", "-c", "echo started; pwd -P"]);
+    b.config["process"]["noNewPrivileges"] = json!(false);
+    b.config["process"]["cwd"] = json!("/tmp");
+    b.linux()["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{ "names": ["getcwd"], "action": "SCMP_ACT_ERRNO" }]
+    });
+    let id = unique_id("nogetcwd");
+    let out = h.run_ok(&b, &id);
+    // busybox's pwd prints an empty line when getcwd fails.
+    assert_eq!(out, "started\n\n", "the filter was not in force, or the program did not run");
+    assert_nothing_left(&h, &id, &b, None);
+
+    b.config["process"]["args"] = json!(["sleep", "30"]);
+    let id = unique_id("nogetcwdexec");
+    h.create(&b, &id);
+    h.ok(&["start", &id]);
+    let out = h.ok(&["exec", "--cwd", "/tmp", &id, "echo", "exec-ran"]);
+    assert_eq!(out, "exec-ran\n");
+    h.ok(&["delete", "-f", &id]);
+    assert_nothing_left(&h, &id, &b, None);
+}

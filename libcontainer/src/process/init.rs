@@ -227,10 +227,11 @@ fn setup(a: &InitArgs<'_>, cgroup_tasks: Vec<(std::path::PathBuf, OwnedFd)>) -> 
     crate::tty::give_stdio_to(process.user().uid())?;
     // Before the filter and the uid change, as runc: both may forbid writing our /proc attrs.
     crate::lsm::apply_exec(process)?;
+    // The cwd, entered and checked as root, before the filter (which may deny getcwd).
+    let cwd = Cwd::enter_as_runtime(process.cwd())?;
     if !no_new_privs {
         crate::seccomp::install(a.seccomp, &a.channel)?;
     }
-    let cwd = Cwd::enter_as_runtime(process.cwd())?;
     privileges::apply(process, || cwd.enter_as_user())?;
     nix::sys::stat::umask(Mode::from_bits_truncate(process.user().umask().unwrap_or(0o022)));
     privileges::no_new_privs(process)?;

@@ -84,10 +84,11 @@ fn setup(a: &JoinArgs<'_>) -> Result<Prepared> {
     sys::cloexec_from(3 + a.preserve_fds).map_err(|e| Error::sys("mark file descriptors close-on-exec", e))?;
     // runc's fixStdioPermissions: stdio belongs to the process user, before the uid changes.
     crate::tty::give_stdio_to(p.user().uid())?;
+    // The cwd, entered and checked as root, before the filter (which may deny getcwd).
+    let cwd = Cwd::enter_as_runtime(p.cwd())?;
     if !no_new_privs {
         crate::seccomp::install(a.seccomp, &a.channel)?;
     }
-    let cwd = Cwd::enter_as_runtime(p.cwd())?;
     privileges::apply(p, || cwd.enter_as_user())?;
     nix::sys::stat::umask(Mode::from_bits_truncate(p.user().umask().unwrap_or(0o022)));
     privileges::no_new_privs(p)?;

@@ -34,8 +34,8 @@
 //! Init of `create`/`run`, `process.noNewPrivileges` false (loaded right after
 //! `lsm::apply_exec`, before the user and capability change, which needs CAP_SYS_ADMIN):
 //! - sendmsg: the notify fd to the runtime, only when a rule is SCMP_ACT_NOTIFY (`install`);
-//! - chdir (cwd, still as root; again right after setresuid if refused, `process::cwd`), getcwd
-//!   (the cwd-outside-the-root check);
+//! - only when the cwd refused root (EACCES, EPERM; entered and checked before the filter
+//!   otherwise): chdir and getcwd right after setresuid (`process::cwd`);
 //! - `privileges::apply`: prctl(PR_CAPBSET_READ) for every capability and prctl(PR_CAPBSET_DROP)
 //!   for each one dropped, prctl(PR_SET_KEEPCAPS, 1), setgroups, setresgid, setresuid,
 //!   prctl(PR_SET_KEEPCAPS, 0), capget+capset three times (effective, permitted, inheritable),
@@ -60,7 +60,8 @@
 //!
 //! `exec`'s child, `process.noNewPrivileges` false (loaded after `lsm::apply_exec`):
 //! - sendmsg (notify fd, with NOTIFY only); the same `privileges::apply` calls as the init;
-//!   chdir (and getcwd) around them as in the init; umask; statx (PATH lookup);
+//!   chdir and getcwd after setresuid as in the init, only for a cwd refused to root; umask;
+//!   statx (PATH lookup);
 //! - sendto (Ready), recvmsg (Recorded: the pid file is written; into a paused container, after
 //!   the resume), prctl(PR_SET_PDEATHSIG, 0);
 //! - execve; on a failure sendto (Failed) and exit_group.
