@@ -1,7 +1,8 @@
 //! Mounts and the root filesystem as runc makes them, on the configs where hezi once differed
 //! (issue 14): tmpfs modes, bind sources inside the container or out of the user namespace's
 //! reach, dangling-symlink destinations, a read-only /dev, /proc and /sys that are symlinks,
-//! --no-pivot's host procfs, masked directories, and mount options hezi does not know.
+//! --no-pivot's host procfs, masked directories, mount options hezi does not know, and
+//! filesystem data given to a bind.
 
 use std::os::unix::fs::{symlink, PermissionsExt};
 
@@ -322,4 +323,30 @@ fn recursive_mount_attributes_reach_every_submount() {
         let opts: Vec<&str> = lines[0].split(' ').nth(5).unwrap().split(',').collect();
         assert!(opts.contains(&"ro") && opts.contains(&"nosuid"), "{dest}: {}", lines[0]);
     }
+}
+
+/// Filesystem data on a bind (runtime-tools' mounts test gives every mount
+/// `nosuid,strictatime,mode=755,size=1k`): runc and crun hand it to mount(2), which drops it
+/// for a bind. hezi binds without it, says so, and applies the flags.
+#[test]
+fn filesystem_data_on_a_bind_is_dropped_with_a_warning() {
+    require!();
+    let host = TempDir::new("data-src");
+    std::fs::write(host.path().join("f"), "from the host\n").unwrap();
+    let h = Hezi::new();
+    let mut b = Bundle::busybox(&["sh", "-c", "cat /mnt/f; grep ' /mnt ' /proc/self/mountinfo"]);
+    push_mount(
+        &mut b,
+        json!({ "destination": "/mnt", "type": "bind", "source": host.path(),
+                "options": ["bind", "nosuid", "mode=755", "size=1k"] }),
+    );
+    let id = unique_id("binddata");
+    let (code, out, err) = h.run(&b, &id);
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("from the host"), "{out}");
+    let opts = lines.next().and_then(|l| l.split(' ').nth(5)).unwrap_or_default();
+    assert!(opts.split(',').any(|o| o == "nosuid"), "the flags were not applied: {out}");
+    assert!(err.contains("mode=755,size=1k ignored"), "no warning: {err}");
+    assert_nothing_left(&h, &id, &b, None);
 }
