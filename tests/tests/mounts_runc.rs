@@ -346,7 +346,10 @@ fn filesystem_data_on_a_bind_is_dropped_with_a_warning() {
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("from the host"), "{out}");
     let opts = lines.next().and_then(|l| l.split(' ').nth(5)).unwrap_or_default();
-    assert!(opts.split(',').any(|o| o == "nosuid"), "the flags were not applied: {out}");
+    assert!(
+        opts.split(',').any(|o| o == "nosuid"),
+        "the flags were not applied: {out}"
+    );
     assert!(err.contains("mode=755,size=1k ignored"), "no warning: {err}");
     assert_nothing_left(&h, &id, &b, None);
 }

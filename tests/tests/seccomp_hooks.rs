@@ -60,7 +60,10 @@ fn a_profile_denying_getcwd_runs_and_execs_without_no_new_privileges() {
     let id = unique_id("nogetcwd");
     let out = h.run_ok(&b, &id);
     // busybox's pwd prints an empty line when getcwd fails.
-    assert_eq!(out, "started\n\n", "the filter was not in force, or the program did not run");
+    assert_eq!(
+        out, "started\n\n",
+        "the filter was not in force, or the program did not run"
+    );
     assert_nothing_left(&h, &id, &b, None);
 
     b.config["process"]["args"] = json!(["sleep", "30"]);
