@@ -20,7 +20,8 @@ pub(crate) fn read(path: &Path) -> Result<String> {
 pub(crate) fn read_opt(path: &Path) -> Result<Option<String>> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        // ENODEV: the file of a cgroup removed after the open (kernfs); gone as well.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
         Err(e) => Err(CgroupError::io("read", path, &e)),
     }
 }
@@ -130,24 +131,30 @@ impl CgDir {
     }
 
     /// mkdir every missing level, calling `each(dir, parent)` for every level below the mount
-    /// (existing or new, outermost first). A parent removed under us by a concurrent destroy
-    /// (ENOENT) restarts from the top.
+    /// (existing or new, outermost first). A parent shared with other containers (the default
+    /// `/hezi`) is empty between our mkdir of it and our mkdir of the leaf, and a concurrent
+    /// delete may remove it then: a mkdir below it fails with ENOENT, a read of its files in
+    /// `each` with ENOENT or ENODEV (kernfs, for a removed cgroup). Both start again from the top.
     pub fn make(&self, mut each: impl FnMut(&Path, &Path) -> Result<()>) -> Result<()> {
+        const ATTEMPTS: usize = 10;
         let levels = self.levels();
         let mut attempts = 0;
         'retry: loop {
+            attempts += 1;
+            let again = attempts < ATTEMPTS;
             for w in levels.windows(2) {
                 let (parent, dir) = (&w[0], &w[1]);
                 match std::fs::create_dir(dir) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) && attempts < 5 => {
-                        attempts += 1;
-                        continue 'retry;
-                    }
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) && again => continue 'retry,
                     Err(e) => return Err(CgroupError::io("mkdir", dir, &e)),
                 }
-                each(dir, parent)?;
+                match each(dir, parent) {
+                    Ok(()) => {}
+                    Err(e) if matches!(e.errno(), Some(Errno::ENOENT | Errno::ENODEV)) && again => continue 'retry,
+                    Err(e) => return Err(e),
+                }
             }
             return Ok(());
         }
@@ -293,6 +300,46 @@ mod tests {
         d.remove().unwrap();
         assert!(!root.join("pre/hezi").exists());
         assert!(root.join("pre").is_dir(), "a parent that existed before was removed");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// The default parent (`/hezi`) is shared: a concurrent delete removes it when it looks
+    /// empty, which it is between our mkdir of it and our mkdir of the leaf, while `each`
+    /// reads its files (cpuset.cpus on v1: ENODEV or ENOENT). make starts again from the top.
+    #[test]
+    fn a_shared_parent_removed_while_making_is_made_again() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let root = tmp("race");
+        let d = CgDir::new(
+            &root,
+            &Placement {
+                dir: "/shared/leaf".into(),
+                existed: 0,
+            },
+        );
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = std::fs::remove_dir(root.join("shared"));
+                    std::thread::sleep(std::time::Duration::from_micros(20));
+                }
+            });
+            for round in 0..3000 {
+                let made = d.make(|dir, _| {
+                    // Stands in for reading the level's cpuset files.
+                    std::fs::read_dir(dir)
+                        .map(drop)
+                        .map_err(|e| CgroupError::io("read", dir, &e))
+                });
+                if let Err(e) = made {
+                    stop.store(true, Ordering::Relaxed);
+                    panic!("round {round}: {e}");
+                }
+                std::fs::remove_dir(root.join("shared/leaf")).unwrap();
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
         std::fs::remove_dir_all(&root).unwrap();
     }
 
