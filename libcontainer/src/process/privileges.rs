@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 use caps::{CapSet, Capability};
 use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
-use oci_spec::runtime::{Capabilities, Process};
+use oci_spec::runtime::{Capabilities, LinuxCapabilities, Process};
 
 use crate::error::{Error, Result, SysContext};
 
@@ -37,6 +37,13 @@ fn caps_err(what: &str) -> impl FnOnce(caps::errors::CapsError) -> Error + '_ {
 pub fn apply(process: &Process, after_user: impl FnOnce() -> Result<()>) -> Result<()> {
     let user = process.user();
     let spec_caps = process.capabilities().as_ref();
+    // What this process holds is all it can grant: a runtime in a restricted environment (a
+    // bounding set without CAP_SYS_RESOURCE, a nested container) leaves the rest out with a
+    // warning, as config.md asks ("runtimes SHOULD NOT fail"), instead of failing in capset.
+    let grantable = match spec_caps {
+        Some(c) => Some(grantable(c)?),
+        None => None,
+    };
     if let Some(c) = spec_caps {
         let keep = to_caps(c.bounding())?;
         let supported = caps::runtime::thread_all_supported();
@@ -68,12 +75,13 @@ pub fn apply(process: &Process, after_user: impl FnOnce() -> Result<()>) -> Resu
             "effective capabilities must be a subset of permitted".into(),
         ));
     }
+    let held = grantable.unwrap_or_default();
+    let (effective, permitted) = (&effective & &held, &permitted & &held);
+    let inheritable = &to_caps(c.inheritable())? & &held;
     caps::set(None, CapSet::Effective, &effective).map_err(caps_err("set effective capabilities"))?;
-    caps::set(None, CapSet::Inheritable, &to_caps(c.inheritable())?)
-        .map_err(caps_err("set inheritable capabilities"))?;
+    caps::set(None, CapSet::Inheritable, &inheritable).map_err(caps_err("set inheritable capabilities"))?;
     caps::set(None, CapSet::Permitted, &permitted).map_err(caps_err("set permitted capabilities"))?;
     caps::clear(None, CapSet::Ambient).map_err(caps_err("clear ambient capabilities"))?;
-    let inheritable = to_caps(c.inheritable())?;
     for cap in to_caps(c.ambient())? {
         // The kernel only allows ambient capabilities that are also permitted and inheritable.
         // runc's default spec lists ambient ones without inheritable; like runc, skip those.
@@ -84,6 +92,29 @@ pub fn apply(process: &Process, after_user: impl FnOnce() -> Result<()>) -> Resu
         caps::raise(None, CapSet::Ambient, cap).map_err(caps_err(&format!("raise ambient {cap}")))?;
     }
     Ok(())
+}
+
+/// The capabilities this process holds (its permitted set), with a warning naming those the
+/// spec asks for in any set that are not among them.
+fn grantable(c: &LinuxCapabilities) -> Result<HashSet<Capability>> {
+    let held = caps::read(None, CapSet::Permitted).map_err(caps_err("read the permitted capabilities"))?;
+    let mut missing = Vec::new();
+    for set in [c.bounding(), c.effective(), c.permitted(), c.inheritable(), c.ambient()] {
+        for cap in to_caps(set)? {
+            if !held.contains(&cap) && !missing.contains(&cap) {
+                missing.push(cap);
+            }
+        }
+    }
+    if !missing.is_empty() {
+        let mut names: Vec<String> = missing.iter().map(|c| c.to_string()).collect();
+        names.sort();
+        tracing::warn!(
+            "process.capabilities: {} cannot be granted (the runtime does not hold them here); left out",
+            names.join(", ")
+        );
+    }
+    Ok(held)
 }
 
 pub fn no_new_privs(process: &Process) -> Result<()> {
