@@ -94,17 +94,7 @@ fn config_hooks_state_on_stdin() {
         let h = hook(&bundle, kind, &format!("cat > {}", out.display()));
         bundle.add_hook(kind, h);
     }
-    // What `state` says while the hooks run: the container is still being created.
     let id = unique_id("stdin");
-    let seen = bundle.path().join("state-during-create.json");
-    let rt_state = format!(
-        "{} --root {} state {id} > {}",
-        runtime_bin().display(),
-        rt.root().display(),
-        seen.display()
-    );
-    let h = hook(&bundle, "state-during-create", &rt_state);
-    bundle.add_hook("createRuntime", h);
     // startContainer runs in the container: it writes through a bind of the bundle.
     bundle
         .add_mount(json!({ "destination": "/hooklog", "type": "bind", "source": bundle.path(), "options": ["bind"] }));
@@ -139,6 +129,28 @@ fn config_hooks_state_on_stdin() {
         }
         assert_eq!(state["status"], json!(status), "{kind}: {state}");
     }
+}
+
+/// State `status` `creating`: "the container is being created (step 2 in the lifecycle)". Only
+/// a hook can ask while `create` is still going: `state` from a createRuntime hook.
+/// <https://github.com/opencontainers/runtime-spec/blob/v1.2.0/runtime.md#state>
+#[test]
+fn runtime_state_status_creating() {
+    require!();
+    let rt = Runtime::new();
+    let mut bundle = Bundle::new(&["sleep", "1000"]);
+    let id = unique_id("creating");
+    let seen = bundle.path().join("state-during-create.json");
+    let rt_state = format!(
+        "{} --root {} state {id} > {}",
+        runtime_bin().display(),
+        rt.root().display(),
+        seen.display()
+    );
+    let h = hook(&bundle, "state-during-create", &rt_state);
+    bundle.add_hook("createRuntime", h);
+    rt.create_ok(&bundle, &id);
+    rt.ok(&["delete", "--force", &id]);
     let during: Value = serde_json::from_str(&bundle.read("state-during-create.json")).expect("state JSON");
     assert_eq!(during["status"], json!("creating"), "state during create: {during}");
 }
