@@ -37,13 +37,6 @@ fn caps_err(what: &str) -> impl FnOnce(caps::errors::CapsError) -> Error + '_ {
 pub fn apply(process: &Process, after_user: impl FnOnce() -> Result<()>) -> Result<()> {
     let user = process.user();
     let spec_caps = process.capabilities().as_ref();
-    // What this process holds is all it can grant: a runtime in a restricted environment (a
-    // bounding set without CAP_SYS_RESOURCE, a nested container) leaves the rest out with a
-    // warning, as config.md asks ("runtimes SHOULD NOT fail"), instead of failing in capset.
-    let grantable = match spec_caps {
-        Some(c) => Some(grantable(c)?),
-        None => None,
-    };
     if let Some(c) = spec_caps {
         let keep = to_caps(c.bounding())?;
         let supported = caps::runtime::thread_all_supported();
@@ -75,7 +68,11 @@ pub fn apply(process: &Process, after_user: impl FnOnce() -> Result<()>) -> Resu
             "effective capabilities must be a subset of permitted".into(),
         ));
     }
-    let held = grantable.unwrap_or_default();
+    // What this process holds is all it can grant (PR_SET_KEEPCAPS kept the permitted set
+    // across the uid change): a runtime in a restricted environment (a bounding set without
+    // CAP_SYS_RESOURCE, a nested container) leaves the rest out with a warning, as config.md
+    // asks ("runtimes SHOULD NOT fail"), instead of failing in capset.
+    let held = grantable(c)?;
     let (effective, permitted) = (&effective & &held, &permitted & &held);
     let inheritable = &to_caps(c.inheritable())? & &held;
     caps::set(None, CapSet::Effective, &effective).map_err(caps_err("set effective capabilities"))?;

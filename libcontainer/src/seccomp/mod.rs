@@ -36,10 +36,10 @@
 //! - sendmsg: the notify fd to the runtime, only when a rule is SCMP_ACT_NOTIFY (`install`);
 //! - only when the cwd refused root (EACCES, EPERM; entered and checked before the filter
 //!   otherwise): chdir and getcwd right after setresuid (`process::cwd`);
-//! - `privileges::apply`: capget (what the process holds, all it can grant),
-//!   prctl(PR_CAPBSET_READ) for every capability and prctl(PR_CAPBSET_DROP)
+//! - `privileges::apply`: prctl(PR_CAPBSET_READ) for every capability and prctl(PR_CAPBSET_DROP)
 //!   for each one dropped, prctl(PR_SET_KEEPCAPS, 1), setgroups, setresgid, setresuid,
-//!   prctl(PR_SET_KEEPCAPS, 0), capget+capset three times (effective, permitted, inheritable),
+//!   prctl(PR_SET_KEEPCAPS, 0), capget (what the process holds, all it can grant), capget+capset
+//!   three times (effective, permitted, inheritable),
 //!   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL) and PR_CAP_AMBIENT_RAISE per ambient one;
 //! - umask;
 //! - statx for each candidate of the PATH lookup of `args[0]`;
