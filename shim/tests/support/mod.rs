@@ -179,7 +179,7 @@ impl Containerd {
     /// Pids of the shims serving this containerd (their command line names our socket).
     pub fn shim_pids(&self) -> Vec<i32> {
         let address = self.address();
-        let mut pids = Vec::new();
+        let mut found = Vec::new();
         for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
                 continue;
@@ -188,10 +188,17 @@ impl Containerd {
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
             let is_shim = args.first().is_some_and(|a| a.ends_with(b"containerd-shim-hezi-v2"));
             if is_shim && args.contains(&address.as_bytes()) {
-                pids.push(pid);
+                found.push((pid, parent_of(pid)));
             }
         }
-        pids
+        // A shim's forks (its create/exec helper, a container's init before it execs) show the
+        // shim's command line for a moment: only shims whose parent is no shim are shims.
+        let shims: Vec<i32> = found.iter().map(|(pid, _)| *pid).collect();
+        found
+            .into_iter()
+            .filter(|(_, parent)| !parent.is_some_and(|p| shims.contains(&p)))
+            .map(|(pid, _)| pid)
+            .collect()
     }
 
     /// The STATUS column of `ctr tasks ls` for `id`.
@@ -375,4 +382,13 @@ pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The PPid line of /proc/PID/status.
+fn parent_of(pid: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
 }
